@@ -1,0 +1,92 @@
+"""The one place where mailcase is wired together from its settings.
+
+``App.build`` creates the engine, the reply-token signer, the templates and the
+workers; the daemon, the CLI and the tests all get their parts from here, so each
+dependency is made once and passed in, never looked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailcase import db, migrate
+from mailcase.compose import Composer
+from mailcase.config import Settings
+from mailcase.intake import Intake
+from mailcase.outbox import OutboxSender
+from mailcase.pipeline.context import Services
+from mailcase.pipeline.processor import Processor
+from mailcase.templates import Templates
+from mailcase.tokens import TokenSigner, load_secrets
+from mailcase.transports import MaildirTransport, SmtpTransport, Transport
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The outbound transport the settings ask for."""
+    out = settings.outbound
+    if out.transport == "maildir":
+        return MaildirTransport(out.maildir)
+    return SmtpTransport(out.host, out.port, out.timeout, settings.smtp.hostname)
+
+
+@dataclass
+class App:
+    """mailcase's parts, built from one Settings."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    services: Services
+    intake: Intake
+    processor: Processor
+    sender: OutboxSender
+    clock: Clock
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        transport: Transport | None = None,
+        jitter: bool = True,
+        create_secret: bool = False,
+    ) -> App:
+        """Wire every part; ``create_secret`` makes the token secret file on first start."""
+        engine = db.create(settings.database.url)
+        sessions = db.session_factory(engine)
+        signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
+        composer = Composer(settings, Templates(settings.templates.dir), signer)
+        services = Services(settings=settings, signer=signer, composer=composer)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            services=services,
+            intake=Intake(sessions, clock, settings.smtp.max_message_size),
+            processor=Processor(sessions, services, clock, jitter=jitter),
+            sender=OutboxSender(
+                sessions, transport or make_transport(settings), settings.outbound, clock,
+                jitter=jitter,
+            ),
+            clock=clock,
+        )
+
+    def ensure_schema(self) -> None:
+        """Create a new database's schema, or refuse one that needs ``db upgrade``."""
+        migrate.ensure_current(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

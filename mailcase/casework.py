@@ -1,0 +1,138 @@
+"""What agents do to cases from the command line: reply, note, update, close, reopen.
+
+Each action is one transaction: the case change, its comment, its feed entry and the
+mail it causes (through the outbox) commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailcase.app import App
+from mailcase.cases import CaseBook, CaseError
+from mailcase.compose import Recipient
+from mailcase.models import Agent, Case
+from mailcase.tokens import Participant
+from mailcase.views import case_detail, case_summary
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who acts: an agent's address and name (the mailbox itself when none is given)."""
+
+    email: str
+    name: str
+
+
+class Desk:
+    """Agent actions over the store, with the case rules of CaseBook."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @contextmanager
+    def _book(self) -> Iterator[CaseBook]:
+        with self.app.sessions.begin() as session:
+            yield CaseBook(session, self.app.settings.cases, self.app.clock())
+
+    def author(self, email: str | None) -> Author:
+        if email is None:
+            box = self.app.settings.mailbox[0]
+            return Author(box.address, box.name)
+        if "@" not in email:
+            raise CaseError(f"{email!r} is not an email address")
+        return Author(email.lower(), "")
+
+    def list(self, *, status: str | None, open_only: bool, limit: int) -> list[dict[str, Any]]:
+        with self.app.sessions() as session:
+            query = select(Case).order_by(Case.number.desc()).limit(limit)
+            if status is not None:
+                query = query.where(Case.status == status)
+            if open_only:
+                query = query.where(Case.is_closed.is_(False))
+            return [case_summary(c) for c in session.scalars(query)]
+
+    def show(self, number: int) -> dict[str, Any]:
+        with self._book() as book:
+            return case_detail(book.session, book.get(number))
+
+    def reply(self, number: int, body: str, author: Author) -> int:
+        """A public answer, mailed to the contact and collaborators; returns mails queued."""
+        _need_text(body)
+        with self._book() as book:
+            case = book.get(number)
+            self._agent(book.session, author)
+            comment = book.comment(case, body, author_email=author.email,
+                                   author_name=author.name, author_kind="agent", public=True)
+            queued = 0
+            for recipient in self._audience(book, case, exclude=author.email):
+                self.app.services.composer.queue(
+                    book.session, case, recipient, template="agent_reply", kind="reply",
+                    now=book.now, auto_submitted=None,
+                    extra={"comment": {"body": comment.body, "author": author.name or
+                                       author.email, "public": True}},
+                )
+                queued += 1
+            return queued
+
+    def note(self, number: int, body: str, author: Author) -> None:
+        """An internal note: recorded on the case, never mailed to the customer."""
+        _need_text(body)
+        with self._book() as book:
+            self._agent(book.session, author)
+            book.comment(book.get(number), body, author_email=author.email,
+                         author_name=author.name, author_kind="agent", public=False)
+
+    def update(self, number: int, *, status: str | None, priority: str | None,
+               owner: str | None, author: Author) -> None:
+        with self._book() as book:
+            case = book.get(number)
+            if status is not None:
+                book.set_status(case, status, author.email)
+            if priority is not None:
+                book.set_priority(case, priority, author.email)
+            if owner is not None:
+                agent = None if owner.lower() == "none" else self._agent(book.session,
+                                                                          self.author(owner))
+                book.record(case, "owner", author.email, new=agent.email if agent else None)
+                case.owner_agent, case.owner_queue = agent, None
+
+    def close(self, number: int, resolution: str, author: Author) -> None:
+        with self._book() as book:
+            book.close(book.get(number), resolution, author.email)
+
+    def reopen(self, number: int, author: Author) -> None:
+        with self._book() as book:
+            book.reopen(book.get(number), author.email)
+
+    def _audience(self, book: CaseBook, case: Case, exclude: str) -> Iterator[Recipient]:
+        """The contact, then each collaborator, each once, never the author."""
+        seen = {exclude.lower()}
+        people = [(case.contact.email, case.contact.name)] if case.contact else []
+        people += [(c.email, c.name) for c in case.collaborators]
+        for email, name in people:
+            if email.lower() in seen:
+                continue
+            seen.add(email.lower())
+            contact = book.contact(email, name)
+            yield Recipient(contact.email, contact.name, Participant("c", contact.id))
+
+    @staticmethod
+    def _agent(session: Session, author: Author) -> Agent:
+        agent = session.scalar(select(Agent).where(Agent.email == author.email))
+        if agent is None:
+            agent = Agent(email=author.email, name=author.name, active=True)
+            session.add(agent)
+            session.flush()
+        return agent
+
+
+def _need_text(body: str) -> None:
+    if not body.strip():
+        raise CaseError("the text is empty")

@@ -1,0 +1,58 @@
+"""The ``mailcase`` command: parse arguments, load the config, run one subcommand.
+
+A user error (bad config, unknown case, refused change) ends with one line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from mailcase import __version__
+from mailcase.cases import CaseError
+from mailcase.cli import admin, cases
+from mailcase.cli.common import EXIT_CONFIG, EXIT_USER, UserError
+from mailcase.config import ConfigError
+from mailcase.migrate import SchemaBehind
+from mailcase.templates import TemplateProblem
+from mailcase.tokens import SecretError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailcase", description="Email-to-case gateway: mail in, cases out."
+    )
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="config file (default: $MAILCASE_CONFIG, else ./mailcase.toml)")
+    parser.add_argument("--version", action="version", version=f"mailcase {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    admin.register(commands)
+    cases.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, SecretError, TemplateProblem, SchemaBehind) as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except (CaseError, UserError) as exc:
+        return _fail(str(exc), EXIT_USER)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"mailcase: {message}", file=sys.stderr)
+    return code

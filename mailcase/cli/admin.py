@@ -1,0 +1,219 @@
+"""Operator commands: serve, check-config, db upgrade, ingest, process, inbound list|replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from mailcase import db, migrate
+from mailcase.app import App
+from mailcase.cli.common import (
+    EXIT_CONFIG,
+    EXIT_DATAERR,
+    EXIT_TEMPFAIL,
+    UserError,
+    opened,
+    settings_of,
+)
+from mailcase.cli.output import emit_json, table
+from mailcase.daemon import Daemon
+from mailcase.intake import TooLarge
+from mailcase.models import InboundMail
+from mailcase.templates import Templates, sample_context
+from mailcase.tokens import load_secrets
+
+log = logging.getLogger("mailcase")
+
+REPLAYABLE = ("parked", "dropped")
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the daemon (SMTP listener and workers)")
+    serve.set_defaults(handler=cmd_serve)
+
+    check = commands.add_parser("check-config", help="check the config, templates and database")
+    check.set_defaults(handler=cmd_check_config)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("upgrade", help="migrate to the current schema").set_defaults(
+        handler=cmd_db_upgrade
+    )
+
+    ingest = commands.add_parser(
+        "ingest", help="store one mail from a file or stdin (for an MTA pipe); exit 75 = retry"
+    )
+    ingest.add_argument("file", nargs="?", default="-", help="the mail (default: stdin)")
+    ingest.add_argument("--sender", default="", help="envelope sender (MAIL FROM)")
+    ingest.add_argument("--recipient", action="append", default=[],
+                        help="envelope recipient (repeatable)")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    process = commands.add_parser("process", help="process pending inbound and due outbound once")
+    process.set_defaults(handler=cmd_process)
+
+    inbound = commands.add_parser("inbound", help="the intake queue: list, replay parked mail")
+    inbound_commands = inbound.add_subparsers(dest="inbound_command", metavar="ACTION",
+                                              required=True)
+    listing = inbound_commands.add_parser("list", help="list inbound mail")
+    listing.add_argument("--status", help="only this status (pending, parked, dropped, …)")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_inbound_list)
+    replay = inbound_commands.add_parser("replay", help="process parked or dropped mail again")
+    replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    replay.add_argument("--all-parked", action="store_true", help="replay every parked mail")
+    replay.set_defaults(handler=cmd_inbound_replay)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    logging.getLogger().setLevel(settings.logging.level)
+    for chatty in ("mail.log", "alembic"):  # aiosmtpd's per-command lines, Alembic's context
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    app = App.build(settings, create_secret=_fresh(settings.database.url))
+    try:
+        app.ensure_schema()
+        asyncio.run(Daemon(app).serve_forever())
+    except OperationalError as exc:
+        raise UserError(f"database cannot be reached: {exc.orig}") from None
+    except OSError as exc:
+        raise UserError(f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
+                        f"{exc.strerror}") from None
+    finally:
+        app.close()
+    return 0
+
+
+def _fresh(url: str) -> bool:
+    """Whether the database has no schema yet: the first start, which may make the secret."""
+    engine = db.create(url)
+    try:
+        return migrate.current(engine) is None
+    except OperationalError as exc:
+        raise UserError(f"database cannot be reached: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    problems = Templates(settings.templates.dir).check(sample_context())
+    fresh = _fresh(settings.database.url)
+    if not (fresh and not settings.tokens.secret_file.exists()):
+        load_secrets(settings.tokens.secret_file, create=False)
+    if not fresh:
+        engine = db.create(settings.database.url)
+        revision = migrate.current(engine)
+        engine.dispose()
+        if revision != migrate.head():
+            problems.append(f"database schema {revision} is behind {migrate.head()}: "
+                            "run 'mailcase db upgrade'")
+    for problem in problems:
+        print(f"mailcase: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    boxes = ", ".join(m.address for m in settings.mailbox)
+    print(f"config OK: mailboxes {boxes}; database "
+          f"{'new (created on first start)' if fresh else 'current'}; "
+          f"outbound via {settings.outbound.transport}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    app = App.build(settings, create_secret=_fresh(settings.database.url))
+    try:
+        before, after = migrate.upgrade(app.engine)
+    finally:
+        app.close()
+    print(f"database already at {after}" if before == after
+          else f"database upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Store one mail; every failure but a permanent one exits 75 so the MTA retries."""
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else _read(args.file)
+        with opened(args) as app:
+            accepted = app.intake.accept(raw, mail_from=args.sender, rcpt_to=args.recipient,
+                                         source="ingest")
+    except TooLarge as exc:
+        print(f"mailcase: {exc}", file=sys.stderr)
+        return EXIT_DATAERR
+    except Exception as exc:
+        print(f"mailcase: temporary failure, not stored: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
+    print(f"stored as inbound {accepted.id}{' (duplicate)' if accepted.duplicate else ''}")
+    return 0
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    with opened(args) as app:
+        inbound = app.processor.drain()
+        outbound = app.sender.drain()
+    print(f"processed {inbound} inbound, handled {outbound} outbound")
+    return 0
+
+
+def cmd_inbound_list(args: argparse.Namespace) -> int:
+    with opened(args) as app, app.sessions() as session:
+        query = select(InboundMail).order_by(InboundMail.id.desc()).limit(args.limit)
+        if args.status:
+            query = query.where(InboundMail.status == args.status)
+        rows = [_inbound_view(r) for r in session.scalars(query)]
+    if args.json:
+        emit_json(rows)
+    else:
+        table([(r["id"], r["status"], r["received_at"][:19], r["source"], r["attempts"],
+                r["case"], r["message_id"], r["outcome"] or r["last_error"]) for r in rows],
+              ["ID", "STATUS", "RECEIVED", "SOURCE", "TRIES", "CASE", "MESSAGE-ID", "NOTE"])
+    return 0
+
+
+def _inbound_view(row: InboundMail) -> dict[str, Any]:
+    return {
+        "id": row.id, "status": row.status, "received_at": row.received_at.isoformat(),
+        "source": row.source, "mail_from": row.mail_from, "rcpt_to": row.rcpt_to,
+        "message_id": row.message_id, "size": row.size, "attempts": row.attempts,
+        "case": row.case.display_number if row.case else None, "outcome": row.outcome,
+        "last_error": row.last_error,
+    }
+
+
+def cmd_inbound_replay(args: argparse.Namespace) -> int:
+    if not args.ids and not args.all_parked:
+        raise UserError("name the inbound mail to replay (IDs) or give --all-parked")
+    with opened(args) as app, app.sessions.begin() as session:
+        query = select(InboundMail)
+        query = (query.where(InboundMail.status == "parked") if args.all_parked
+                 else query.where(InboundMail.id.in_(args.ids)))
+        rows = session.scalars(query).all()
+        missing = set(args.ids) - {r.id for r in rows}
+        if missing:
+            raise UserError(f"no inbound mail {min(missing)}")
+        for row in rows:
+            if row.status not in REPLAYABLE:
+                raise UserError(f"inbound {row.id} is {row.status}; only parked or "
+                                "dropped mail can be replayed")
+            row.status, row.attempts, row.outcome = "pending", 0, None
+            row.next_attempt_at = app.clock()
+        count = len(rows)
+        session.flush()
+        pending = session.scalar(select(func.count()).select_from(InboundMail)
+                                 .where(InboundMail.status == "pending"))
+    print(f"queued {count} mail for processing again ({pending} pending in all); "
+          "'mailcase process' or the running daemon will take them")
+    return 0

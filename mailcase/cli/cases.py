@@ -1,0 +1,158 @@
+"""Agent commands: ``cases list|show|reply|note|update|close|reopen``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mailcase.cases import parse_number
+from mailcase.casework import Desk
+from mailcase.cli.common import opened, read_text_arg
+from mailcase.cli.output import emit_json, indent, table
+
+
+def register(commands: Any) -> None:
+    cases = commands.add_parser("cases", help="list, read and work on cases")
+    actions = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="list cases, newest first")
+    listing.add_argument("--status", help="only cases in this status")
+    listing.add_argument("--open", action="store_true", help="only cases that are not closed")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_list)
+
+    show = actions.add_parser("show", help="one case with its comments")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=cmd_show)
+
+    for name, help_text in (("reply", "answer the customer (mailed, public comment)"),
+                            ("note", "add an internal note (never mailed to the customer)")):
+        parser = actions.add_parser(name, help=help_text)
+        parser.add_argument("number")
+        parser.add_argument("--body", help="the text")
+        parser.add_argument("--body-file", metavar="PATH", help="read the text from a file, - = stdin")
+        _author(parser)
+        parser.set_defaults(handler=cmd_reply if name == "reply" else cmd_note)
+
+    update = actions.add_parser("update", help="change status, priority or owner")
+    update.add_argument("number")
+    update.add_argument("--status")
+    update.add_argument("--priority", help="High, Medium or Low")
+    update.add_argument("--owner", help="agent email, or 'none'")
+    _author(update)
+    update.set_defaults(handler=cmd_update)
+
+    close = actions.add_parser("close", help="close a case with a resolution")
+    close.add_argument("number")
+    close.add_argument("--resolution", required=True, help="what solved it")
+    _author(close)
+    close.set_defaults(handler=cmd_close)
+
+    reopen = actions.add_parser("reopen", help="reopen a closed case")
+    reopen.add_argument("number")
+    _author(reopen)
+    reopen.set_defaults(handler=cmd_reopen)
+
+
+def _author(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as", dest="author", metavar="EMAIL",
+                        help="the agent acting (default: the first mailbox)")
+
+
+@contextmanager
+def _desk(args: argparse.Namespace) -> Iterator[Desk]:
+    with opened(args) as app:
+        yield Desk(app)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        rows = desk.list(status=args.status, open_only=args.open, limit=args.limit)
+    if args.json:
+        emit_json(rows)
+        return 0
+    table([(r["number"], r["status"], r["priority"], (r["created_at"] or "")[:16].replace("T", " "),
+            r["supplied_email"], r["subject"]) for r in rows],
+          ["NUMBER", "STATUS", "PRIORITY", "CREATED", "FROM", "SUBJECT"])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        case = desk.show(parse_number(args.number))
+    if args.json:
+        emit_json(case)
+    else:
+        print(_render(case))
+    return 0
+
+
+def _render(case: dict[str, Any]) -> str:
+    lines = [
+        f"Case {case['number']}  [{case['status']}]  priority {case['priority']}  "
+        f"origin {case['origin']}",
+        f"Subject:  {case['subject']}",
+        f"From:     {_person(case['supplied_name'], case['supplied_email'])}",
+        f"Owner:    {case['owner'] or '-'}    Parent: {case['parent'] or '-'}",
+        f"Created:  {case['created_at']}    Closed: {case['closed_at'] or '-'}",
+    ]
+    if case["resolution"]:
+        lines.append(f"Resolution: {case['resolution']}")
+    if case["collaborators"]:
+        lines.append("Collaborators: " + ", ".join(c["email"] for c in case["collaborators"]))
+    lines += ["", "Description:", indent(case["description"] or "(empty)")]
+    lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
+              for a in case["attachments"]]
+    for index, comment in enumerate(case["comments"], 1):
+        kind = "public" if comment["public"] else "INTERNAL"
+        lines += ["", f"#{index}  {comment['created_at']}  {comment['author'] or '-'}  ({kind})",
+                  indent(comment["body"])]
+        lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
+                  for a in comment["attachments"]]
+    return "\n".join(lines)
+
+
+def _person(name: str | None, email: str | None) -> str:
+    return f"{name} <{email}>" if name else (email or "-")
+
+
+def cmd_reply(args: argparse.Namespace) -> int:
+    body = read_text_arg(args.body, args.body_file)
+    with _desk(args) as desk:
+        queued = desk.reply(parse_number(args.number), body, desk.author(args.author))
+    print(f"reply recorded on case {parse_number(args.number):08d}; {queued} mail(s) queued")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    body = read_text_arg(args.body, args.body_file)
+    with _desk(args) as desk:
+        desk.note(parse_number(args.number), body, desk.author(args.author))
+    print(f"internal note recorded on case {parse_number(args.number):08d}")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        desk.update(parse_number(args.number), status=args.status, priority=args.priority,
+                    owner=args.owner, author=desk.author(args.author))
+    print(f"case {parse_number(args.number):08d} updated")
+    return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        desk.close(parse_number(args.number), args.resolution, desk.author(args.author))
+    print(f"case {parse_number(args.number):08d} closed")
+    return 0
+
+
+def cmd_reopen(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        desk.reopen(parse_number(args.number), desk.author(args.author))
+    print(f"case {parse_number(args.number):08d} reopened")
+    return 0

@@ -1,0 +1,148 @@
+"""Write outbound mail into the outbox, rendered once, in the transaction that caused it.
+
+This is the planning half of the transactional outbox: the processor and the CLI call
+``Composer.queue`` inside their own transaction, so a notification exists exactly when
+the change that caused it does. Delivery is the ``outbox`` module's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailcase.config import MailboxSettings, Settings
+from mailcase.models import Case, Message, OutboundMail
+from mailcase.screen import LOOP_HEADER
+from mailcase.templates import Templates
+from mailcase.tokens import Participant, TokenSigner
+
+REFERENCES_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone a mail goes to, and who they are in the case's reply tokens."""
+
+    email: str
+    name: str
+    participant: Participant
+
+
+def case_tag(case: Case) -> str:
+    """The tag that marks a subject as belonging to a case: ``[Case #00001000]``."""
+    return f"[Case #{case.display_number}]"
+
+
+class Composer:
+    """Renders templates into complete mails and queues them, one row per recipient."""
+
+    def __init__(self, settings: Settings, templates: Templates, signer: TokenSigner) -> None:
+        self.settings = settings
+        self.templates = templates
+        self.signer = signer
+
+    def queue(
+        self,
+        session: Session,
+        case: Case,
+        recipient: Recipient,
+        *,
+        template: str,
+        kind: str,
+        now: datetime,
+        auto_submitted: str | None,
+        extra: dict[str, Any] | None = None,
+    ) -> OutboundMail:
+        """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed)."""
+        mailbox = self._mailbox(case)
+        token = self.signer.make(case.number, recipient.participant)
+        reply_address = f"{mailbox.local_part}+{token}@{mailbox.domain}"
+        context = {
+            "case": _case_view(case),
+            "recipient": {"email": recipient.email, "name": recipient.name},
+            "mailbox": {"address": mailbox.address, "name": mailbox.name},
+            "reply_address": reply_address,
+            **(extra or {}),
+        }
+        rendered = self.templates.render(template, context)
+        subject = rendered.subject
+        if case_tag(case) not in subject:
+            subject = f"{case_tag(case)} {subject}".strip()
+        message_id = f"<{uuid.uuid4().hex}.{case.display_number}@{mailbox.domain}>"
+        parent, references = _thread(session, case)
+
+        mail = EmailMessage(policy=policy.SMTP)
+        mail["From"] = formataddr((mailbox.name, mailbox.address))
+        mail["To"] = formataddr((recipient.name, recipient.email))
+        mail["Reply-To"] = formataddr((mailbox.name, reply_address))
+        mail["Subject"] = subject
+        mail["Date"] = format_datetime(now)
+        mail["Message-ID"] = message_id
+        if parent:
+            mail["In-Reply-To"] = parent
+            mail["References"] = " ".join(references)
+        if auto_submitted:
+            mail["Auto-Submitted"] = auto_submitted  # RFC 3834 section 5
+        mail["X-Auto-Response-Suppress"] = "All"  # keeps Exchange out-of-office replies away
+        mail[LOOP_HEADER] = mailbox.address
+        mail["X-Mailcase-Case"] = case.display_number
+        mail.set_content(rendered.text)
+        if rendered.html is not None:
+            mail.add_alternative(rendered.html, subtype="html")
+
+        row = OutboundMail(
+            case_id=case.id, kind=kind, mail_from=mailbox.address, rcpt_to=recipient.email,
+            message_id=message_id, raw=mail.as_bytes(), status="pending", attempts=0,
+            next_attempt_at=now, created_at=now,
+            deadline_at=now + timedelta(hours=self.settings.outbound.retry_deadline_hours),
+        )
+        session.add(row)
+        session.add(Message(
+            case_id=case.id, direction="out", message_id=message_id, in_reply_to=parent,
+            references=" ".join(references) or None, from_addr=mailbox.address,
+            to_addrs=recipient.email, subject=subject, created_at=now, outbound=row,
+        ))
+        return row
+
+    def _mailbox(self, case: Case) -> MailboxSettings:
+        return self.settings.mailbox_for(case.mailbox) or self.settings.mailbox[0]
+
+
+def _case_view(case: Case) -> dict[str, Any]:
+    return {
+        "number": case.display_number, "subject": case.subject, "status": case.status,
+        "priority": case.priority, "description": case.description,
+        "resolution": case.resolution, "tag": case_tag(case),
+    }
+
+
+def _thread(session: Session, case: Case) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References for a new mail on ``case``.
+
+    The parent is the newest mail the customer side sent (else the newest of ours); the
+    references keep the first message of the case and the newest ones (RFC 5322 3.6.4).
+    """
+    rows = session.execute(
+        select(Message.message_id, Message.direction)
+        .where(Message.case_id == case.id, Message.message_id.is_not(None))
+        .order_by(Message.id)
+    ).all()
+    ids = [r.message_id for r in rows]
+    if not ids:
+        return None, []
+    inbound = [r.message_id for r in rows if r.direction == "in"]
+    parent = inbound[-1] if inbound else ids[-1]
+    kept = [ids[0], *ids[-(REFERENCES_KEPT - 1):]]
+    references = list(dict.fromkeys(kept))
+    if parent in references:
+        references.remove(parent)
+    references.append(parent)
+    return parent, references

@@ -1,0 +1,264 @@
+"""Configuration: one TOML file loaded into frozen, validated settings before anything starts.
+
+Every later stage receives these settings as an argument; nothing reads the file again.
+A wrong key or value stops start-up with the key's dotted name and what is wrong, so
+an operator can fix the file from the one line mailcase prints.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_CONFIG_NAME = "mailcase.toml"
+CONFIG_ENV = "MAILCASE_CONFIG"
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the key and the problem."""
+
+
+class _Section(BaseModel):
+    """Base of every section: immutable, and unknown keys are refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_address(value: str) -> str:
+    local, sep, domain = value.rpartition("@")
+    if not sep or not local or not domain or "." not in domain or " " in value:
+        raise ValueError(f"{value!r} is not an email address like support@example.com")
+    return value.lower()
+
+
+class DatabaseSettings(_Section):
+    """Where cases and mail are stored: a SQLAlchemy URL (SQLite file or PostgreSQL)."""
+
+    url: str = "sqlite:///var/mailcase.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError as exc:
+            raise ValueError(f"{value!r} is not a database URL") from exc
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
+        return value
+
+
+class SmtpSettings(_Section):
+    """The SMTP listener that accepts mail for the configured mailboxes."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 2525
+    max_message_size: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
+    hostname: str | None = None
+
+
+class MailboxSettings(_Section):
+    """One support address; its plus-addresses (support+token@…) carry reply tokens."""
+
+    address: str
+    name: str = "Support"
+    auto_response: bool = True
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+class OutboundSettings(_Section):
+    """How mail leaves: through a smarthost, or into a local Maildir for trying things out."""
+
+    transport: Literal["smtp", "maildir"] = "maildir"
+    host: str = "127.0.0.1"
+    port: Port = 25
+    maildir: Path = Path("var/outbound")
+    from_: str | None = Field(default=None, alias="from")
+    timeout: Seconds = 30.0
+    batch_size: Annotated[int, Field(gt=0)] = 100
+    retry_base_seconds: Seconds = 60.0
+    retry_max_seconds: Seconds = 3600.0
+    retry_deadline_hours: Seconds = 48.0
+
+    @field_validator("from_")
+    @classmethod
+    def _from_address(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
+
+
+class TemplateSettings(_Section):
+    """Where the Jinja templates for auto-responses and notifications live."""
+
+    dir: Path = Path("templates")
+
+
+class TokenSettings(_Section):
+    """The secrets that sign reply tokens: one per line, the first signs, all verify."""
+
+    secret_file: Path = Path("var/token-secret")
+
+
+class CaseSettings(_Section):
+    """The case lifecycle: numbering, the status list and what a reply to a closed case does."""
+
+    first_number: Annotated[int, Field(ge=1, le=99_999_999)] = 1000
+    statuses: tuple[str, ...] = ("New", "Working", "On Hold", "Escalated", "Closed")
+    closed_statuses: tuple[str, ...] = ("Closed",)
+    new_status: str = "New"
+    reopen_status: str = "Working"
+    on_reply_to_closed: Literal["reopen", "follow_up"] = "reopen"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CaseSettings:
+        known = set(self.statuses)
+        if len(known) != len(self.statuses):
+            raise ValueError("statuses: a status is listed twice")
+        for key in ("new_status", "reopen_status"):
+            if getattr(self, key) not in known:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not one of statuses")
+        unknown = [s for s in self.closed_statuses if s not in known]
+        if unknown:
+            raise ValueError(f"closed_statuses: {unknown[0]!r} is not one of statuses")
+        if not self.closed_statuses:
+            raise ValueError("closed_statuses: at least one status must close a case")
+        for key in ("new_status", "reopen_status"):
+            if getattr(self, key) in self.closed_statuses:
+                raise ValueError(f"{key}: {getattr(self, key)!r} is a closed status")
+        return self
+
+
+class ProcessingSettings(_Section):
+    """Retries of inbound mail that failed unexpectedly, before it is parked for an operator."""
+
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    retry_base_seconds: Seconds = 30.0
+    retry_max_seconds: Seconds = 3600.0
+    poll_seconds: Seconds = 15.0
+
+
+class LoggingSettings(_Section):
+    """How much the daemon says."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    """The whole configuration, as read from one file."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    mailbox: Annotated[tuple[MailboxSettings, ...], Field(min_length=1)]
+    outbound: OutboundSettings = OutboundSettings()
+    templates: TemplateSettings = TemplateSettings()
+    tokens: TokenSettings = TokenSettings()
+    cases: CaseSettings = CaseSettings()
+    processing: ProcessingSettings = ProcessingSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _distinct_mailboxes(self) -> Settings:
+        addresses = [m.address for m in self.mailbox]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("mailbox: an address is configured twice")
+        return self
+
+    @property
+    def sender_address(self) -> str:
+        """The From address of outbound mail that names no mailbox of its own."""
+        return self.outbound.from_ or self.mailbox[0].address
+
+    def mailbox_for(self, address: str) -> MailboxSettings | None:
+        """The mailbox that owns ``address``, its plus-addresses included."""
+        local, _, domain = address.lower().rpartition("@")
+        base = local.split("+", 1)[0]
+        for box in self.mailbox:
+            if box.domain == domain and box.local_part == base:
+                return box
+        return None
+
+
+def config_path(cli_value: str | None) -> Path:
+    """The file to read: ``-c/--config``, else ``$MAILCASE_CONFIG``, else ``./mailcase.toml``."""
+    return Path(cli_value or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+
+
+def load(path: Path) -> Settings:
+    """Read, validate and resolve one config file, or raise ConfigError with one clear line."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found (give -c/--config PATH or set {CONFIG_ENV})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    return _resolve_paths(settings, path.resolve().parent)
+
+
+def _describe(exc: ValidationError) -> str:
+    """Turn pydantic's errors into ``key.path: problem`` phrases joined on one line."""
+    phrases = []
+    for error in exc.errors():
+        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
+        key = key.replace(".[", "[") or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message} (got {error['input']!r})"
+        phrases.append(f"{key}: {message}")
+    return "; ".join(phrases)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make every relative path (the SQLite file too) relative to the config file's folder."""
+
+    def rooted(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    url = make_url(settings.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=str(rooted(Path(url.database or ""))))
+    update: dict[str, Any] = {
+        "database": settings.database.model_copy(
+            update={"url": url.render_as_string(hide_password=False)}
+        ),
+        "outbound": settings.outbound.model_copy(
+            update={"maildir": rooted(settings.outbound.maildir)}
+        ),
+        "templates": settings.templates.model_copy(update={"dir": rooted(settings.templates.dir)}),
+        "tokens": settings.tokens.model_copy(
+            update={"secret_file": rooted(settings.tokens.secret_file)}
+        ),
+    }
+    return settings.model_copy(update=update)

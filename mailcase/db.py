@@ -1,0 +1,64 @@
+"""The database engine and sessions: SQLite (WAL, durable commits) or PostgreSQL via psycopg 3.
+
+Every stage receives a ``sessionmaker`` from here; nothing else creates engines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and write-ahead ``BEGIN IMMEDIATE``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _tune_sqlite(engine)
+        return engine
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """Make SQLite safe for a mail gateway.
+
+    * WAL lets readers (the CLI) run beside the daemon's writer.
+    * ``synchronous=FULL``: a commit is on disk before we answer 250, so a power cut
+      cannot lose mail we acknowledged.
+    * ``BEGIN IMMEDIATE``: every transaction takes the write lock up front and waits for
+      it (busy timeout) instead of failing with "database is locked" when a deferred
+      reader tries to upgrade to a writer.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit, so results can be shown after it."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

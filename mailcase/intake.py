@@ -1,0 +1,94 @@
+"""Accept a mail durably: store raw bytes and envelope, commit, and only then say yes.
+
+Every way in (SMTP, IMAP, ``ingest``, ``import``) calls ``Intake.accept``. When it
+returns, the mail is committed and may be acknowledged; when it raises, nothing was
+stored and the caller must answer with a temporary failure so the sender retries.
+A mail seen before (same Message-ID, or same bytes when it has none) is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailcase.models import MESSAGE_ID_MAX, InboundMail
+from mailcase.parsing import message_ids
+
+log = logging.getLogger(__name__)
+
+
+class TooLarge(Exception):
+    """The mail is larger than ``smtp.max_message_size``: a permanent refusal."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A committed inbound mail; ``duplicate`` when it had been accepted before."""
+
+    id: int
+    duplicate: bool
+    message_id: str | None
+
+
+def idempotency_key(raw: bytes) -> tuple[str, str | None]:
+    """The key that makes a re-delivered mail a duplicate, and the mail's Message-ID."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    ids = message_ids(str(headers.get("message-id") or ""))
+    if ids:
+        return "mid:" + hashlib.sha256(ids[0].encode()).hexdigest(), ids[0]
+    return "sha:" + hashlib.sha256(raw).hexdigest(), None
+
+
+class Intake:
+    """The one door into mailcase's store."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        max_size: int,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.max_size = max_size
+
+    def accept(
+        self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str], source: str
+    ) -> Accepted:
+        """Commit ``raw`` as pending inbound mail; raises if it could not be committed."""
+        if len(raw) > self.max_size:
+            raise TooLarge(f"message is {len(raw)} bytes, the limit is {self.max_size}")
+        key, message_id = idempotency_key(raw)
+        now = self.clock()
+        row = InboundMail(
+            idempotency_key=key, source=source, mail_from=mail_from, rcpt_to=list(rcpt_to),
+            message_id=message_id[:MESSAGE_ID_MAX] if message_id else None, size=len(raw),
+            raw=raw, received_at=now, status="pending", attempts=0, next_attempt_at=now,
+        )
+        try:
+            with self.sessions.begin() as session:
+                session.add(row)
+            accepted = Accepted(row.id, False, message_id)
+        except IntegrityError:
+            accepted = Accepted(self._existing(key), True, message_id)
+        log.info(
+            "accepted inbound=%s message_id=%s source=%s size=%d%s",
+            accepted.id, message_id, source, len(raw), " (duplicate)" if accepted.duplicate else "",
+        )
+        return accepted
+
+    def _existing(self, key: str) -> int:
+        with self.sessions() as session:
+            found = session.scalar(select(InboundMail.id).where(InboundMail.idempotency_key == key))
+        if found is None:  # the unique violation came from something else: not stored
+            raise RuntimeError(f"inbound mail with key {key} could not be stored")
+        return found

@@ -1,0 +1,38 @@
+"""The typed tables of mailcase's store (SQLAlchemy 2), imported from one place."""
+
+from mailcase.models.base import Base, UTCDateTime
+from mailcase.models.case import (
+    DESCRIPTION_MAX_BYTES,
+    SUBJECT_MAX,
+    Attachment,
+    Blob,
+    Case,
+    Collaborator,
+    Comment,
+    Counter,
+    Event,
+)
+from mailcase.models.mail import MESSAGE_ID_MAX, InboundMail, Message, OutboundMail
+from mailcase.models.people import Account, Agent, Contact, Queue
+
+__all__ = [
+    "DESCRIPTION_MAX_BYTES",
+    "MESSAGE_ID_MAX",
+    "SUBJECT_MAX",
+    "Account",
+    "Agent",
+    "Attachment",
+    "Base",
+    "Blob",
+    "Case",
+    "Collaborator",
+    "Comment",
+    "Contact",
+    "Counter",
+    "Event",
+    "InboundMail",
+    "Message",
+    "OutboundMail",
+    "Queue",
+    "UTCDateTime",
+]

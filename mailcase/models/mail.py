@@ -1,0 +1,103 @@
+"""Mail as stored: the intake queue, the outbox, and the messages that belong to cases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailcase.models.base import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from mailcase.models.case import Case
+
+# Message-IDs are clamped to this length before they are stored or indexed: RFC 5322
+# allows 998-character lines, but a PostgreSQL B-tree entry must stay under ~2.7 kB.
+MESSAGE_ID_MAX = 500
+
+
+class InboundMail(Base):
+    """A mail as accepted: raw bytes and envelope, committed before the sender hears 250.
+
+    ``status`` walks pending → processed | dropped | rejected | parked; nothing is
+    deleted because it could not be processed, and a parked mail can be replayed.
+    """
+
+    __tablename__ = "inbound_mail"
+    __table_args__ = (Index("ix_inbound_mail_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
+    source: Mapped[str] = mapped_column(String(20))
+    mail_from: Mapped[str] = mapped_column(String(998), default="")
+    rcpt_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_MAX))
+    size: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+
+    case: Mapped[Case | None] = relationship()
+
+
+class OutboundMail(Base):
+    """One mail to one recipient, rendered once and written in the transaction that caused it."""
+
+    __tablename__ = "outbound_mail"
+    __table_args__ = (Index("ix_outbound_mail_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    mail_from: Mapped[str] = mapped_column(String(998))
+    rcpt_to: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_MAX))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    """Every mail in or out of a case, with the headers that thread replies to it.
+
+    The raw bytes stay on the inbound or outbound row it came from; they are the
+    source of truth and anything parsed here can be rebuilt from them.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(10))
+    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_MAX), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    from_addr: Mapped[str] = mapped_column(String(998), default="")
+    to_addrs: Mapped[str] = mapped_column(Text, default="")
+    cc_addrs: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_mail.id"))
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_mail.id"))
+
+    inbound: Mapped[InboundMail | None] = relationship()
+    outbound: Mapped[OutboundMail | None] = relationship()
+
+    @property
+    def raw(self) -> bytes | None:
+        """The bytes as they came in or went out."""
+        source = self.inbound or self.outbound
+        return source.raw if source is not None else None

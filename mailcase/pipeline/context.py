@@ -1,0 +1,78 @@
+"""The typed context a message carries through the pipeline, and the outcomes that end it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from mailcase.cases import CaseBook
+from mailcase.compose import Composer
+from mailcase.config import MailboxSettings, Settings
+from mailcase.matching import Match
+from mailcase.models import Case, Contact, InboundMail, Message
+from mailcase.parsing import ParsedMail
+from mailcase.tokens import TokenSigner
+
+
+class Outcome(Exception):
+    """Ends a message's journey early with a final status and a reason."""
+
+    status = "processed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Drop(Outcome):
+    """Recorded, but nothing more happens (e.g. an auto-reply): no case, no answer."""
+
+    status = "dropped"
+
+
+class Park(Outcome):
+    """Kept for an operator to look at and replay."""
+
+    status = "parked"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the stages need besides the message: settings and the helpers built from them."""
+
+    settings: Settings
+    signer: TokenSigner
+    composer: Composer
+
+
+@dataclass
+class Context:
+    """One message in flight; stages fill it in, in order."""
+
+    inbound: InboundMail
+    session: Session
+    services: Services
+    book: CaseBook
+    now: datetime
+    mail: ParsedMail | None = None
+    mailbox: MailboxSettings | None = None
+    sender: Contact | None = None
+    match: Match | None = None
+    case: Case | None = None
+    new_case: bool = False
+    message: Message | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def case_required(self) -> Case:
+        """The case the message was recorded on; stages after ``record`` may rely on it."""
+        assert self.case is not None, "record stage has not run"
+        return self.case
+
+    @property
+    def parsed(self) -> ParsedMail:
+        """The parsed mail; stages after ``parse`` may rely on it."""
+        assert self.mail is not None, "parse stage has not run"
+        return self.mail

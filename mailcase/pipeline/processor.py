@@ -1,0 +1,117 @@
+"""Process accepted mail: one transaction per message, retried with backoff, parked at last.
+
+The processor claims the oldest due inbound row (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several instances share the work), runs PIPELINE inside a savepoint and
+commits the case changes, the outbox rows and the row's new status together. An
+unexpected error rolls all of it back and, in a fresh transaction, counts an attempt;
+after ``processing.max_attempts`` the mail is parked, never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailcase.cases import CaseBook
+from mailcase.models import InboundMail
+from mailcase.outbox import backoff
+from mailcase.pipeline.context import Context, Outcome, Services
+from mailcase.pipeline.stages import PIPELINE
+
+log = logging.getLogger(__name__)
+
+ERROR_TEXT_MAX = 2000
+
+
+class Processor:
+    """Drains the intake queue through the pipeline."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        services: Services,
+        clock: Callable[[], datetime],
+        jitter: bool = True,
+    ) -> None:
+        self.sessions = sessions
+        self.services = services
+        self.clock = clock
+        self.jitter = jitter
+
+    def drain(self) -> int:
+        """Process every due message; returns how many were handled."""
+        handled = 0
+        while self.process_next():
+            handled += 1
+        return handled
+
+    def process_next(self) -> bool:
+        """Process the oldest due message; False when none is due."""
+        now = self.clock()
+        claimed: tuple[int, str | None] | None = None
+        try:
+            with self.sessions.begin() as session:
+                row = session.scalars(
+                    select(InboundMail)
+                    .where(InboundMail.status == "pending", InboundMail.next_attempt_at <= now)
+                    .order_by(InboundMail.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return False
+                claimed = (row.id, row.message_id)
+                self._run(session, row, now)
+        except Exception as exc:
+            if claimed is None:
+                raise  # the store itself is failing; the caller backs off
+            self._count_failure(claimed[0], claimed[1], exc)
+        return True
+
+    def _run(self, session: Session, row: InboundMail, now: datetime) -> None:
+        ctx = Context(
+            inbound=row, session=session, services=self.services,
+            book=CaseBook(session, self.services.settings.cases, now), now=now,
+        )
+        try:
+            with session.begin_nested():
+                for stage in PIPELINE:
+                    stage(ctx)
+            row.status, row.outcome = "processed", "; ".join(ctx.notes) or None
+        except Outcome as outcome:
+            row.status, row.outcome, row.case_id = outcome.status, outcome.reason, None
+        row.processed_at = now
+        case = ctx.case.display_number if ctx.case is not None and row.case_id else "-"
+        log.info(
+            "processed inbound=%s message_id=%s status=%s case=%s%s", row.id, row.message_id,
+            row.status, case, f" ({row.outcome})" if row.outcome else "",
+        )
+
+    def _count_failure(self, inbound_id: int, message_id: str | None, exc: Exception) -> None:
+        """Record a failed attempt in its own transaction; park after the last one."""
+        settings = self.services.settings.processing
+        now = self.clock()
+        with self.sessions.begin() as session:
+            row = session.get(InboundMail, inbound_id, with_for_update=True)
+            if row is None or row.status != "pending":
+                return
+            row.attempts += 1
+            row.last_error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX]
+            if row.attempts >= settings.max_attempts:
+                row.status = "parked"
+                row.outcome = f"parked after {row.attempts} failed attempts"
+            else:
+                row.next_attempt_at = now + backoff(
+                    row.attempts, settings.retry_base_seconds, settings.retry_max_seconds,
+                    self.jitter,
+                )
+            attempts, parked = row.attempts, row.status == "parked"
+        log.error(
+            "processing failed inbound=%s message_id=%s attempt=%d%s",
+            inbound_id, message_id, attempts, " (parked for an operator)" if parked else "",
+            exc_info=exc,
+        )

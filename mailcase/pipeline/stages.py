@@ -1,0 +1,158 @@
+"""The stages of inbound processing, each a small function over the Context.
+
+PIPELINE at the bottom is the order they run in. A stage ends a message only by
+raising an Outcome (Drop or Park); any other exception is unexpected and retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import select
+
+from mailcase import parsing, replytext, screen
+from mailcase.compose import Recipient
+from mailcase.matching import find_case, recipient_addresses
+from mailcase.models import Attachment, Blob, Case, Message
+from mailcase.pipeline.context import Context, Drop
+from mailcase.tokens import Participant
+
+
+def parse(ctx: Context) -> None:
+    """Read the raw bytes into a ParsedMail."""
+    ctx.mail = parsing.parse(ctx.inbound.raw)
+
+
+def route(ctx: Context) -> None:
+    """Pick the support mailbox the mail was sent to (envelope first, then headers)."""
+    settings = ctx.services.settings
+    for address in recipient_addresses(ctx.parsed, ctx.inbound.rcpt_to):
+        ctx.mailbox = settings.mailbox_for(address)
+        if ctx.mailbox is not None:
+            return
+    ctx.mailbox = settings.mailbox[0]
+
+
+def screen_robots(ctx: Context) -> None:
+    """Drop automatic mail: it never opens a case and is never answered."""
+    own = frozenset(m.address for m in ctx.services.settings.mailbox)
+    reason = screen.robot_reason(ctx.parsed, ctx.inbound.mail_from, own)
+    if reason:
+        raise Drop(f"automatic mail: {reason}")
+
+
+def identify(ctx: Context) -> None:
+    """Find or create the contact who wrote the mail (From, else the envelope sender)."""
+    sender = ctx.parsed.sender
+    email = sender.email if sender else ctx.inbound.mail_from.strip("<> ").lower()
+    if "@" not in email:
+        raise Drop("no sender address")
+    ctx.sender = ctx.book.contact(email, sender.name if sender else "")
+
+
+def match(ctx: Context) -> None:
+    """Find the case this mail replies to, if any."""
+    services = ctx.services
+    ctx.match = find_case(
+        ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer
+    )
+
+
+def record(ctx: Context) -> None:
+    """Add the mail to its case as a comment, or open a new case with it."""
+    if ctx.match is not None:
+        ctx.case = _case_for_reply(ctx, ctx.match.case)
+    if ctx.case is None:
+        _open_case(ctx)
+    else:
+        _add_reply(ctx, ctx.case)
+    ctx.inbound.case_id = ctx.case_required.id
+
+
+def acknowledge(ctx: Context) -> None:
+    """Queue the auto-response to the sender of a new case."""
+    mailbox, sender = ctx.mailbox, ctx.sender
+    if not ctx.new_case or mailbox is None or not mailbox.auto_response or sender is None:
+        return
+    ctx.services.composer.queue(
+        ctx.session, ctx.case_required,
+        Recipient(sender.email, sender.name, Participant("c", sender.id)),
+        template="acknowledgement", kind="auto_response", now=ctx.now,
+        auto_submitted="auto-replied",
+    )
+
+
+def _case_for_reply(ctx: Context, case: Case) -> Case | None:
+    """The case a reply goes to: closed cases are reopened, or followed up by a new child."""
+    if not case.is_closed:
+        return case
+    if ctx.services.settings.cases.on_reply_to_closed == "reopen":
+        ctx.book.reopen(case, ctx.sender.email if ctx.sender else None)
+        return case
+    ctx.notes.append(f"follow-up of closed case {case.display_number}")
+    _open_case(ctx, parent=case)
+    return ctx.case
+
+
+def _open_case(ctx: Context, parent: Case | None = None) -> None:
+    mail, sender = ctx.parsed, ctx.sender
+    mailbox = ctx.mailbox.address if ctx.mailbox else ctx.services.settings.mailbox[0].address
+    case, clipped = ctx.book.open(
+        subject=mail.subject or "(no subject)", description=mail.text, mailbox=mailbox,
+        contact=sender, parent=parent,
+    )
+    ctx.case, ctx.new_case = case, True
+    ctx.message = _store_message(ctx, case)
+    comment_id = None
+    if clipped:  # the description holds 32 KB; the whole text stays readable as a comment
+        comment_id = ctx.book.comment(
+            case, mail.text, author_email=sender.email if sender else None,
+            author_name=sender.name if sender else None, author_kind="contact", public=True,
+            message_id=ctx.message.id,
+        ).id
+    _store_attachments(ctx, case, ctx.message, comment_id)
+
+
+def _add_reply(ctx: Context, case: Case) -> None:
+    mail, sender = ctx.parsed, ctx.sender
+    message = _store_message(ctx, case)
+    ctx.message = message
+    is_contact = sender is not None and case.contact_id == sender.id
+    comment = ctx.book.comment(
+        case, replytext.new_text(mail.text), author_email=sender.email if sender else None,
+        author_name=sender.name if sender else None,
+        author_kind="contact" if is_contact else "participant", public=True,
+        message_id=message.id,
+    )
+    _store_attachments(ctx, case, message, comment.id)
+
+
+def _store_message(ctx: Context, case: Case) -> Message:
+    mail = ctx.parsed
+    message = Message(
+        case_id=case.id, direction="in", message_id=mail.message_id,
+        in_reply_to=" ".join(mail.in_reply_to) or None,
+        references=" ".join(mail.references) or None,
+        from_addr=mail.sender.email if mail.sender else ctx.inbound.mail_from,
+        to_addrs=", ".join(a.email for a in mail.to),
+        cc_addrs=", ".join(a.email for a in mail.cc), subject=mail.subject,
+        created_at=ctx.now, inbound_id=ctx.inbound.id,
+    )
+    ctx.session.add(message)
+    ctx.session.flush()
+    return message
+
+
+def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: int | None) -> None:
+    for part in ctx.parsed.attachments:
+        digest = hashlib.sha256(part.content).hexdigest()
+        if ctx.session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
+            ctx.session.add(Blob(sha256=digest, size=len(part.content), content=part.content))
+        ctx.session.add(Attachment(
+            case_id=case.id, message_id=message.id, comment_id=comment_id,
+            filename=part.filename, content_type=part.content_type,
+            content_id=part.content_id, size=len(part.content), blob_sha256=digest,
+        ))
+
+
+PIPELINE = (parse, route, screen_robots, identify, match, record, acknowledge)
