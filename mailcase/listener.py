@@ -32,7 +32,9 @@ AcceptFn = Callable[[bytes, str, Sequence[str]], Awaitable[Accepted]]
 class IntakeHandler:
     """aiosmtpd handler: each hook returns the SMTP reply line itself."""
 
-    def __init__(self, settings: Settings, accept: AcceptFn, on_accepted: Callable[[], None]):
+    def __init__(
+        self, settings: Settings, accept: AcceptFn, on_accepted: Callable[[], None]
+    ) -> None:
         self.settings = settings
         self.accept = accept
         self.on_accepted = on_accepted

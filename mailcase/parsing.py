@@ -119,8 +119,8 @@ def _header_map(message: EmailMessage) -> dict[str, tuple[str, ...]]:
 def _addresses(message: EmailMessage, name: str) -> tuple[Address, ...]:
     values = [str(v) for v in message.get_all(name) or []]
     found = []
-    for display, email in getaddresses(values):
-        email = email.strip().lower()
+    for display, address in getaddresses(values):
+        email = address.strip().lower()
         if "@" in email:
             found.append(Address(email=email, name=_decode_words(display)))
     return tuple(found)

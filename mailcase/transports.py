@@ -70,7 +70,9 @@ class SmtpTransport:
     2xx is sent, 4xx (and any connection trouble) is temporary, 5xx is permanent.
     """
 
-    def __init__(self, host: str, port: int, timeout: float, local_hostname: str | None = None):
+    def __init__(
+        self, host: str, port: int, timeout: float, local_hostname: str | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout

@@ -34,7 +34,8 @@ def register(commands: Any) -> None:
         parser = actions.add_parser(name, help=help_text)
         parser.add_argument("number")
         parser.add_argument("--body", help="the text")
-        parser.add_argument("--body-file", metavar="PATH", help="read the text from a file, - = stdin")
+        parser.add_argument("--body-file", metavar="PATH",
+                            help="read the text from a file (- for stdin)")
         _author(parser)
         parser.set_defaults(handler=cmd_reply if name == "reply" else cmd_note)
 

@@ -1,0 +1,26 @@
+# The two commands of the README: `make run` starts mailcase on the embedded
+# SQLite default, `make test` runs the whole test suite (lint, types, tests).
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+
+.PHONY: run test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/mailcase -c config.example.toml serve
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check mailcase tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

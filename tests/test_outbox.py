@@ -1,0 +1,95 @@
+"""Outbound delivery through a real SMTP sink: 2xx sent, 4xx and dead relays retried,
+5xx failed at once with the reply kept, and a deadline that ends retrying."""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from mailcase.app import App
+from mailcase.models import OutboundMail
+from tests.support.mailsink import Sink, free_port
+from tests.support.servers import mail
+
+
+def new_case(app: App) -> None:
+    """Accept and process one customer mail, which queues one acknowledgement."""
+    app.intake.accept(mail(message_id="<q@customer.org>").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+
+
+def outbound(app: App) -> OutboundMail:
+    with app.sessions() as session:
+        return session.scalars(select(OutboundMail)).one()
+
+
+def make_due(app: App) -> None:
+    with app.sessions.begin() as session:
+        for row in session.scalars(select(OutboundMail)):
+            row.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+
+
+def test_temporary_failure_is_retried_until_sent(app: App, sink: Sink) -> None:
+    """A 451 from the relay defers the mail with backoff; the next try delivers it once."""
+    new_case(app)
+    sink.fail_next("451 4.3.0 Try again later")
+    app.sender.drain()
+    row = outbound(app)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error == "451 4.3.0 Try again later"
+    assert row.next_attempt_at > datetime.now(UTC)
+    assert app.sender.drain() == 0  # not due yet
+    make_due(app)
+    assert app.sender.drain() == 1
+    row = outbound(app)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+    sink.expect(1)
+
+
+def test_permanent_failure_is_not_retried(app: App, sink: Sink) -> None:
+    """A 5xx from the relay fails the mail at once and keeps the code and text."""
+    new_case(app)
+    sink.fail_next("550 5.1.1 No such user", stage="RCPT")
+    app.sender.drain()
+    make_due(app)
+    app.sender.drain()
+    row = outbound(app)
+    assert row.status == "failed"
+    assert row.last_error == "550 5.1.1 No such user"
+    sink.expect(0)
+
+
+def test_unreachable_relay_is_a_temporary_failure(make_app: Callable[..., App]) -> None:
+    """When the relay does not answer at all the mail waits for a later try."""
+    app = make_app(outbound={"port": free_port()})
+    new_case(app)
+    app.sender.drain()
+    row = outbound(app)
+    assert row.status == "pending" and row.attempts == 1
+    assert row.last_error and row.last_error.startswith("connect 127.0.0.1:")
+
+
+def test_deadline_ends_retrying(app: App, sink: Sink) -> None:
+    """A mail still failing temporarily after its deadline is marked failed."""
+    new_case(app)
+    with app.sessions.begin() as session:
+        session.scalars(select(OutboundMail)).one().deadline_at = datetime.now(UTC)
+    sink.fail_next("421 4.4.2 Busy")
+    app.sender.drain()
+    assert outbound(app).status == "failed"
+
+
+def test_maildir_transport_writes_the_mail(make_app: Callable[..., App], tmp_path: object) -> None:
+    """The default transport of the example config drops the mail into a Maildir."""
+    app = make_app(outbound={"transport": "maildir", "maildir": "out"})
+    new_case(app)
+    assert app.sender.drain() == 1
+    [message] = list(mailbox.Maildir(app.settings.outbound.maildir, create=False))
+    assert message["To"] == "Ann Customer <ann@customer.org>"
+    assert message["Delivered-To"] == "ann@customer.org"
+    assert outbound(app).status == "sent"

@@ -1,0 +1,152 @@
+"""Processing after the commit: robots are screened out, failures are retried and then
+parked with their bytes, and parked mail can be replayed into a case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailcase.app import App
+from mailcase.cli import main
+from mailcase.models import Case, InboundMail, OutboundMail
+from mailcase.pipeline import stages
+from tests.support.mailsink import Sink
+from tests.support.servers import mail
+
+
+def accept(app: App, raw: bytes, mail_from: str = "ann@customer.org") -> int:
+    return app.intake.accept(raw, mail_from=mail_from, rcpt_to=["support@example.com"],
+                             source="test").id
+
+
+def count(app: App, model: type) -> int:
+    with app.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def inbound(app: App, inbound_id: int) -> InboundMail:
+    with app.sessions() as session:
+        row = session.get(InboundMail, inbound_id)
+        assert row is not None
+        return row
+
+
+@pytest.mark.parametrize(("headers", "mail_from"), [
+    ({"Auto_Submitted": "auto-replied"}, "ann@customer.org"),
+    ({"Precedence": "bulk"}, "ann@customer.org"),
+    ({"List_Id": "<announce.customer.org>"}, "ann@customer.org"),
+    ({"X_Autoreply": "yes"}, "ann@customer.org"),
+    ({}, ""),
+    ({"X_Mailcase_Loop": "support@example.com"}, "support@example.com"),
+])
+def test_robot_mail_opens_no_case_and_gets_no_answer(
+    app: App, sink: Sink, headers: dict[str, str], mail_from: str
+) -> None:
+    """Automatic mail is recorded as dropped with its reason: no case, no auto-response."""
+    inbound_id = accept(app, mail(**headers).as_bytes(), mail_from=mail_from)
+    app.processor.drain()
+    app.sender.drain()
+    row = inbound(app, inbound_id)
+    assert row.status == "dropped"
+    assert row.outcome and row.outcome.startswith("automatic mail")
+    assert count(app, Case) == 0
+    assert count(app, OutboundMail) == 0
+    sink.expect(0)
+
+
+def test_failures_retry_then_park_keeping_the_bytes(
+    app: App, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An unexpected error rolls back, is retried max_attempts times, then the mail is
+    parked with its raw bytes; replaying it after the fix opens the case."""
+    broken: list[int] = []
+
+    def explode(ctx: object) -> None:
+        broken.append(1)
+        raise ValueError("matcher bug")
+
+    pipeline = stages.PIPELINE
+    monkeypatch.setattr("mailcase.pipeline.processor.PIPELINE",
+                        tuple(explode if s is stages.match else s for s in pipeline))
+    raw = mail(message_id="<poison@customer.org>").as_bytes()
+    inbound_id = accept(app, raw)
+    for _ in range(10):
+        app.processor.drain()
+    row = inbound(app, inbound_id)
+    assert len(broken) == 5  # processing.max_attempts
+    assert row.status == "parked"
+    assert row.attempts == 5
+    assert row.last_error == "ValueError: matcher bug"
+    assert row.raw == raw
+    assert count(app, Case) == 0  # rolled back every time, contact included
+
+    monkeypatch.setattr("mailcase.pipeline.processor.PIPELINE", pipeline)
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "inbound", "replay", "--all-parked"]) == 0
+    app.processor.drain()
+    row = inbound(app, inbound_id)
+    assert row.status == "processed"
+    assert count(app, Case) == 1
+
+
+def test_processed_mail_cannot_be_replayed(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replaying a processed mail would duplicate its case, so it is refused in one line."""
+    inbound_id = accept(app, mail().as_bytes())
+    app.processor.drain()
+    capsys.readouterr()
+    code = main(["-c", str(tmp_path / "mailcase.toml"), "inbound", "replay", str(inbound_id)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "is processed" in err
+
+
+def test_reply_to_closed_case_reopens_it(app: App) -> None:
+    """By default a customer's reply to a closed case reopens it."""
+    accept(app, mail(message_id="<one@customer.org>").as_bytes())
+    app.processor.drain()
+    from mailcase.casework import Desk
+
+    desk = Desk(app)
+    desk.close(1000, "fixed", desk.author(None))
+    accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")
+           .as_bytes())
+    app.processor.drain()
+    with app.sessions() as session:
+        case = session.scalars(select(Case)).one()
+        assert (case.status, case.is_closed, case.closed_at) == ("Working", False, None)
+
+
+def test_reply_to_closed_case_opens_follow_up(make_app: Callable[..., App]) -> None:
+    """With on_reply_to_closed = "follow_up" the reply opens a child case of the closed one."""
+    app = make_app(cases={"on_reply_to_closed": "follow_up"})
+    accept(app, mail(message_id="<one@customer.org>").as_bytes())
+    app.processor.drain()
+    from mailcase.casework import Desk
+
+    desk = Desk(app)
+    desk.close(1000, "fixed", desk.author(None))
+    accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")
+           .as_bytes())
+    app.processor.drain()
+    with app.sessions() as session:
+        first, follow_up = session.scalars(select(Case).order_by(Case.number)).all()
+        assert first.is_closed
+        assert follow_up.parent_id == first.id and follow_up.number == 1001
+
+
+def test_forged_token_opens_a_new_case(app: App) -> None:
+    """A token that does not verify never attaches mail to the case it names."""
+    accept(app, mail(message_id="<one@customer.org>").as_bytes())
+    app.processor.drain()
+    forged = "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com"
+    app.intake.accept(mail(to=forged, sender="mallory@evil.org", message_id="<x@evil.org>")
+                      .as_bytes(), mail_from="mallory@evil.org", rcpt_to=[forged], source="test")
+    app.processor.drain()
+    with app.sessions() as session:
+        cases = session.scalars(select(Case).order_by(Case.number)).all()
+        assert [c.supplied_email for c in cases] == ["ann@customer.org", "mallory@evil.org"]
+        assert cases[0].comments == []
