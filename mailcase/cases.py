@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailcase.config import CaseSettings
+from mailcase.db import insert_unless_present
 from mailcase.models import (
     DESCRIPTION_MAX_BYTES,
     SUBJECT_MAX,
@@ -79,10 +80,14 @@ class CaseBook:
                 found.name = name
             return found
         domain = email.rpartition("@")[2]
-        account = self.session.scalar(select(Account).where(Account.domain == domain))
-        contact = Contact(email=email, name=name, account=account, created_at=self.now)
-        self.session.add(contact)
-        self.session.flush()
+        account = self.session.scalar(select(Account.id).where(Account.domain == domain))
+        insert_unless_present(
+            self.session, Contact,
+            {"email": email, "name": name, "account_id": account, "created_at": self.now},
+            ["email"],
+        )
+        contact = self.session.scalar(select(Contact).where(Contact.email == email))
+        assert contact is not None
         return contact
 
     def open(

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,3 +64,17 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def insert_unless_present(
+    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
+) -> None:
+    """Insert a row unless one with the same ``keys`` exists, without failing the transaction.
+
+    Two instances meeting the same new sender (or attachment) at once would otherwise
+    collide on a unique key and roll back a whole message; ON CONFLICT DO NOTHING lets
+    both go on and read the one row.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))

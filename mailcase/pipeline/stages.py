@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from mailcase import parsing, replytext, screen
 from mailcase.compose import Recipient
+from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
 from mailcase.models import Attachment, Blob, Case, Message
 from mailcase.pipeline.context import Context, Drop
@@ -147,7 +148,11 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
     for part in ctx.parsed.attachments:
         digest = hashlib.sha256(part.content).hexdigest()
         if ctx.session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
-            ctx.session.add(Blob(sha256=digest, size=len(part.content), content=part.content))
+            insert_unless_present(
+                ctx.session, Blob,
+                {"sha256": digest, "size": len(part.content), "content": part.content},
+                ["sha256"],
+            )
         ctx.session.add(Attachment(
             case_id=case.id, message_id=message.id, comment_id=comment_id,
             filename=part.filename, content_type=part.content_type,
