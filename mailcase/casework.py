@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailcase.app import App
 from mailcase.cases import CaseBook, CaseError
@@ -51,7 +51,11 @@ class Desk:
 
     def list(self, *, status: str | None, open_only: bool, limit: int) -> list[dict[str, Any]]:
         with self.app.sessions() as session:
-            query = select(Case).order_by(Case.number.desc()).limit(limit)
+            query = (
+                select(Case).order_by(Case.number.desc()).limit(limit)
+                .options(selectinload(Case.contact), selectinload(Case.parent),
+                         selectinload(Case.owner_agent), selectinload(Case.owner_queue))
+            )
             if status is not None:
                 query = query.where(Case.status == status)
             if open_only:

@@ -8,6 +8,7 @@ an operator can fix the file from the one line mailcase prints.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -177,12 +178,17 @@ class Settings(_Section):
     processing: ProcessingSettings = ProcessingSettings()
     logging: LoggingSettings = LoggingSettings()
 
-    @model_validator(mode="after")
-    def _distinct_mailboxes(self) -> Settings:
-        addresses = [m.address for m in self.mailbox]
-        if len(set(addresses)) != len(addresses):
-            raise ValueError("mailbox: an address is configured twice")
-        return self
+    @field_validator("mailbox")
+    @classmethod
+    def _distinct_mailboxes(
+        cls, boxes: tuple[MailboxSettings, ...]
+    ) -> tuple[MailboxSettings, ...]:
+        seen: set[str] = set()
+        for box in boxes:
+            if box.address in seen:
+                raise ValueError(f"{box.address} is configured twice")
+            seen.add(box.address)
+        return boxes
 
     @property
     def sender_address(self) -> str:
@@ -226,10 +232,19 @@ def load(path: Path) -> Settings:
 def _describe(exc: ValidationError) -> str:
     """Turn pydantic's errors into ``key.path: problem`` phrases joined on one line."""
     phrases = []
-    for error in exc.errors():
-        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"])
-        key = key.replace(".[", "[") or "(top level)"
+    errors = exc.errors()
+    failed_inside = {e["loc"][:n] for e in errors for n in range(1, len(e["loc"]))}
+    for error in errors:
+        if error["type"] == "too_short" and error["loc"] in failed_inside:
+            continue  # an item of the list failed; "too short" would only mislead
+        loc = tuple(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        # Checks across a section's keys say which key they mean as "key: problem".
+        named = re.match(r"^([a-z_]+): (.*)$", message, re.DOTALL)
+        if error["type"] == "value_error" and named:
+            loc, message = (*loc, named.group(1)), named.group(2)
+        key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
+        key = key.replace(".[", "[") or "(top level)"
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":

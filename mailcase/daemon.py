@@ -25,6 +25,10 @@ INTAKE_THREADS = 4
 FAILURE_PAUSE_SECONDS = 5.0
 
 
+class ListenError(Exception):
+    """The SMTP listener could not bind its address (in use, or not permitted)."""
+
+
 class Worker:
     """Runs one blocking ``drain`` in a thread whenever woken, one run at a time."""
 
@@ -81,9 +85,13 @@ class Daemon:
             handler = IntakeHandler(
                 settings, make_accept(self.app.intake, self.executor), self.processor.wake
             )
-            self.server = await self._loop.create_server(
-                smtp_factory(settings, handler), settings.smtp.host, settings.smtp.port
-            )
+            try:
+                self.server = await self._loop.create_server(
+                    smtp_factory(settings, handler), settings.smtp.host, settings.smtp.port
+                )
+            except OSError as exc:
+                raise ListenError(f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
+                                  f"{exc.strerror}") from None
             log.info("SMTP listening on %s:%s", settings.smtp.host, self.port)
 
     def _start_workers(self) -> None:

@@ -64,7 +64,11 @@ def ensure_current(engine: Engine) -> None:
         upgrade(engine)
         log.info("created the database schema at %s", head())
     elif revision != head():
-        raise SchemaBehind(
-            f"the database is at schema {revision}, this mailcase needs {head()}: "
-            "run 'mailcase db upgrade' (after a backup)"
-        )
+        raise SchemaBehind(behind_message(revision))
+
+
+def behind_message(revision: str) -> str:
+    return (
+        f"the database is at schema {revision}, this mailcase needs {head()}: "
+        "run 'mailcase db upgrade' (after a backup)"
+    )

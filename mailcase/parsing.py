@@ -187,7 +187,7 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
-    if not name:
+    if not name.strip("_"):
         return fallback
     stem, dot, ext = name.rpartition(".")
     if len(name) > 255:
@@ -195,12 +195,19 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return name
 
 
+def _lenient_base64(text: str) -> bytes:
+    """Decode base64 the way mail clients do: skip stray characters, forgive a cut-off end."""
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", text)
+    cleaned = cleaned[: len(cleaned) - 1] if len(cleaned) % 4 == 1 else cleaned
+    return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+
+
 def _attachments(parsed: mailparser.MailParser) -> list[ParsedAttachment]:
     result = []
     for item in parsed.attachments:
         payload = item.get("payload") or ""
         if item.get("binary"):
-            content = base64.b64decode(payload)
+            content = _lenient_base64(payload)
         else:
             content = payload.encode(item.get("charset") or "utf-8", errors="replace")
         content_id = (item.get("content-id") or "").strip("<> ") or None

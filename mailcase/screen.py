@@ -59,9 +59,11 @@ def _autoreply(mail: ParsedMail, _from: str, _own: frozenset[str]) -> str | None
     found = next((h for h in _AUTOREPLY_HEADERS if mail.header(h) is not None), None)
     if found:
         return f"auto-reply header {found}"
-    # Microsoft Exchange marks out-of-office replies this way.
-    if (mail.header("x-auto-response-suppress") or "").strip().lower() in ("all", "oof"):
-        return "X-Auto-Response-Suppress (Exchange automatic reply)"
+    # Microsoft Exchange marks automatic mail with a list of reply kinds it wants suppressed.
+    header = mail.header("x-auto-response-suppress") or ""
+    suppress = {value.strip().lower() for value in header.split(",")}
+    if suppress & {"all", "oof", "autoreply"}:
+        return "X-Auto-Response-Suppress (Exchange automatic mail)"
     return None
 
 

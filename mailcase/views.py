@@ -28,8 +28,12 @@ def case_summary(case: Case) -> dict[str, Any]:
         "priority": case.priority,
         "origin": case.origin,
         "supplied_email": case.supplied_email,
+        "contact": case.contact.email if case.contact else None,
         "owner": case.owner_name,
+        "parent": case.parent.display_number if case.parent else None,
+        "is_escalated": case.is_escalated,
         "created_at": _when(case.created_at),
+        "closed_at": _when(case.closed_at),
     }
 
 
@@ -65,15 +69,11 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "type": case.type,
         "resolution": case.resolution,
         "supplied_name": case.supplied_name,
-        "contact": case.contact.email if case.contact else None,
         "account": case.account.name if case.account else None,
-        "parent": case.parent.display_number if case.parent else None,
         "mailbox": case.mailbox,
-        "is_escalated": case.is_escalated,
         "is_closed_on_create": case.is_closed_on_create,
         "has_unread_comments_for_owner": case.has_unread_comments_for_owner,
         "updated_at": _when(case.updated_at),
-        "closed_at": _when(case.closed_at),
         "attachments": [_attachment(a) for a in first_files],
         "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
         "comments": [_comment(c) for c in case.comments],

@@ -20,7 +20,6 @@ from sqlalchemy.engine import make_url
 
 from mailcase import config, db, migrate
 from mailcase.app import App
-
 from tests.support.mailsink import Sink
 from tests.support.servers import require, running_daemon, write_config  # noqa: F401
 

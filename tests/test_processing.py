@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailcase.app import App
+from mailcase.casework import Desk
 from mailcase.cli import main
 from mailcase.models import Case, InboundMail, OutboundMail
 from mailcase.pipeline import stages
@@ -108,8 +109,6 @@ def test_reply_to_closed_case_reopens_it(app: App) -> None:
     """By default a customer's reply to a closed case reopens it."""
     accept(app, mail(message_id="<one@customer.org>").as_bytes())
     app.processor.drain()
-    from mailcase.casework import Desk
-
     desk = Desk(app)
     desk.close(1000, "fixed", desk.author(None))
     accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")
@@ -125,8 +124,6 @@ def test_reply_to_closed_case_opens_follow_up(make_app: Callable[..., App]) -> N
     app = make_app(cases={"on_reply_to_closed": "follow_up"})
     accept(app, mail(message_id="<one@customer.org>").as_bytes())
     app.processor.drain()
-    from mailcase.casework import Desk
-
     desk = Desk(app)
     desk.close(1000, "fixed", desk.author(None))
     accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")

@@ -9,9 +9,8 @@ import sys
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
-from mailcase import db, migrate
+from mailcase import migrate
 from mailcase.app import App
 from mailcase.cli.common import (
     EXIT_CONFIG,
@@ -19,10 +18,11 @@ from mailcase.cli.common import (
     EXIT_TEMPFAIL,
     UserError,
     opened,
+    schema_revision,
     settings_of,
 )
 from mailcase.cli.output import emit_json, table
-from mailcase.daemon import Daemon
+from mailcase.daemon import Daemon, ListenError
 from mailcase.intake import TooLarge
 from mailcase.models import InboundMail
 from mailcase.templates import Templates, sample_context
@@ -77,58 +77,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(settings.logging.level)
     for chatty in ("mail.log", "alembic"):  # aiosmtpd's per-command lines, Alembic's context
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    app = App.build(settings, create_secret=_fresh(settings.database.url))
+    app = App.build(settings, create_secret=schema_revision(settings) is None)
     try:
         app.ensure_schema()
         asyncio.run(Daemon(app).serve_forever())
-    except OperationalError as exc:
-        raise UserError(f"database cannot be reached: {exc.orig}") from None
-    except OSError as exc:
-        raise UserError(f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
-                        f"{exc.strerror}") from None
+    except ListenError as exc:
+        raise UserError(str(exc)) from None
     finally:
         app.close()
     return 0
 
 
-def _fresh(url: str) -> bool:
-    """Whether the database has no schema yet: the first start, which may make the secret."""
-    engine = db.create(url)
-    try:
-        return migrate.current(engine) is None
-    except OperationalError as exc:
-        raise UserError(f"database cannot be reached: {exc.orig}") from None
-    finally:
-        engine.dispose()
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     problems = Templates(settings.templates.dir).check(sample_context())
-    fresh = _fresh(settings.database.url)
-    if not (fresh and not settings.tokens.secret_file.exists()):
+    revision = schema_revision(settings)
+    if revision is not None or settings.tokens.secret_file.exists():
         load_secrets(settings.tokens.secret_file, create=False)
-    if not fresh:
-        engine = db.create(settings.database.url)
-        revision = migrate.current(engine)
-        engine.dispose()
-        if revision != migrate.head():
-            problems.append(f"database schema {revision} is behind {migrate.head()}: "
-                            "run 'mailcase db upgrade'")
+    if revision is not None and revision != migrate.head():
+        problems.append(migrate.behind_message(revision))
     for problem in problems:
         print(f"mailcase: {problem}", file=sys.stderr)
     if problems:
         return EXIT_CONFIG
     boxes = ", ".join(m.address for m in settings.mailbox)
-    print(f"config OK: mailboxes {boxes}; database "
-          f"{'new (created on first start)' if fresh else 'current'}; "
+    state = "new (created on first start)" if revision is None else "current"
+    print(f"config OK: mailboxes {boxes}; database {state}; "
           f"outbound via {settings.outbound.transport}")
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    app = App.build(settings, create_secret=_fresh(settings.database.url))
+    app = App.build(settings, create_secret=schema_revision(settings) is None)
     try:
         before, after = migrate.upgrade(app.engine)
     finally:

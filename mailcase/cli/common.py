@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from mailcase import config, migrate
+from mailcase import config, db, migrate
 from mailcase.app import App
 from mailcase.config import Settings
 
@@ -28,25 +29,34 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return config.load(config.config_path(args.config))
 
 
+def schema_revision(settings: Settings) -> str | None:
+    """The configured database's schema revision (None when empty), or one clear error."""
+    where = make_url(settings.database.url).render_as_string(hide_password=True)
+    try:
+        engine = db.create(settings.database.url)
+    except OSError as exc:
+        raise UserError(f"database {where} cannot be opened: {exc.strerror}") from None
+    try:
+        return migrate.current(engine)
+    except DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split())
+        raise UserError(f"database {where} cannot be reached: {reason}") from None
+    finally:
+        engine.dispose()
+
+
 def open_app(args: argparse.Namespace) -> App:
-    """The App for a command that works on an existing, current database."""
-    app = App.build(settings_of(args))
-    try:
-        revision = migrate.current(app.engine)
-    except OperationalError as exc:
-        app.close()
-        raise UserError(f"database {_where(app)} cannot be reached: {exc.orig}") from None
+    """The App for a command that works on an existing database at the current schema."""
+    settings = settings_of(args)
+    revision = schema_revision(settings)
     if revision is None:
-        app.close()
         raise UserError(
-            f"database {_where(app)} is empty: run 'mailcase db upgrade' or start 'mailcase serve'"
+            f"database {make_url(settings.database.url).render_as_string(hide_password=True)} "
+            "is empty: run 'mailcase db upgrade' or start 'mailcase serve'"
         )
-    try:
-        app.ensure_schema()
-    except migrate.SchemaBehind:
-        app.close()
-        raise
-    return app
+    if revision != migrate.head():
+        raise migrate.SchemaBehind(migrate.behind_message(revision))
+    return App.build(settings)
 
 
 @contextmanager
@@ -57,10 +67,6 @@ def opened(args: argparse.Namespace) -> Iterator[App]:
         yield app
     finally:
         app.close()
-
-
-def _where(app: App) -> str:
-    return app.engine.url.render_as_string(hide_password=True)
 
 
 def read_text_arg(text: str | None, file: str | None) -> str:

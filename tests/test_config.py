@@ -1,0 +1,259 @@
+"""Loading the TOML config: every kind of mistake is refused with the key's dotted name and
+what is wrong, relative paths follow the config file, and the example file matches the code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy.engine import make_url
+
+from mailcase import config
+from mailcase.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.toml"
+MAILBOX = '[[mailbox]]\naddress = "support@example.com"\n'
+
+
+def refusal(tmp_path: Path, text: str) -> list[str]:
+    """Load ``text`` as a config file that must be refused; its problems, one per phrase."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert "\n" not in message, f"not one line: {message!r}"
+    prefix = f"{path}: "
+    assert message.startswith(prefix), f"does not name the file first: {message!r}"
+    return message.removeprefix(prefix).split("; ")
+
+
+def test_valid_minimal_config_loads(tmp_path: Path) -> None:
+    """A file holding nothing but one mailbox loads, with the documented defaults."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(MAILBOX, encoding="utf-8")
+    settings = config.load(path)
+    assert [m.address for m in settings.mailbox] == ["support@example.com"]
+    assert settings.smtp.port == 2525
+    assert settings.outbound.transport == "maildir"
+
+
+def test_unknown_top_level_section_is_refused(tmp_path: Path) -> None:
+    """A section the code does not know ([bogus]) is named as an unknown key."""
+    assert refusal(tmp_path, MAILBOX + "[bogus]\nanswer = 42\n") == ["bogus: unknown key"]
+
+
+def test_unknown_key_in_section_is_refused(tmp_path: Path) -> None:
+    """A misspelt key (smtp.prot) is refused with its dotted name, not silently ignored."""
+    assert refusal(tmp_path, "[smtp]\nprot = 25\n" + MAILBOX) == ["smtp.prot: unknown key"]
+
+
+def test_wrong_type_is_refused(tmp_path: Path) -> None:
+    """A port given as text names smtp.port, says an integer is needed and shows the value."""
+    [problem] = refusal(tmp_path, '[smtp]\nport = "abc"\n' + MAILBOX)
+    assert problem.startswith("smtp.port: ")
+    assert "integer" in problem
+    assert "'abc'" in problem
+
+
+def test_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    """Port 70000 names smtp.port, the limit 65535 and the value given."""
+    [problem] = refusal(tmp_path, "[smtp]\nport = 70000\n" + MAILBOX)
+    assert problem.startswith("smtp.port: ")
+    assert "65535" in problem
+    assert "70000" in problem
+
+
+def test_missing_mailbox_is_refused(tmp_path: Path) -> None:
+    """A config without any [[mailbox]] says the mailbox key is required."""
+    assert refusal(tmp_path, "[smtp]\nport = 2525\n") == ["mailbox: required key is missing"]
+
+
+def test_mailbox_address_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
+    """A mailbox address without an @ is named by its index, and that is the only problem told."""
+    problems = refusal(tmp_path, '[[mailbox]]\naddress = "not-an-address"\n')
+    assert len(problems) == 1, f"one mistake, several problems told: {problems}"
+    assert problems[0].startswith("mailbox[0].address: ")
+    assert "'not-an-address' is not an email address" in problems[0]
+
+
+def test_duplicate_mailbox_addresses_are_refused(tmp_path: Path) -> None:
+    """The same address configured twice (in any letter case) is refused under the key mailbox."""
+    problems = refusal(tmp_path, MAILBOX + MAILBOX.replace("support@", "Support@"))
+    assert problems == ["mailbox: support@example.com is configured twice"]
+
+
+def test_unsupported_database_backend_is_refused(tmp_path: Path) -> None:
+    """A mysql:// URL names database.url and the backends that are supported."""
+    [problem] = refusal(tmp_path, '[database]\nurl = "mysql://u@db.example.com/mc"\n' + MAILBOX)
+    assert problem.startswith("database.url: ")
+    assert "'mysql' is not supported" in problem
+    assert "sqlite or postgresql" in problem
+
+
+def test_unknown_outbound_transport_is_refused(tmp_path: Path) -> None:
+    """outbound.transport other than smtp or maildir names both allowed values."""
+    [problem] = refusal(tmp_path, '[outbound]\ntransport = "pigeon"\n' + MAILBOX)
+    assert problem.startswith("outbound.transport: ")
+    assert "'smtp' or 'maildir'" in problem
+    assert "'pigeon'" in problem
+
+
+def test_new_status_not_in_statuses_is_refused(tmp_path: Path) -> None:
+    """A cases.new_status missing from cases.statuses is refused under its dotted name."""
+    [problem] = refusal(tmp_path, '[cases]\nnew_status = "Fresh"\n' + MAILBOX)
+    assert problem.startswith("cases.new_status: "), problem
+    assert "'Fresh' is not one of statuses" in problem
+
+
+def test_closed_status_not_in_statuses_is_refused(tmp_path: Path) -> None:
+    """A cases.closed_statuses entry that is no status is refused under its dotted name."""
+    [problem] = refusal(tmp_path, '[cases]\nclosed_statuses = ["Done"]\n' + MAILBOX)
+    assert problem.startswith("cases.closed_statuses: "), problem
+    assert "'Done' is not one of statuses" in problem
+
+
+def test_reopen_status_that_is_closed_is_refused(tmp_path: Path) -> None:
+    """Reopening into a closed status is refused under cases.reopen_status."""
+    [problem] = refusal(tmp_path, '[cases]\nreopen_status = "Closed"\n' + MAILBOX)
+    assert problem.startswith("cases.reopen_status: "), problem
+    assert "'Closed' is a closed status" in problem
+
+
+def test_invalid_toml_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A TOML syntax error is reported as such, with the file and the line."""
+    [problem] = refusal(tmp_path, MAILBOX + "[smtp\nport = 1\n")
+    assert problem.startswith("not valid TOML: ")
+    assert "line 3" in problem
+
+
+def test_missing_config_file_says_how_to_name_one(tmp_path: Path) -> None:
+    """A missing file is named, with the two ways to point mailcase at the right one."""
+    missing = tmp_path / "nowhere" / "mailcase.toml"
+    with pytest.raises(ConfigError) as caught:
+        config.load(missing)
+    message = str(caught.value)
+    assert str(missing) in message
+    assert "not found" in message
+    assert "-c/--config" in message
+    assert "MAILCASE_CONFIG" in message
+
+
+def test_example_config_loads_with_paths_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config.example.toml loads, and its relative paths point into the repository, not the
+    current directory."""
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(EXAMPLE)
+    url = make_url(settings.database.url)
+    assert url.get_backend_name() == "sqlite"
+    assert url.database == str(ROOT / "var" / "mailcase.db")
+    assert settings.outbound.maildir == ROOT / "var" / "outbound"
+    assert settings.templates.dir == ROOT / "templates"
+    assert settings.tokens.secret_file == ROOT / "var" / "token-secret"
+    assert [m.address for m in settings.mailbox] == ["support@example.com"]
+
+
+def test_relative_config_path_resolves_paths_to_absolute_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config named by a relative path (as -c etc/mailcase.toml) gives absolute paths under
+    its own folder, so later chdirs cannot move the database."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "mailcase.toml")
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(Path("etc/mailcase.toml"))
+    assert make_url(settings.database.url).database == str(folder / "var" / "mailcase.db")
+    assert settings.outbound.maildir == folder / "var" / "outbound"
+    assert settings.templates.dir == folder / "templates"
+    assert settings.tokens.secret_file == folder / "var" / "token-secret"
+
+
+def test_absolute_paths_are_kept(tmp_path: Path) -> None:
+    """Absolute paths and a PostgreSQL URL come through unchanged."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(
+        '[database]\nurl = "postgresql://mc:secret@db.example.com/mailcase"\n'
+        f'[templates]\ndir = "{ROOT / "templates"}"\n'
+        '[outbound]\nmaildir = "/srv/mail/out"\n' + MAILBOX,
+        encoding="utf-8",
+    )
+    settings = config.load(path)
+    assert settings.database.url == "postgresql://mc:secret@db.example.com/mailcase"
+    assert settings.templates.dir == ROOT / "templates"
+    assert settings.outbound.maildir == Path("/srv/mail/out")
+
+
+def test_config_path_prefers_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-c/--config wins over $MAILCASE_CONFIG."""
+    monkeypatch.setenv("MAILCASE_CONFIG", "/etc/from-env.toml")
+    assert config.config_path("/etc/from-cli.toml") == Path("/etc/from-cli.toml")
+
+
+def test_config_path_falls_back_to_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without -c, $MAILCASE_CONFIG names the file."""
+    monkeypatch.setenv("MAILCASE_CONFIG", "/etc/from-env.toml")
+    assert config.config_path(None) == Path("/etc/from-env.toml")
+
+
+def test_config_path_defaults_to_current_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without -c and $MAILCASE_CONFIG, ./mailcase.toml is read."""
+    monkeypatch.delenv("MAILCASE_CONFIG", raising=False)
+    assert config.config_path(None) == Path("mailcase.toml")
+
+
+def _section_model(annotation: object) -> type[BaseModel] | None:
+    """The settings model behind a field's type (X, X | None, tuple[X, ...]), if any."""
+    candidates = [annotation, *typing.get_args(annotation)]
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _documented_keys(model: type[BaseModel], section: str) -> list[tuple[str, str]]:
+    """Every (section, key) of ``model``, nested sections (like mailbox.imap) included."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        nested = _section_model(field.annotation)
+        if nested is not None:
+            keys += _documented_keys(nested, f"{section}.{key}" if section else key)
+        else:
+            keys.append((section, key))
+    return keys
+
+
+def _example_sections() -> dict[str, str]:
+    """The example file's text per section header (commented-out headers count too)."""
+    header = re.compile(r"^\s*#?\s*\[\[?\s*([\w.]+)\s*\]\]?\s*$")
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = header.match(line)
+        if match:
+            current = match.group(1)
+            sections.setdefault(current, [])
+        else:
+            sections.setdefault(current, []).append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def test_example_config_mentions_every_key() -> None:
+    """config.example.toml shows every key of every settings section (set or commented out),
+    so the example cannot drift from the code."""
+    sections = _example_sections()
+    keys = _documented_keys(Settings, "")
+    assert ("outbound", "from") in keys  # the alias, not the Python name from_
+    missing = [
+        f"{section}.{key}" for section, key in keys
+        if not re.search(rf"^\s*#?\s*{re.escape(key)}\s*=", sections.get(section, ""), re.M)
+    ]
+    assert missing == [], f"config.example.toml does not mention: {', '.join(missing)}"
