@@ -48,6 +48,7 @@ class App:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
     services: Services
     intake: Intake
     processor: Processor
@@ -74,6 +75,7 @@ class App:
             settings=settings,
             engine=engine,
             sessions=sessions,
+            readers=db.reader_factory(engine),
             services=services,
             intake=Intake(sessions, clock, settings.smtp.max_message_size),
             processor=Processor(sessions, services, clock, jitter=jitter),

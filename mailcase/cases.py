@@ -65,8 +65,10 @@ class CaseBook:
         self.settings = settings
         self.now = now
 
-    def get(self, number: int) -> Case:
-        case = self.session.scalar(select(Case).where(Case.number == number))
+    def get(self, number: int, *, lock: bool = True) -> Case:
+        """The case, locked for this transaction (unless reading) so changes queue behind it."""
+        query = select(Case).where(Case.number == number)
+        case = self.session.scalar(query.with_for_update() if lock else query)
         if case is None:
             raise CaseError(f"there is no case {number:08d}")
         return case
@@ -125,7 +127,10 @@ class CaseBook:
         return case, clipped
 
     def _next_number(self) -> int:
-        """The next case number: one counter row updated under its row lock, never reused."""
+        """The next case number: one counter row updated under its row lock, never reused.
+
+        Raising ``cases.first_number`` later jumps ahead; lowering it never goes back.
+        """
         first = self.settings.first_number
         counter = Counter.__table__.c
         bumped = sql_case((counter.value + 1 < first, first), else_=counter.value + 1)
@@ -134,9 +139,7 @@ class CaseBook:
             .returning(counter.value)
         ).scalar()
         if value is None:
-            self.session.add(Counter(name="case_number", value=first))
-            self.session.flush()
-            return first
+            raise RuntimeError("the case_number counter row is missing; run 'mailcase db upgrade'")
         return int(value)
 
     def comment(

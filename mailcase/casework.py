@@ -50,7 +50,7 @@ class Desk:
         return Author(email.lower(), "")
 
     def list(self, *, status: str | None, open_only: bool, limit: int) -> list[dict[str, Any]]:
-        with self.app.sessions() as session:
+        with self.app.readers() as session:
             query = (
                 select(Case).order_by(Case.number.desc()).limit(limit)
                 .options(selectinload(Case.contact), selectinload(Case.parent),
@@ -63,8 +63,9 @@ class Desk:
             return [case_summary(c) for c in session.scalars(query)]
 
     def show(self, number: int) -> dict[str, Any]:
-        with self._book() as book:
-            return case_detail(book.session, book.get(number))
+        with self.app.readers() as session:
+            book = CaseBook(session, self.app.settings.cases, self.app.clock())
+            return case_detail(session, book.get(number, lock=False))
 
     def reply(self, number: int, body: str, author: Author) -> int:
         """A public answer, mailed to the contact and collaborators; returns mails queued."""

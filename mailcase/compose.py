@@ -79,10 +79,13 @@ class Composer:
         message_id = f"<{uuid.uuid4().hex}.{case.display_number}@{mailbox.domain}>"
         parent, references = _thread(session, case)
 
-        mail = EmailMessage(policy=policy.SMTP)
-        mail["From"] = formataddr((mailbox.name, mailbox.address))
-        mail["To"] = formataddr((recipient.name, recipient.email))
-        mail["Reply-To"] = formataddr((mailbox.name, reply_address))
+        # An internationalised address (RFC 6532) makes the whole header block UTF-8;
+        # the outbox then asks the relay for SMTPUTF8.
+        utf8 = not (recipient.email.isascii() and mailbox.address.isascii())
+        mail = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+        mail["From"] = _address(mailbox.name, mailbox.address)
+        mail["To"] = _address(recipient.name, recipient.email)
+        mail["Reply-To"] = _address(mailbox.name, reply_address)
         mail["Subject"] = subject
         mail["Date"] = format_datetime(now)
         mail["Message-ID"] = message_id
@@ -99,7 +102,8 @@ class Composer:
             mail.add_alternative(rendered.html, subtype="html")
 
         row = OutboundMail(
-            case_id=case.id, kind=kind, mail_from=mailbox.address, rcpt_to=recipient.email,
+            case_id=case.id, kind=kind, mail_from=self.settings.outbound.from_ or mailbox.address,
+            rcpt_to=recipient.email,
             message_id=message_id, raw=mail.as_bytes(), status="pending", attempts=0,
             next_attempt_at=now, created_at=now,
             deadline_at=now + timedelta(hours=self.settings.outbound.retry_deadline_hours),
@@ -114,6 +118,14 @@ class Composer:
 
     def _mailbox(self, case: Case) -> MailboxSettings:
         return self.settings.mailbox_for(case.mailbox) or self.settings.mailbox[0]
+
+
+def _address(name: str, email: str) -> str:
+    """A header mailbox: RFC 2047 for an ASCII address's name, plain UTF-8 otherwise."""
+    if email.isascii():
+        return formataddr((name, email))
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{email}>' if name else email
 
 
 def _case_view(case: Case) -> dict[str, Any]:

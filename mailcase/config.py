@@ -20,6 +20,10 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_CONFIG_NAME = "mailcase.toml"
 CONFIG_ENV = "MAILCASE_CONFIG"
 
+# SQLite through the standard library, PostgreSQL through psycopg 3 (the default for
+# "postgresql://" here); other drivers are not installed with mailcase.
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
 Port = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -50,11 +54,14 @@ class DatabaseSettings(_Section):
     @classmethod
     def _known_backend(cls, value: str) -> str:
         try:
-            backend = make_url(value).get_backend_name()
-        except ArgumentError as exc:
-            raise ValueError(f"{value!r} is not a database URL") from exc
-        if backend not in ("sqlite", "postgresql"):
-            raise ValueError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL") from None
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"{driver!r} is not supported (use sqlite or postgresql: "
+                "sqlite:///PATH or postgresql://USER@HOST/DB)"
+            )
         return value
 
 
@@ -74,10 +81,13 @@ class MailboxSettings(_Section):
     address: str
     name: str = "Support"
     auto_response: bool = True
+    auto_response_interval: Annotated[float, Field(ge=0)] = 3600.0
 
     @field_validator("address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
+        if "+" in value.rpartition("@")[0]:
+            raise ValueError(f"{value!r} has a '+': mailcase uses support+<token>@ for replies")
         return _check_address(value)
 
     @property
@@ -189,11 +199,6 @@ class Settings(_Section):
                 raise ValueError(f"{box.address} is configured twice")
             seen.add(box.address)
         return boxes
-
-    @property
-    def sender_address(self) -> str:
-        """The From address of outbound mail that names no mailbox of its own."""
-        return self.outbound.from_ or self.mailbox[0].address
 
     def mailbox_for(self, address: str) -> MailboxSettings | None:
         """The mailbox that owns ``address``, its plus-addresses included."""

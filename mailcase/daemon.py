@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +33,9 @@ class ListenError(Exception):
 class Worker:
     """Runs one blocking ``drain`` in a thread whenever woken, one run at a time."""
 
-    def __init__(self, name: str, drain: Callable[[], int], after: Callable[[], None]) -> None:
+    def __init__(
+        self, name: str, drain: Callable[[], Counter[str]], after: Callable[[], None]
+    ) -> None:
         self.name = name
         self.drain = drain
         self.after = after

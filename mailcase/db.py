@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "mailcase_read_only"
 
 
 def create(url: str) -> Engine:
@@ -34,12 +35,13 @@ def create(url: str) -> Engine:
 def _tune_sqlite(engine: Engine) -> None:
     """Make SQLite safe for a mail gateway.
 
-    * WAL lets readers (the CLI) run beside the daemon's writer.
+    * WAL lets readers (the CLI's list and show) run beside the daemon's writer.
     * ``synchronous=FULL``: a commit is on disk before we answer 250, so a power cut
       cannot lose mail we acknowledged.
-    * ``BEGIN IMMEDIATE``: every transaction takes the write lock up front and waits for
-      it (busy timeout) instead of failing with "database is locked" when a deferred
-      reader tries to upgrade to a writer.
+    * ``BEGIN IMMEDIATE``: every writing transaction takes the write lock up front and
+      waits for it (busy timeout) instead of failing with "database is locked" when a
+      deferred reader tries to upgrade to a writer. Sessions from ``reader_factory``
+      begin deferred and never wait for it.
     """
 
     @event.listens_for(engine, "connect")
@@ -54,12 +56,18 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded values after commit, so results can be shown after it."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def reader_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only: on SQLite they never wait for the writer's lock."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def is_postgresql(engine: Engine) -> bool:

@@ -39,13 +39,37 @@ class Accepted:
     message_id: str | None
 
 
+KEYED_HEADERS = ("message-id", "from", "date", "subject")
+
+
 def idempotency_key(raw: bytes) -> tuple[str, str | None]:
-    """The key that makes a re-delivered mail a duplicate, and the mail's Message-ID."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    """The key that makes a re-delivered mail a duplicate, and the mail's Message-ID.
+
+    The same mail delivered twice, by SMTP and IMAP, or to two of our addresses in
+    separate transactions, has the same Message-ID, From, Date, Subject and body, while
+    its transport headers (Received, Delivered-To) differ: those five make the key.
+    A different mail that reuses a Message-ID (a broken client, a list's copy with a
+    footer, a forgery) gets a key of its own and is stored; it is never thrown away
+    after its 250.
+    """
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n")
     ids = message_ids(str(headers.get("message-id") or ""))
-    if ids:
-        return "mid:" + hashlib.sha256(ids[0].encode()).hexdigest(), ids[0]
-    return "sha:" + hashlib.sha256(raw).hexdigest(), None
+    digest = hashlib.sha256()
+    for name in KEYED_HEADERS:
+        digest.update(" ".join(str(headers.get(name) or "").split()).encode("utf-8", "replace"))
+        digest.update(b"\0")
+    digest.update(b"\n".join(line.rstrip() for line in body.rstrip().split(b"\n")))
+    return digest.hexdigest(), ids[0] if ids else None
+
+
+def return_path(raw: bytes) -> str | None:
+    """The envelope sender an MDA recorded in Return-Path: "" for <>, None when absent."""
+    head = raw.replace(b"\r\n", b"\n").partition(b"\n\n")[0]
+    value = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n").get("return-path")
+    if value is None:
+        return None
+    return str(value).strip().strip("<>").strip()
 
 
 class Intake:
@@ -62,7 +86,7 @@ class Intake:
         self.max_size = max_size
 
     def accept(
-        self, raw: bytes, *, mail_from: str, rcpt_to: Sequence[str], source: str
+        self, raw: bytes, *, mail_from: str | None, rcpt_to: Sequence[str], source: str
     ) -> Accepted:
         """Commit ``raw`` as pending inbound mail; raises if it could not be committed."""
         if len(raw) > self.max_size:

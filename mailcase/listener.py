@@ -66,7 +66,7 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         """Whatever else goes wrong in a session: a temporary failure, never aiosmtpd's 500."""
         log.error("SMTP session error: %s", error, exc_info=error)
-        return "421 4.3.0 Temporary failure, closing connection"
+        return "451 4.3.0 Temporary failure, please try again later"
 
 
 def make_accept(intake: Intake, executor: Executor | None) -> AcceptFn:
@@ -82,13 +82,27 @@ def make_accept(intake: Intake, executor: Executor | None) -> AcceptFn:
     return accept
 
 
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP server, taking data lines longer than RFC 5321's 1,000 octets.
+
+    Real mail breaks that limit (HTML generators write a whole page on one line), and
+    aiosmtpd would answer such mail with a permanent 500. A gateway takes it: the
+    message size limit still bounds memory.
+    """
+
+    def __init__(self, handler: IntakeHandler, *, line_length_limit: int, **kwargs: Any) -> None:
+        self.line_length_limit = line_length_limit  # read by SMTP.__init__ for its reader
+        super().__init__(handler, **kwargs)
+
+
 def smtp_factory(settings: Settings, handler: IntakeHandler) -> Callable[[], SMTP]:
     """A protocol factory for ``loop.create_server``."""
     kwargs: dict[str, Any] = {
         "data_size_limit": settings.smtp.max_message_size,
+        "line_length_limit": max(1001, settings.smtp.max_message_size),
         "enable_SMTPUTF8": True,
         "ident": "mailcase ESMTP",
     }
     if settings.smtp.hostname:
         kwargs["hostname"] = settings.smtp.hostname
-    return lambda: SMTP(handler, **kwargs)
+    return lambda: GatewaySMTP(handler, **kwargs)

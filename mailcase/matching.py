@@ -64,7 +64,9 @@ def _by_token(
     if claim is None:
         log.warning("ignored a reply token that does not verify in %s", address)
         return None
-    case = session.scalar(select(Case).where(Case.number == claim.case_number))
+    case = session.scalar(
+        select(Case).where(Case.number == claim.case_number).with_for_update()
+    )
     return Match(case, "token", claim.participant) if case is not None else None
 
 
@@ -80,5 +82,5 @@ def _by_thread(session: Session, mail: ParsedMail) -> Match | None:
     # Prefer the message the mail answers directly (In-Reply-To), then the newest reference.
     rank = {mid: position for position, mid in enumerate(ids)}
     best = min(rows, key=lambda row: rank.get(row.message_id, len(ids)))
-    case = session.get(Case, best.case_id)
+    case = session.get(Case, best.case_id, with_for_update=True)
     return Match(case, "thread") if case is not None else None

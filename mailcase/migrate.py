@@ -7,13 +7,15 @@ refuses to start on one that is merely behind, so upgrades stay an operator's de
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 log = logging.getLogger(__name__)
 
@@ -24,36 +26,62 @@ class SchemaBehind(Exception):
     """The database exists but is older than this version of mailcase."""
 
 
-def _config(engine: Engine) -> Config:
+# One number for every mailcase: instances starting at once on an empty PostgreSQL
+# database take turns creating the schema instead of colliding on alembic_version.
+MIGRATION_LOCK_KEY = 0x6D61696C63617365  # "mailcase"
+
+
+def _config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.attributes["engine"] = engine
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
 def head() -> str:
     """The newest revision this version of mailcase knows."""
-    current = ScriptDirectory.from_config(_config_stub()).get_current_head()
-    assert current is not None
-    return current
-
-
-def _config_stub() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return cfg
+    current_head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert current_head is not None
+    return current_head
 
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _exclusive(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that no other migrating mailcase shares.
+
+    PostgreSQL: a session advisory lock. SQLite: the write lock of BEGIN IMMEDIATE,
+    which the engine takes for every writing transaction.
+    """
+    with engine.connect() as connection:
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+            connection.commit()
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            if postgres:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+                connection.commit()
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Migrate to the newest schema; returns (revision before, revision after)."""
-    before = current(engine)
-    command.upgrade(_config(engine), "head")
+    with _exclusive(engine) as connection:
+        before = _revision(connection)
+        command.upgrade(_config(connection), "head")
     return before, head()
 
 
@@ -61,10 +89,13 @@ def ensure_current(engine: Engine) -> None:
     """Create an empty database's schema; refuse a database that needs an upgrade."""
     revision = current(engine)
     if revision is None:
-        upgrade(engine)
-        log.info("created the database schema at %s", head())
-    elif revision != head():
-        raise SchemaBehind(behind_message(revision))
+        with _exclusive(engine) as connection:
+            if _revision(connection) is None:  # another instance may have just made it
+                command.upgrade(_config(connection), "head")
+                log.info("created the database schema at %s", head())
+        revision = current(engine)
+    if revision != head():
+        raise SchemaBehind(behind_message(revision or "none"))
 
 
 def behind_message(revision: str) -> str:

@@ -2,19 +2,21 @@
 
 Rows are claimed by pushing their next attempt into the future (a lease) in a short
 transaction, so no transaction stays open while we talk to the relay, and a crashed
-sender's rows come due again by themselves. The cost is the one window every
-at-least-once sender has: a crash between the relay's 250 and our commit sends that
-mail again.
+sender's rows come due again by themselves; a slow batch renews the lease of what it
+has not sent yet. Each result is committed as soon as the relay answers, so the one
+window left is the one every at-least-once sender has: a crash between the relay's
+250 and that commit sends that one mail again.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.config import OutboundSettings
@@ -51,17 +53,23 @@ class OutboxSender:
         self.clock = clock
         self.jitter = jitter
 
-    def drain(self) -> int:
-        """Send batches until nothing is due; returns how many mails were handled."""
-        handled = 0
+    def drain(self) -> Counter[str]:
+        """Send batches until nothing is due; counts the mails sent, deferred and failed."""
+        outcomes: Counter[str] = Counter()
         while batch := self._claim():
-            self._record(self.transport.deliver(batch))
-            handled += len(batch)
-        return handled
+            lease = Lease(self, [envelope.id for envelope in batch])
+            for result in self.transport.deliver(batch):
+                outcomes[self._record(result)] += 1
+                lease.done(result.id)
+        return outcomes
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed mail stays ours before another sender may take it."""
+        return self.settings.timeout * 4 + 60
 
     def _claim(self) -> list[Envelope]:
         now = self.clock()
-        lease = timedelta(seconds=self.settings.timeout * 4 + 60)
         with self.sessions.begin() as session:
             rows = session.scalars(
                 select(OutboundMail)
@@ -71,26 +79,55 @@ class OutboxSender:
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
-                row.next_attempt_at = now + lease
+                row.next_attempt_at = now + timedelta(seconds=self.lease_seconds)
             return [Envelope(r.id, r.mail_from, r.rcpt_to, r.raw) for r in rows]
 
-    def _record(self, results: list[Result]) -> None:
+    def extend(self, ids: list[int]) -> None:
+        """Push the lease of mails still waiting in this batch further out."""
+        until = self.clock() + timedelta(seconds=self.lease_seconds)
+        with self.sessions.begin() as session:
+            session.execute(
+                update(OutboundMail)
+                .where(OutboundMail.id.in_(ids), OutboundMail.status == "pending")
+                .values(next_attempt_at=until)
+            )
+
+    def _record(self, result: Result) -> str:
+        """Record one mail's result in its own transaction; returns sent, deferred or failed."""
         now = self.clock()
         with self.sessions.begin() as session:
-            for result in results:
-                row = session.get(OutboundMail, result.id)
-                if row is None or row.status != "pending":
-                    continue
-                row.attempts += 1
-                row.last_error = None if result.verdict == "sent" else result.detail
-                if result.verdict == "sent":
-                    row.status, row.sent_at = "sent", now
-                elif result.verdict == "permanent" or now >= row.deadline_at:
-                    row.status = "failed"
-                    log.warning("outbound %s to %s failed: %s", row.id, row.rcpt_to, result.detail)
-                else:
-                    row.next_attempt_at = now + backoff(
-                        row.attempts, self.settings.retry_base_seconds,
-                        self.settings.retry_max_seconds, self.jitter,
-                    )
-                    log.info("outbound %s to %s deferred: %s", row.id, row.rcpt_to, result.detail)
+            row = session.get(OutboundMail, result.id, with_for_update=True)
+            if row is None or row.status != "pending":
+                return "skipped"
+            row.attempts += 1
+            row.last_error = None if result.verdict == "sent" else result.detail
+            if result.verdict == "sent":
+                row.status, row.sent_at = "sent", now
+                return "sent"
+            if result.verdict == "permanent" or now >= row.deadline_at:
+                row.status = "failed"
+                log.warning("outbound %s to %s failed: %s", row.id, row.rcpt_to, result.detail)
+                return "failed"
+            row.next_attempt_at = now + backoff(
+                row.attempts, self.settings.retry_base_seconds,
+                self.settings.retry_max_seconds, self.jitter,
+            )
+            log.info("outbound %s to %s deferred: %s", row.id, row.rcpt_to, result.detail)
+            return "deferred"
+
+
+class Lease:
+    """Keeps the rest of a batch claimed while a slow relay works through it."""
+
+    def __init__(self, sender: OutboxSender, ids: list[int]) -> None:
+        self.sender = sender
+        self.waiting = dict.fromkeys(ids)
+        self.renew_at = sender.clock() + timedelta(seconds=sender.lease_seconds / 2)
+
+    def done(self, mail_id: int) -> None:
+        self.waiting.pop(mail_id, None)
+        if self.waiting and self.sender.clock() >= self.renew_at:
+            self.sender.extend(list(self.waiting))
+            self.renew_at = self.sender.clock() + timedelta(
+                seconds=self.sender.lease_seconds / 2
+            )

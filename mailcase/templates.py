@@ -22,6 +22,8 @@ from jinja2 import (
 )
 
 REQUIRED_SETS = ("acknowledgement", "agent_reply")
+# Variables a set gets beyond case, recipient, mailbox and reply_address.
+EXTRA_VARIABLES = {"agent_reply": ("comment",)}
 
 
 class TemplateProblem(Exception):
@@ -74,12 +76,13 @@ class Templates:
                 f"template {self.directory / filename}{_line_of(exc, filename)}: {exc}"
             ) from None
 
-    def check(self, sample: dict[str, Any]) -> list[str]:
-        """Render every required set with sample data; one message per problem."""
+    def check(self) -> list[str]:
+        """Render every required set with the sample data it will really get; one message
+        per problem."""
         problems = []
         for name in REQUIRED_SETS:
             try:
-                self.render(name, sample)
+                self.render(name, sample_context(name))
             except TemplateProblem as exc:
                 problems.append(str(exc))
         return problems
@@ -96,9 +99,9 @@ def _line_of(exc: BaseException, filename: str) -> str:
     return f", line {line}" if line else ""
 
 
-def sample_context() -> dict[str, Any]:
-    """Data shaped like the real context, for checking templates before they are needed."""
-    return {
+def sample_context(name: str) -> dict[str, Any]:
+    """Data shaped like what set ``name`` really gets, to check it before it is needed."""
+    context = {
         "case": {
             "number": "00001000", "subject": "Printer on fire", "status": "New",
             "priority": "Medium", "description": "It is on fire.", "resolution": None,
@@ -109,3 +112,8 @@ def sample_context() -> dict[str, Any]:
         "comment": {"body": "We are on it.", "author": "Bob", "public": True},
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
     }
+    extra = EXTRA_VARIABLES.get(name, ())
+    return {k: v for k, v in context.items() if k in BASE_VARIABLES or k in extra}
+
+
+BASE_VARIABLES = ("case", "recipient", "mailbox", "reply_address")

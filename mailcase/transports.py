@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -36,9 +36,14 @@ class Result:
 
 
 class Transport(Protocol):
-    """Delivers a batch of mails; never raises for a delivery problem, reports it instead."""
+    """Delivers a batch of mails, yielding each result as soon as it is known.
 
-    def deliver(self, batch: Sequence[Envelope]) -> list[Result]: ...
+    It never raises for a delivery problem; it reports it. Yielding one result at a
+    time lets the outbox record each mail the moment the relay has taken it, so a
+    crash mid-batch resends at most the mail in flight.
+    """
+
+    def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]: ...
 
 
 class MaildirTransport:
@@ -47,21 +52,20 @@ class MaildirTransport:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def deliver(self, batch: Sequence[Envelope]) -> list[Result]:
+    def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]:
         try:
             box = mailbox.Maildir(self.path, create=True)
         except OSError as exc:
-            return [Result(e.id, "temporary", f"maildir {self.path}: {exc}") for e in batch]
-        results = []
+            yield from (Result(e.id, "temporary", f"maildir {self.path}: {exc}") for e in batch)
+            return
         for envelope in batch:
             header = f"Return-Path: <{envelope.mail_from}>\r\nDelivered-To: {envelope.rcpt_to}\r\n"
             try:
                 key = box.add(header.encode() + envelope.raw)
             except OSError as exc:
-                results.append(Result(envelope.id, "temporary", f"maildir: {exc}"))
+                yield Result(envelope.id, "temporary", f"maildir: {exc}")
             else:
-                results.append(Result(envelope.id, "sent", f"maildir {key}"))
-        return results
+                yield Result(envelope.id, "sent", f"maildir {key}")
 
 
 class SmtpTransport:
@@ -78,44 +82,44 @@ class SmtpTransport:
         self.timeout = timeout
         self.local_hostname = local_hostname
 
-    def deliver(self, batch: Sequence[Envelope]) -> list[Result]:
-        results: list[Result] = []
+    def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]:
         try:
             client = smtplib.SMTP(
                 self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
             )
         except (OSError, smtplib.SMTPException) as exc:
-            return [Result(e.id, "temporary", f"connect {self.host}:{self.port}: {exc}")
-                    for e in batch]
+            reason = f"connect {self.host}:{self.port}: {exc}"
+            yield from (Result(e.id, "temporary", reason) for e in batch)
+            return
         try:
             for index, envelope in enumerate(batch):
                 result = self._send_one(client, envelope)
-                results.append(result)
+                yield result
                 if result.verdict == "temporary" and not _connected(client):
-                    rest = batch[index + 1:]
-                    results += [Result(e.id, "temporary", "connection lost") for e in rest]
-                    break
+                    yield from (Result(e.id, "temporary", "connection lost")
+                                for e in batch[index + 1:])
+                    return
         finally:
             try:
                 client.quit()
             except (OSError, smtplib.SMTPException):
                 client.close()
-        return results
 
     @staticmethod
     def _send_one(client: smtplib.SMTP, envelope: Envelope) -> Result:
+        # An address outside ASCII needs the relay's SMTPUTF8 (RFC 6531).
+        options = [] if (envelope.mail_from + envelope.rcpt_to).isascii() else ["SMTPUTF8"]
         try:
-            refused = client.sendmail(envelope.mail_from, [envelope.rcpt_to], envelope.raw)
+            refused = client.sendmail(envelope.mail_from, [envelope.rcpt_to], envelope.raw,
+                                      mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            return _classified(envelope.id, code, text)
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            refused = exc.recipients
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, …
             _reset(client)
             return _classified(envelope.id, exc.smtp_code, exc.smtp_error)
-        except smtplib.SMTPResponseException as exc:
-            _reset(client)
-            return _classified(envelope.id, exc.smtp_code, exc.smtp_error)
-        except (TimeoutError, OSError, smtplib.SMTPException) as exc:
+        except smtplib.SMTPNotSupportedError as exc:
+            return Result(envelope.id, "permanent", f"relay lacks SMTPUTF8: {exc}")
+        except (OSError, smtplib.SMTPException) as exc:
             return Result(envelope.id, "temporary", f"{type(exc).__name__}: {exc}")
         if refused:
             code, text = next(iter(refused.values()))

@@ -257,3 +257,18 @@ def test_example_config_mentions_every_key() -> None:
         if not re.search(rf"^\s*#?\s*{re.escape(key)}\s*=", sections.get(section, ""), re.M)
     ]
     assert missing == [], f"config.example.toml does not mention: {', '.join(missing)}"
+
+
+def test_postgresql_driver_other_than_psycopg_is_refused(tmp_path: Path) -> None:
+    """A PostgreSQL URL naming a driver mailcase does not install is refused at start."""
+    [problem] = refusal(
+        tmp_path, '[database]\nurl = "postgresql+psycopg2://u@db/mc"\n' + MAILBOX
+    )
+    assert problem.startswith("database.url: 'postgresql+psycopg2' is not supported")
+
+
+def test_mailbox_address_with_plus_is_refused(tmp_path: Path) -> None:
+    """A mailbox with '+' in its local part is refused: plus-addresses carry reply tokens."""
+    [problem] = refusal(tmp_path, '[[mailbox]]\naddress = "help+desk@example.com"\n')
+    assert problem.startswith("mailbox[0].address: ")
+    assert "has a '+'" in problem

@@ -38,8 +38,8 @@ def test_mail_opens_case_and_tokened_reply_threads_into_it(
     quoting the acknowledgement, becomes a comment on that case and opens no other."""
     with running_daemon(app) as daemon:
         send(daemon.port, mail(message_id="<first@customer.org>"))
-        assert app.processor.drain() == 1
-        assert app.sender.drain() == 1
+        assert app.processor.drain() == {"processed": 1}
+        assert app.sender.drain() == {"sent": 1}
         [ack] = sink.expect(1, to="ann@customer.org")
         assert ack["Subject"] == "[Case #00001000] Printer on fire"
         assert ack["Auto-Submitted"] == "auto-replied"
@@ -56,7 +56,7 @@ def test_mail_opens_case_and_tokened_reply_threads_into_it(
             body=f"It is still burning.\n\nOn Mon, 23 Nov 2026, Support wrote:\n{quoted}\n",
         )
         send(daemon.port, reply)
-        assert app.processor.drain() == 1
+        assert app.processor.drain() == {"processed": 1}
 
     assert case_count(app) == 1
     case = show(tmp_path / "mailcase.toml", "00001000", capsys)

@@ -43,9 +43,9 @@ def test_temporary_failure_is_retried_until_sent(app: App, sink: Sink) -> None:
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error == "451 4.3.0 Try again later"
     assert row.next_attempt_at > datetime.now(UTC)
-    assert app.sender.drain() == 0  # not due yet
+    assert app.sender.drain() == {}  # not due yet
     make_due(app)
-    assert app.sender.drain() == 1
+    assert app.sender.drain() == {"sent": 1}
     row = outbound(app)
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
     sink.expect(1)
@@ -88,7 +88,7 @@ def test_maildir_transport_writes_the_mail(make_app: Callable[..., App], tmp_pat
     """The default transport of the example config drops the mail into a Maildir."""
     app = make_app(outbound={"transport": "maildir", "maildir": "out"})
     new_case(app)
-    assert app.sender.drain() == 1
+    assert app.sender.drain() == {"sent": 1}
     [message] = list(mailbox.Maildir(app.settings.outbound.maildir, create=False))
     assert message["To"] == "Ann Customer <ann@customer.org>"
     assert message["Delivered-To"] == "ann@customer.org"

@@ -105,8 +105,8 @@ def test_processed_mail_cannot_be_replayed(
     assert err.count("\n") == 1 and "is processed" in err
 
 
-def test_reply_to_closed_case_reopens_it(app: App) -> None:
-    """By default a customer's reply to a closed case reopens it."""
+def reply_after_close(app: App) -> None:
+    """Open case 00001000, close it, then process the customer's reply to it."""
     accept(app, mail(message_id="<one@customer.org>").as_bytes())
     app.processor.drain()
     desk = Desk(app)
@@ -114,6 +114,11 @@ def test_reply_to_closed_case_reopens_it(app: App) -> None:
     accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")
            .as_bytes())
     app.processor.drain()
+
+
+def test_reply_to_closed_case_reopens_it(app: App) -> None:
+    """By default a customer's reply to a closed case reopens it."""
+    reply_after_close(app)
     with app.sessions() as session:
         case = session.scalars(select(Case)).one()
         assert (case.status, case.is_closed, case.closed_at) == ("Working", False, None)
@@ -122,13 +127,7 @@ def test_reply_to_closed_case_reopens_it(app: App) -> None:
 def test_reply_to_closed_case_opens_follow_up(make_app: Callable[..., App]) -> None:
     """With on_reply_to_closed = "follow_up" the reply opens a child case of the closed one."""
     app = make_app(cases={"on_reply_to_closed": "follow_up"})
-    accept(app, mail(message_id="<one@customer.org>").as_bytes())
-    app.processor.drain()
-    desk = Desk(app)
-    desk.close(1000, "fixed", desk.author(None))
-    accept(app, mail(message_id="<two@customer.org>", In_Reply_To="<one@customer.org>")
-           .as_bytes())
-    app.processor.drain()
+    reply_after_close(app)
     with app.sessions() as session:
         first, follow_up = session.scalars(select(Case).order_by(Case.number)).all()
         assert first.is_closed

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases import CaseError
 from mailcase.cli import admin, cases
-from mailcase.cli.common import EXIT_CONFIG, EXIT_USER, UserError
+from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.migrate import SchemaBehind
 from mailcase.templates import TemplateProblem
 from mailcase.tokens import SecretError
 
 Handler = Callable[[argparse.Namespace], int]
+DEBUG_ENV = "MAILCASE_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_USER)
     except KeyboardInterrupt:
         return 130
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        return _fail(f"database error: {reason}", EXIT_SOFTWARE)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        logging.getLogger("mailcase").debug("unexpected error", exc_info=exc)
+        reason = " ".join(str(exc).split())
+        return _fail(f"unexpected error: {type(exc).__name__}: {reason} "
+                     f"(set {DEBUG_ENV}=1 to see where)", EXIT_SOFTWARE)
 
 
 def _fail(message: str, code: int) -> int:

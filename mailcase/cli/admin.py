@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from mailcase import migrate
 from mailcase.app import App
@@ -16,16 +18,18 @@ from mailcase.cli.common import (
     EXIT_CONFIG,
     EXIT_DATAERR,
     EXIT_TEMPFAIL,
+    EXIT_USER,
     UserError,
     opened,
+    positive_int,
     schema_revision,
     settings_of,
 )
 from mailcase.cli.output import emit_json, table
 from mailcase.daemon import Daemon, ListenError
-from mailcase.intake import TooLarge
+from mailcase.intake import TooLarge, return_path
 from mailcase.models import InboundMail
-from mailcase.templates import Templates, sample_context
+from mailcase.templates import Templates
 from mailcase.tokens import load_secrets
 
 log = logging.getLogger("mailcase")
@@ -50,7 +54,8 @@ def register(commands: Any) -> None:
         "ingest", help="store one mail from a file or stdin (for an MTA pipe); exit 75 = retry"
     )
     ingest.add_argument("file", nargs="?", default="-", help="the mail (default: stdin)")
-    ingest.add_argument("--sender", default="", help="envelope sender (MAIL FROM)")
+    ingest.add_argument("--sender", help="envelope sender (MAIL FROM; empty for the null "
+                        "sender); default: the Return-Path header, else unknown")
     ingest.add_argument("--recipient", action="append", default=[],
                         help="envelope recipient (repeatable)")
     ingest.set_defaults(handler=cmd_ingest)
@@ -63,19 +68,23 @@ def register(commands: Any) -> None:
                                               required=True)
     listing = inbound_commands.add_parser("list", help="list inbound mail")
     listing.add_argument("--status", help="only this status (pending, parked, dropped, …)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=positive_int, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_inbound_list)
     replay = inbound_commands.add_parser("replay", help="process parked or dropped mail again")
-    replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    replay.add_argument("ids", nargs="*", type=positive_int, metavar="ID")
     replay.add_argument("--all-parked", action="store_true", help="replay every parked mail")
+    replay.add_argument("--skip-screening", action="store_true",
+                        help="treat the mail as written by a person (for mail wrongly dropped "
+                             "as automatic)")
     replay.set_defaults(handler=cmd_inbound_replay)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     logging.getLogger().setLevel(settings.logging.level)
-    for chatty in ("mail.log", "alembic"):  # aiosmtpd's per-command lines, Alembic's context
+    # aiosmtpd logs every SMTP command, Alembic its context, APScheduler every job run.
+    for chatty in ("mail.log", "alembic", "apscheduler"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     app = App.build(settings, create_secret=schema_revision(settings) is None)
     try:
@@ -90,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    problems = Templates(settings.templates.dir).check(sample_context())
+    problems = Templates(settings.templates.dir).check()
     revision = schema_revision(settings)
     if revision is not None or settings.tokens.secret_file.exists():
         load_secrets(settings.tokens.secret_file, create=False)
@@ -124,16 +133,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else _read(args.file)
         with opened(args) as app:
-            accepted = app.intake.accept(raw, mail_from=args.sender, rcpt_to=args.recipient,
+            sender = args.sender if args.sender is not None else return_path(raw)
+            accepted = app.intake.accept(raw, mail_from=sender, rcpt_to=args.recipient,
                                          source="ingest")
+            outcome = _process_now(app, accepted.id)
     except TooLarge as exc:
         print(f"mailcase: {exc}", file=sys.stderr)
         return EXIT_DATAERR
-    except Exception as exc:
-        print(f"mailcase: temporary failure, not stored: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - whatever kept it from the store, the MTA retries
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"mailcase: temporary failure, not stored: {reason}", file=sys.stderr)
         return EXIT_TEMPFAIL
-    print(f"stored as inbound {accepted.id}{' (duplicate)' if accepted.duplicate else ''}")
+    duplicate = " (duplicate)" if accepted.duplicate else ""
+    print(f"stored as inbound {accepted.id}{duplicate}; {outcome}")
     return 0
+
+
+def _process_now(app: App, inbound_id: int) -> str:
+    """Process the stored mail at once; it is safe in the store whatever happens here."""
+    try:
+        status = app.processor.process(inbound_id)
+    except Exception as exc:  # noqa: BLE001 - stored is stored; the daemon retries later
+        log.warning("inbound %s stored, processing deferred: %s", inbound_id, exc)
+        return "processing deferred"
+    return f"status {status}"
 
 
 def _read(path: str) -> bytes:
@@ -142,16 +165,26 @@ def _read(path: str) -> bytes:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    """Drain both queues once; exit 1 when a message failed, so a cron job notices."""
     with opened(args) as app:
         inbound = app.processor.drain()
         outbound = app.sender.drain()
-    print(f"processed {inbound} inbound, handled {outbound} outbound")
-    return 0
+    print("inbound: " + _counts(inbound) + "; outbound: " + _counts(outbound))
+    failed = inbound["pending"] + inbound["parked"] + outbound["failed"]
+    if failed:
+        print(f"mailcase: {failed} message(s) failed; see the log and 'mailcase inbound list'",
+              file=sys.stderr)
+    return EXIT_USER if failed else 0
+
+
+def _counts(outcomes: Counter[str]) -> str:
+    return ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items())) or "nothing to do"
 
 
 def cmd_inbound_list(args: argparse.Namespace) -> int:
-    with opened(args) as app, app.sessions() as session:
-        query = select(InboundMail).order_by(InboundMail.id.desc()).limit(args.limit)
+    with opened(args) as app, app.readers() as session:
+        query = (select(InboundMail).options(defer(InboundMail.raw))
+                 .order_by(InboundMail.id.desc()).limit(args.limit))
         if args.status:
             query = query.where(InboundMail.status == args.status)
         rows = [_inbound_view(r) for r in session.scalars(query)]
@@ -191,6 +224,7 @@ def cmd_inbound_replay(args: argparse.Namespace) -> int:
                                 "dropped mail can be replayed")
             row.status, row.attempts, row.outcome = "pending", 0, None
             row.next_attempt_at = app.clock()
+            row.skip_screening = args.skip_screening
         count = len(rows)
         session.flush()
         pending = session.scalar(select(func.count()).select_from(InboundMail)

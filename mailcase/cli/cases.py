@@ -9,7 +9,7 @@ from typing import Any
 
 from mailcase.cases import parse_number
 from mailcase.casework import Desk
-from mailcase.cli.common import opened, read_text_arg
+from mailcase.cli.common import opened, positive_int, read_text_arg
 from mailcase.cli.output import emit_json, indent, table
 
 
@@ -20,7 +20,8 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="list cases, newest first")
     listing.add_argument("--status", help="only cases in this status")
     listing.add_argument("--open", action="store_true", help="only cases that are not closed")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--limit", type=positive_int, default=50,
+                         help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
 

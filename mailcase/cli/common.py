@@ -15,10 +15,12 @@ from mailcase import config, db, migrate
 from mailcase.app import App
 from mailcase.config import Settings
 
+INT_MAX = 2**31 - 1  # the widest integer column of the store
 EXIT_USER = 1
 EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the MTA keeps the mail and retries
 EXIT_DATAERR = 65  # sysexits.h EX_DATAERR: the MTA bounces the mail
 EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
+EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: a bug, not the user's mistake
 
 
 class UserError(Exception):
@@ -67,6 +69,17 @@ def opened(args: argparse.Namespace) -> Iterator[App]:
         yield app
     finally:
         app.close()
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts such as --limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {INT_MAX}")
+    return value
 
 
 def read_text_arg(text: str | None, file: str | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -42,6 +42,52 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+def clean_text(value: str) -> str:
+    """Text any engine can store: no NUL characters (PostgreSQL refuses them) and no lone
+    surrogates (left by bytes that were not UTF-8, e.g. in an SMTP envelope)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogateescape" if _only_escapes(value) else "replace")\
+            .decode("utf-8", "replace")
+    return value
+
+
+def _only_escapes(value: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in value)
+
+
+class Clipped(TypeDecorator[str]):
+    """A bounded string column that clips what is too long instead of failing the write.
+
+    Values come from mail headers, which can be any length; the raw message keeps them
+    whole, so a name or subject cut to the column's size loses nothing. SQLite would
+    store the long value and PostgreSQL refuse it: clipping makes both behave alike.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.max = length
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else clean_text(value)[: self.max]
+
+
+class CleanText(TypeDecorator[str]):
+    """An unbounded text column, cleaned of what PostgreSQL cannot store."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else clean_text(value)
 
 
 class Base(DeclarativeBase):

@@ -11,13 +11,11 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
-    String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mailcase.models.base import Base, UTCDateTime
+from mailcase.models.base import Base, CleanText, Clipped, UTCDateTime
 from mailcase.models.people import Account, Agent, Contact, Queue
 
 SUBJECT_MAX = 255
@@ -29,7 +27,7 @@ class Counter(Base):
 
     __tablename__ = "counters"
 
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Clipped(40), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
 
 
@@ -40,20 +38,20 @@ class Case(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True)
-    subject: Mapped[str] = mapped_column(String(SUBJECT_MAX), default="")
-    description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(40), index=True)
+    subject: Mapped[str] = mapped_column(Clipped(SUBJECT_MAX), default="")
+    description: Mapped[str] = mapped_column(CleanText, default="")
+    status: Mapped[str] = mapped_column(Clipped(40), index=True)
     is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
-    priority: Mapped[str] = mapped_column(String(20), default="Medium")
-    origin: Mapped[str] = mapped_column(String(40), default="Email")
-    reason: Mapped[str | None] = mapped_column(String(255))
-    type: Mapped[str | None] = mapped_column(String(80))
-    resolution: Mapped[str | None] = mapped_column(Text)
-    mailbox: Mapped[str] = mapped_column(String(320))
-    supplied_email: Mapped[str | None] = mapped_column(String(320))
-    supplied_name: Mapped[str | None] = mapped_column(String(255))
-    supplied_company: Mapped[str | None] = mapped_column(String(255))
-    supplied_phone: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(Clipped(20), default="Medium")
+    origin: Mapped[str] = mapped_column(Clipped(40), default="Email")
+    reason: Mapped[str | None] = mapped_column(Clipped(255))
+    type: Mapped[str | None] = mapped_column(Clipped(80))
+    resolution: Mapped[str | None] = mapped_column(CleanText)
+    mailbox: Mapped[str] = mapped_column(Clipped(320))
+    supplied_email: Mapped[str | None] = mapped_column(Clipped(320))
+    supplied_name: Mapped[str | None] = mapped_column(Clipped(255))
+    supplied_company: Mapped[str | None] = mapped_column(Clipped(255))
+    supplied_phone: Mapped[str | None] = mapped_column(Clipped(64))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
@@ -97,10 +95,10 @@ class Comment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    body: Mapped[str] = mapped_column(Text)
-    author_email: Mapped[str | None] = mapped_column(String(320))
-    author_name: Mapped[str | None] = mapped_column(String(255))
-    author_kind: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(CleanText)
+    author_email: Mapped[str | None] = mapped_column(Clipped(320))
+    author_name: Mapped[str | None] = mapped_column(Clipped(255))
+    author_kind: Mapped[str] = mapped_column(Clipped(20))
     public: Mapped[bool] = mapped_column(Boolean)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -114,7 +112,7 @@ class Blob(Base):
 
     __tablename__ = "blobs"
 
-    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(Clipped(64), primary_key=True)
     size: Mapped[int] = mapped_column(Integer)
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -128,9 +126,9 @@ class Attachment(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     comment_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id"))
-    filename: Mapped[str] = mapped_column(String(255))
-    content_type: Mapped[str] = mapped_column(String(255))
-    content_id: Mapped[str | None] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(Clipped(255))
+    content_type: Mapped[str] = mapped_column(Clipped(255))
+    content_id: Mapped[str | None] = mapped_column(Clipped(255))
     size: Mapped[int] = mapped_column(Integer)
     blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
 
@@ -144,9 +142,9 @@ class Collaborator(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    email: Mapped[str] = mapped_column(String(320))
-    name: Mapped[str] = mapped_column(String(255), default="")
-    added_by: Mapped[str | None] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(Clipped(320))
+    name: Mapped[str] = mapped_column(Clipped(255), default="")
+    added_by: Mapped[str | None] = mapped_column(Clipped(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     case: Mapped[Case] = relationship(back_populates="collaborators")
@@ -159,7 +157,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str | None] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(Clipped(40))
+    actor: Mapped[str | None] = mapped_column(Clipped(320))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mailcase.models.base import Base, UTCDateTime
+from mailcase.models.base import Base, CleanText, Clipped, UTCDateTime
 
 if TYPE_CHECKING:
     from mailcase.models.case import Case
@@ -29,20 +29,24 @@ class InboundMail(Base):
     __table_args__ = (Index("ix_inbound_mail_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
-    source: Mapped[str] = mapped_column(String(20))
-    mail_from: Mapped[str] = mapped_column(String(998), default="")
+    idempotency_key: Mapped[str] = mapped_column(Clipped(80), unique=True)
+    source: Mapped[str] = mapped_column(Clipped(20))
+    # The envelope sender: "" is the null sender <> of bounces, None means unknown
+    # (e.g. piped in without --sender), which screening must not take for a bounce.
+    mail_from: Mapped[str | None] = mapped_column(Clipped(998))
     rcpt_to: Mapped[list[str]] = mapped_column(JSON, default=list)
-    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_MAX))
+    message_id: Mapped[str | None] = mapped_column(Clipped(MESSAGE_ID_MAX))
     size: Mapped[int] = mapped_column(Integer)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
-    outcome: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Clipped(20), default="pending")
+    outcome: Mapped[str | None] = mapped_column(CleanText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(CleanText)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by an operator's replay of mail screening took for automatic.
+    skip_screening: Mapped[bool] = mapped_column(Boolean, default=False)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     case: Mapped[Case | None] = relationship()
@@ -52,20 +56,23 @@ class OutboundMail(Base):
     """One mail to one recipient, rendered once and written in the transaction that caused it."""
 
     __tablename__ = "outbound_mail"
-    __table_args__ = (Index("ix_outbound_mail_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbound_mail_due", "status", "next_attempt_at"),
+        Index("ix_outbound_mail_recent", "rcpt_to", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    mail_from: Mapped[str] = mapped_column(String(998))
-    rcpt_to: Mapped[str] = mapped_column(String(320))
-    message_id: Mapped[str] = mapped_column(String(MESSAGE_ID_MAX))
+    kind: Mapped[str] = mapped_column(Clipped(40))
+    mail_from: Mapped[str] = mapped_column(Clipped(998))
+    rcpt_to: Mapped[str] = mapped_column(Clipped(320))
+    message_id: Mapped[str] = mapped_column(Clipped(MESSAGE_ID_MAX))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(Clipped(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(CleanText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -81,14 +88,14 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    direction: Mapped[str] = mapped_column(String(10))
-    message_id: Mapped[str | None] = mapped_column(String(MESSAGE_ID_MAX), index=True)
-    in_reply_to: Mapped[str | None] = mapped_column(Text)
-    references: Mapped[str | None] = mapped_column(Text)
-    from_addr: Mapped[str] = mapped_column(String(998), default="")
-    to_addrs: Mapped[str] = mapped_column(Text, default="")
-    cc_addrs: Mapped[str] = mapped_column(Text, default="")
-    subject: Mapped[str] = mapped_column(Text, default="")
+    direction: Mapped[str] = mapped_column(Clipped(10))
+    message_id: Mapped[str | None] = mapped_column(Clipped(MESSAGE_ID_MAX), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(CleanText)
+    references: Mapped[str | None] = mapped_column(CleanText)
+    from_addr: Mapped[str] = mapped_column(Clipped(998), default="")
+    to_addrs: Mapped[str] = mapped_column(CleanText, default="")
+    cc_addrs: Mapped[str] = mapped_column(CleanText, default="")
+    subject: Mapped[str] = mapped_column(CleanText, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_mail.id"))
     outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_mail.id"))

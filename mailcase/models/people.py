@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mailcase.models.base import Base, UTCDateTime
+from mailcase.models.base import Base, Clipped, UTCDateTime
 
 
 class Account(Base):
@@ -16,8 +16,8 @@ class Account(Base):
     __tablename__ = "accounts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(255))
-    domain: Mapped[str | None] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(Clipped(255))
+    domain: Mapped[str | None] = mapped_column(Clipped(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -27,8 +27,8 @@ class Contact(Base):
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(Clipped(320), unique=True)
+    name: Mapped[str] = mapped_column(Clipped(255), default="")
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -41,8 +41,8 @@ class Agent(Base):
     __tablename__ = "agents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(Clipped(320), unique=True)
+    name: Mapped[str] = mapped_column(Clipped(255), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -52,5 +52,5 @@ class Queue(Base):
     __tablename__ = "queues"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(Clipped(255), unique=True)
+    email: Mapped[str | None] = mapped_column(Clipped(320))

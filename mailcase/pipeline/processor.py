@@ -10,6 +10,7 @@ after ``processing.max_attempts`` the mail is parked, never deleted.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -42,35 +43,56 @@ class Processor:
         self.clock = clock
         self.jitter = jitter
 
-    def drain(self) -> int:
-        """Process every due message; returns how many were handled."""
-        handled = 0
-        while self.process_next():
-            handled += 1
-        return handled
+    def drain(self) -> Counter[str]:
+        """Process every due message; counts how each ended (processed, dropped, parked,
+        or pending for a retry)."""
+        outcomes: Counter[str] = Counter()
+        while (status := self._process(None)) is not None:
+            outcomes[status] += 1
+        return outcomes
 
     def process_next(self) -> bool:
         """Process the oldest due message; False when none is due."""
+        return self._process(None) is not None
+
+    def process(self, inbound_id: int) -> str:
+        """Process one pending message now, if no one else is; returns its status."""
+        status = self._process(inbound_id)
+        if status is None:
+            with self.sessions() as session:
+                row = session.get(InboundMail, inbound_id)
+                return row.status if row is not None else "unknown"
+        return status
+
+    def _process(self, inbound_id: int | None) -> str | None:
+        """Claim and process one due message (the given one, else the oldest).
+
+        Returns the status it ended with ("pending" when it will be retried), or None
+        when there was nothing to claim.
+        """
         now = self.clock()
         claimed: tuple[int, str | None] | None = None
+        query = (
+            select(InboundMail)
+            .where(InboundMail.status == "pending")
+            .order_by(InboundMail.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        query = (query.where(InboundMail.id == inbound_id) if inbound_id is not None
+                 else query.where(InboundMail.next_attempt_at <= now))
         try:
             with self.sessions.begin() as session:
-                row = session.scalars(
-                    select(InboundMail)
-                    .where(InboundMail.status == "pending", InboundMail.next_attempt_at <= now)
-                    .order_by(InboundMail.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                ).first()
+                row = session.scalars(query).first()
                 if row is None:
-                    return False
+                    return None
                 claimed = (row.id, row.message_id)
                 self._run(session, row, now)
+                return row.status
         except Exception as exc:
             if claimed is None:
                 raise  # the store itself is failing; the caller backs off
-            self._count_failure(claimed[0], claimed[1], exc)
-        return True
+            return self._count_failure(claimed[0], claimed[1], exc)
 
     def _run(self, session: Session, row: InboundMail, now: datetime) -> None:
         ctx = Context(
@@ -91,14 +113,14 @@ class Processor:
             row.status, case, f" ({row.outcome})" if row.outcome else "",
         )
 
-    def _count_failure(self, inbound_id: int, message_id: str | None, exc: Exception) -> None:
+    def _count_failure(self, inbound_id: int, message_id: str | None, exc: Exception) -> str:
         """Record a failed attempt in its own transaction; park after the last one."""
         settings = self.services.settings.processing
         now = self.clock()
         with self.sessions.begin() as session:
             row = session.get(InboundMail, inbound_id, with_for_update=True)
             if row is None or row.status != "pending":
-                return
+                return row.status if row is not None else "unknown"
             row.attempts += 1
             row.last_error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX]
             if row.attempts >= settings.max_attempts:
@@ -115,3 +137,4 @@ class Processor:
             inbound_id, message_id, attempts, " (parked for an operator)" if parked else "",
             exc_info=exc,
         )
+        return "parked" if parked else "pending"

@@ -11,12 +11,11 @@ import hashlib
 from sqlalchemy import select
 
 from mailcase import parsing, replytext, screen
-from mailcase.compose import Recipient
 from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
 from mailcase.models import Attachment, Blob, Case, Message
 from mailcase.pipeline.context import Context, Drop
-from mailcase.tokens import Participant
+from mailcase.pipeline.respond import acknowledge
 
 
 def parse(ctx: Context) -> None:
@@ -34,8 +33,25 @@ def route(ctx: Context) -> None:
     ctx.mailbox = settings.mailbox[0]
 
 
+def skip_known(ctx: Context) -> None:
+    """Drop a copy of a mail that is already on a case (it came again by another path)."""
+    message_id = ctx.parsed.message_id
+    if message_id is None:
+        return
+    known = ctx.session.execute(
+        select(Message.direction, Case.number).join(Case, Case.id == Message.case_id)
+        .where(Message.message_id == message_id).limit(1)
+    ).first()
+    if known is not None:
+        what = "our own mail" if known.direction == "out" else "a copy of a mail"
+        raise Drop(f"duplicate: {what} already on case {known.number:08d}")
+
+
 def screen_robots(ctx: Context) -> None:
     """Drop automatic mail: it never opens a case and is never answered."""
+    if ctx.inbound.skip_screening:
+        ctx.notes.append("screening skipped by an operator's replay")
+        return
     own = frozenset(m.address for m in ctx.services.settings.mailbox)
     reason = screen.robot_reason(ctx.parsed, ctx.inbound.mail_from, own)
     if reason:
@@ -45,7 +61,7 @@ def screen_robots(ctx: Context) -> None:
 def identify(ctx: Context) -> None:
     """Find or create the contact who wrote the mail (From, else the envelope sender)."""
     sender = ctx.parsed.sender
-    email = sender.email if sender else ctx.inbound.mail_from.strip("<> ").lower()
+    email = sender.email if sender else (ctx.inbound.mail_from or "").strip("<> ").lower()
     if "@" not in email:
         raise Drop("no sender address")
     ctx.sender = ctx.book.contact(email, sender.name if sender else "")
@@ -70,17 +86,6 @@ def record(ctx: Context) -> None:
     ctx.inbound.case_id = ctx.case_required.id
 
 
-def acknowledge(ctx: Context) -> None:
-    """Queue the auto-response to the sender of a new case."""
-    mailbox, sender = ctx.mailbox, ctx.sender
-    if not ctx.new_case or mailbox is None or not mailbox.auto_response or sender is None:
-        return
-    ctx.services.composer.queue(
-        ctx.session, ctx.case_required,
-        Recipient(sender.email, sender.name, Participant("c", sender.id)),
-        template="acknowledgement", kind="auto_response", now=ctx.now,
-        auto_submitted="auto-replied",
-    )
 
 
 def _case_for_reply(ctx: Context, case: Case) -> Case | None:
@@ -160,4 +165,4 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
         ))
 
 
-PIPELINE = (parse, route, screen_robots, identify, match, record, acknowledge)
+PIPELINE = (parse, route, skip_known, screen_robots, identify, match, record, acknowledge)

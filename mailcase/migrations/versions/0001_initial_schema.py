@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 04:01:42.931751
+Create Date: 2026-11-23 04:23:31.560630
 """
 
 import sqlalchemy as sa
@@ -158,7 +158,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=80), nullable=False),
         sa.Column("source", sa.String(length=20), nullable=False),
-        sa.Column("mail_from", sa.String(length=998), nullable=False),
+        sa.Column("mail_from", sa.String(length=998), nullable=True),
         sa.Column("rcpt_to", sa.JSON(), nullable=False),
         sa.Column("message_id", sa.String(length=500), nullable=True),
         sa.Column("size", sa.Integer(), nullable=False),
@@ -170,6 +170,7 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("processed_at", sa.DateTime(), nullable=True),
+        sa.Column("skip_screening", sa.Boolean(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_inbound_mail_case_id_cases")
@@ -204,6 +205,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbound_mail", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbound_mail_case_id"), ["case_id"], unique=False)
         batch_op.create_index("ix_outbound_mail_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_outbound_mail_recent", ["rcpt_to", "created_at"], unique=False)
 
     op.create_table(
         "messages",
@@ -283,6 +285,11 @@ def upgrade() -> None:
     with op.batch_alter_table("attachments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_attachments_case_id"), ["case_id"], unique=False)
 
+    # The case-number counter exists from the start, so the first two cases opened at
+    # once by two instances wait on its row lock instead of racing to create it.
+    counters = sa.table("counters", sa.column("name", sa.String), sa.column("value", sa.Integer))
+    op.bulk_insert(counters, [{"name": "case_number", "value": 0}])
+
 
 def downgrade() -> None:
 
@@ -300,6 +307,7 @@ def downgrade() -> None:
 
     op.drop_table("messages")
     with op.batch_alter_table("outbound_mail", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbound_mail_recent")
         batch_op.drop_index("ix_outbound_mail_due")
         batch_op.drop_index(batch_op.f("ix_outbound_mail_case_id"))
 
