@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message as EmailMessage
 from email.utils import getaddresses
 from html.parser import HTMLParser
@@ -106,18 +106,43 @@ def parse(raw: bytes) -> ParsedMail:
 
 def _header_text(message: EmailMessage, name: str) -> str | None:
     values = message.get_all(name)
-    return " ".join(str(v) for v in values) if values else None
+    return " ".join(_raw_header(v) for v in values) if values else None
+
+
+def _raw_header(value: object) -> str:
+    """A header as text. Raw 8-bit headers (RFC 6532 UTF-8, or a legacy charset) reach us
+    as surrogate escapes from the parser: turn them back into the characters meant."""
+    if isinstance(value, Header):  # the compat32 parser's wrapper for 8-bit header bytes
+        return "".join(
+            part if isinstance(part, str) else _eight_bit(part, charset)
+            for part, charset in decode_header(value)
+        )
+    text = str(value)
+    if text.isascii() or not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    return _eight_bit(text.encode("utf-8", "surrogateescape"), None)
+
+
+def _eight_bit(raw: bytes, charset: str | None) -> str:
+    """Undeclared 8-bit header bytes: UTF-8 (RFC 6532) if they are, else Windows-1252."""
+    candidates = [charset] if charset and charset != "unknown-8bit" else []
+    for candidate in (*candidates, "utf-8", "windows-1252"):
+        try:
+            return raw.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return raw.decode("latin-1")
 
 
 def _header_map(message: EmailMessage) -> dict[str, tuple[str, ...]]:
     result: dict[str, list[str]] = {}
     for key, value in message.items():
-        result.setdefault(key.lower(), []).append(_one_line(str(value)))
+        result.setdefault(key.lower(), []).append(_one_line(_raw_header(value)))
     return {k: tuple(v) for k, v in result.items()}
 
 
 def _addresses(message: EmailMessage, name: str) -> tuple[Address, ...]:
-    values = [str(v) for v in message.get_all(name) or []]
+    values = [_raw_header(v) for v in message.get_all(name) or []]
     found = []
     for display, address in getaddresses(values):
         email = address.strip().lower()

@@ -454,3 +454,63 @@ def test_python_m_mailcase_lists_cases_as_json(case_config: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert [row["number"] for row in json.loads(result.stdout)] == ["00001000"]
+
+
+# --- envelope sender of piped mail -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ("", "processed"),                              # unknown sender: not a bounce
+    ("Return-Path: <ann@customer.org>\n", "processed"),
+    ("Return-Path: <>\n", "dropped"),               # the null sender of a bounce
+])
+def test_ingest_without_sender_reads_return_path(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str], headers: str, status: str
+) -> None:
+    """Without --sender, ingest takes the envelope sender from Return-Path; with none at
+    all the sender is unknown, and the mail is not mistaken for a bounce."""
+    path = tmp_path / "piped.eml"
+    path.write_bytes(headers.encode() + customer_mail("<piped@customer.org>"))
+    code, out, err = run(capsys, "-c", tmp_path / "mailcase.toml", "ingest", path)
+    assert code == 0, err
+    assert out.endswith(f"status {status}\n")
+    with app.sessions() as session:
+        assert session.scalars(select(InboundMail.status)).one() == status
+
+
+# --- usage and database errors are one line on both engines ----------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["cases", "list", "--limit", "-1"],
+    ["inbound", "list", "--limit", "0"],
+    ["inbound", "replay", "99999999999"],
+    ["cases", "show"],
+    ["cases", "frobnicate"],
+])
+def test_usage_mistake_is_one_line(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A mistake in the arguments is told in one line naming the command, exit 2."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["-c", str(tmp_path / "mailcase.toml"), *argv])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("mailcase ")
+    assert "--help" in err
+
+
+def test_unexpected_error_is_one_line(
+    app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even a bug reaches the user as one line (with how to see more), exit 70."""
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr("mailcase.casework.Desk.list", broken)
+    code, _, err = run(capsys, "-c", tmp_path / "mailcase.toml", "cases", "list")
+    assert code == 70
+    line = assert_one_line_error(code, err)
+    assert "KeyError" in line and "MAILCASE_DEBUG=1" in line

@@ -102,3 +102,75 @@ def test_oversize_message_gets_552(make_app: object) -> None:
         code = refused.value.smtp_code
     assert code == 552
     assert inbound_rows(app) == []
+
+
+def test_other_mail_reusing_a_message_id_is_kept(app: App) -> None:
+    """A different mail that reuses a Message-ID is stored and processed, never discarded
+    after its 250 (broken clients and forgers reuse ids)."""
+    with running_daemon(app) as daemon:
+        send(daemon.port, mail(message_id="<same@customer.org>"))
+        send(daemon.port, mail(message_id="<same@customer.org>", sender="dave@other.org",
+                               body="Something else entirely.\n"))
+    rows = inbound_rows(app)
+    assert len(rows) == 2
+    app.processor.drain()
+    statuses = sorted(r.status for r in inbound_rows(app))
+    assert statuses == ["dropped", "processed"]
+    [dropped] = [r for r in inbound_rows(app) if r.status == "dropped"]
+    assert dropped.outcome == "duplicate: a copy of a mail already on case 00001000"
+
+
+def test_list_copy_first_does_not_swallow_the_direct_copy(app: App) -> None:
+    """When the mailing-list copy of a mail arrives first, the customer's own copy still
+    opens the case (the list copy is dropped as automatic, not taken as the original)."""
+    direct = mail(message_id="<both@customer.org>")
+    listed = mail(message_id="<both@customer.org>", List_Id="<users.lists.customer.org>",
+                  body="My printer is on fire.\n--\nusers mailing list\n")
+    with running_daemon(app) as daemon:
+        send(daemon.port, listed)
+        send(daemon.port, direct)
+    app.processor.drain()
+    assert [r.status for r in inbound_rows(app)] == ["dropped", "processed"]
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_same_mail_with_other_transport_headers_is_one_row(app: App) -> None:
+    """The same mail relayed by another path (new Received and Delivered-To lines) is a
+    duplicate of the first."""
+    body = mail(message_id="<relayed@customer.org>").as_bytes(policy=policy.SMTP)
+    first = b"Received: from a by b; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + body
+    second = (b"Delivered-To: support@example.com\r\n"
+              b"Received: from c by d; Mon, 23 Nov 2026 10:00:05 +0000\r\n" + body)
+    assert not app.intake.accept(first, mail_from="a@b.c", rcpt_to=["support@example.com"],
+                                 source="smtp").duplicate
+    again = app.intake.accept(second, mail_from="a@b.c", rcpt_to=["support@example.com"],
+                              source="imap")
+    assert again.duplicate
+    assert len(inbound_rows(app)) == 1
+
+
+def test_long_lines_are_accepted(app: App) -> None:
+    """A data line far over RFC 5321's 1,000 octets (real HTML mail has them) gets 250, not
+    aiosmtpd's permanent 500."""
+    raw = (b"From: ann@customer.org\r\nTo: support@example.com\r\nSubject: long\r\n"
+           b"Content-Type: text/html\r\n\r\n<p>" + b"x" * 20000 + b"</p>\r\n")
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert client.sendmail("ann@customer.org", ["support@example.com"], raw) == {}
+    [row] = inbound_rows(app)
+    assert row.raw == raw
+
+
+def test_non_utf8_envelope_sender_is_stored(app: App) -> None:
+    """A MAIL FROM with bytes that are not UTF-8 is stored (cleaned), not answered 451
+    forever."""
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        client.ehlo()
+        assert client.sock is not None
+        client.sock.sendall(b"MAIL FROM:<j\xfcrgen@kunde.de>\r\n")  # Latin-1, not UTF-8
+        assert client.getreply()[0] == 250
+        assert client.rcpt("support@example.com")[0] == 250
+        code, _ = client.data(mail(message_id="<latin1@kunde.de>").as_bytes(policy=policy.SMTP))
+    assert code == 250
+    [row] = inbound_rows(app)
+    assert row.mail_from == "j\ufffdrgen@kunde.de"

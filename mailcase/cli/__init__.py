@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,12 +26,18 @@ from mailcase.tokens import SecretError
 
 Handler = Callable[[argparse.Namespace], int]
 DEBUG_ENV = "MAILCASE_DEBUG"
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage mistakes told in one line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mailcase", description="Email-to-case gateway: mail in, cases out."
-    )
+    parser = Parser(prog="mailcase", description="Email-to-case gateway: mail in, cases out.")
     parser.add_argument("-c", "--config", metavar="PATH",
                         help="config file (default: $MAILCASE_CONFIG, else ./mailcase.toml)")
     parser.add_argument("--version", action="version", version=f"mailcase {__version__}")

@@ -78,7 +78,9 @@ class Sink:
         self.messages: list[Received] = []
         self.lock = threading.Lock()
         self._failures: deque[tuple[str, str]] = deque()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
 
     def __enter__(self) -> Sink:
         self._controller.start()
