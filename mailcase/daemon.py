@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -93,8 +94,9 @@ class Daemon:
                     smtp_factory(settings, handler), settings.smtp.host, settings.smtp.port
                 )
             except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 raise ListenError(f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
-                                  f"{exc.strerror}") from None
+                                  f"{reason}") from None
             log.info("SMTP listening on %s:%s", settings.smtp.host, self.port)
 
     def _start_workers(self) -> None:

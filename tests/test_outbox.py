@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import mailbox
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
-from mailcase.app import App
+from mailcase.app import App, make_transport
 from mailcase.models import OutboundMail
+from mailcase.outbox import OutboxSender
+from mailcase.transports import Envelope, Result, Transport
 from tests.support.mailsink import Sink, free_port
 from tests.support.servers import mail
 
@@ -93,3 +97,79 @@ def test_maildir_transport_writes_the_mail(make_app: Callable[..., App], tmp_pat
     assert message["To"] == "Ann Customer <ann@customer.org>"
     assert message["Delivered-To"] == "ann@customer.org"
     assert outbound(app).status == "sent"
+
+
+class DiesAfterFirst:
+    """A transport that delivers the first mail of a batch for real, then the process dies."""
+
+    def __init__(self, real: Transport) -> None:
+        self.real = real
+
+    def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]:
+        for result in self.real.deliver(batch):
+            yield result
+            raise SystemExit("killed mid-batch")
+
+
+def test_a_crash_mid_batch_resends_only_what_was_not_sent(
+    make_app: Callable[..., App], sink: Sink
+) -> None:
+    """Each mail is recorded the moment the relay takes it: after a crash in the middle of
+    a batch, every mail reaches the relay exactly once."""
+    app = make_app(mailbox={"address": "support@example.com", "auto_response_interval": 0})
+    for number in range(3):
+        app.intake.accept(mail(message_id=f"<m{number}@customer.org>", subject=f"S{number}")
+                          .as_bytes(), mail_from="ann@customer.org",
+                          rcpt_to=["support@example.com"], source="test")
+    app.processor.drain()
+    dying = OutboxSender(app.sessions, DiesAfterFirst(make_transport(app.settings)),
+                         app.settings.outbound, app.clock, jitter=False)
+    with pytest.raises(SystemExit):
+        dying.drain()
+    with app.sessions() as session:
+        statuses = session.scalars(select(OutboundMail.status).order_by(OutboundMail.id)).all()
+    assert statuses == ["sent", "pending", "pending"]
+    make_due(app)  # the lease of the dead sender runs out
+    assert app.sender.drain() == {"sent": 2}
+    assert sorted(m["Subject"] or "" for m in sink.expect(3)) == [
+        "[Case #00001000] S0", "[Case #00001001] S1", "[Case #00001002] S2"]
+
+
+class SlowRelay:
+    """A transport whose every mail takes longer than the whole lease (on a test clock)."""
+
+    def __init__(self, real: Transport, clock: list[datetime], step: timedelta) -> None:
+        self.real, self.clock, self.step = real, clock, step
+
+    def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]:
+        for result in self.real.deliver(batch):
+            self.clock[0] += self.step
+            yield result
+
+
+def test_slow_batch_keeps_its_lease(make_app: Callable[..., App], sink: Sink) -> None:
+    """A batch slower than the lease renews it, so no second sender can take and resend
+    the mails still waiting in it."""
+    app = make_app(mailbox={"address": "support@example.com", "auto_response_interval": 0})
+    for number in range(3):
+        app.intake.accept(mail(message_id=f"<s{number}@customer.org>").as_bytes(),
+                          mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                          source="test")
+    app.processor.drain()
+    now = [datetime.now(UTC)]
+    slow = OutboxSender(app.sessions, make_transport(app.settings), app.settings.outbound,
+                        lambda: now[0], jitter=False)
+    slow.transport = SlowRelay(slow.transport, now, timedelta(seconds=slow.lease_seconds))
+    rival = OutboxSender(app.sessions, make_transport(app.settings), app.settings.outbound,
+                         lambda: now[0], jitter=False)
+    rival_took: list[Counter[str]] = []
+    original = slow.extend
+
+    def extend_then_race(ids: list[int]) -> None:
+        original(ids)
+        rival_took.append(rival.drain())  # a second instance looks for due mail right now
+
+    slow.extend = extend_then_race  # type: ignore[method-assign]
+    assert slow.drain() == {"sent": 3}
+    assert rival_took and all(took == {} for took in rival_took)
+    sink.expect(3)

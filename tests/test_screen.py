@@ -89,6 +89,16 @@ DSN_BODY = (
             "bounce-handler@customer.org",
             id="delivery-status-notification",
         ),
+        pytest.param(
+            raw_mail(
+                sender="Ann Customer <ann@customer.org>",
+                content_type=('multipart/report; report-type=delivery-status; '
+                              'boundary="dsn"'),
+                body=DSN_BODY,
+            ),
+            HUMAN_FROM,
+            id="delivery-report-from-a-human-looking-sender",
+        ),
         pytest.param(raw_mail("X-Mailcase-Loop: support@example.com"), HUMAN_FROM,
                      id="own-loop-header"),
         pytest.param(raw_mail("X-Mailcase-Loop: Billing@Example.com"), HUMAN_FROM,
@@ -98,6 +108,8 @@ DSN_BODY = (
 def test_robot_marker_gives_a_reason(raw: bytes, mail_from: str) -> None:
     """Each marker of automatic mail, on an otherwise human mail, yields a reason."""
     reason = reason_of(raw, mail_from)
+    if mail_from == HUMAN_FROM and b"multipart/report" in raw and b"ann@" in raw:
+        assert reason == "delivery or disposition report"
     assert isinstance(reason, str)
     assert reason.strip()
 
