@@ -125,7 +125,7 @@ def _add_reply(ctx: Context, case: Case) -> None:
     ctx.message = message
     is_contact = sender is not None and case.contact_id == sender.id
     comment = ctx.book.comment(
-        case, replytext.new_text(mail.text), author_email=sender.email if sender else None,
+        case, replytext.comment_text(mail), author_email=sender.email if sender else None,
         author_name=sender.name if sender else None,
         author_kind="contact" if is_contact else "participant", public=True,
         message_id=message.id,

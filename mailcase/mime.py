@@ -1,0 +1,139 @@
+"""Walk a message's MIME tree into its body texts and its attachments.
+
+Bodies: the inline text/plain and text/html parts (in multipart/alternative, each
+kind once). Attachments: every other leaf, with its exact decoded bytes; an attached
+mail (message/rfc822) is kept whole as one .eml file; a TNEF ``winmail.dat`` is
+unpacked into the files it carries. The walk is iterative and stops descending past
+MAX_DEPTH, so hostile nesting cannot exhaust the stack; what it did not reach stays
+in the raw message, and the notes say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from email.message import Message
+
+from mailcase.charsets import decode_text
+from mailcase.headers import decode_words, raw_header
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 40
+TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
+
+
+@dataclass(frozen=True)
+class Part:
+    """A leaf that is a file: its name as given, its type, its bytes, its Content-ID."""
+
+    filename: str | None
+    content_type: str
+    content: bytes
+    content_id: str | None = None
+
+
+@dataclass
+class Walked:
+    """What the walk found."""
+
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    files: list[Part] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def walk(message: Message) -> Walked:
+    """Sort every part of ``message`` into body text or file."""
+    found = Walked()
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if part.is_multipart():
+            if depth >= MAX_DEPTH:
+                found.notes.append(f"MIME nesting deeper than {MAX_DEPTH} levels not read")
+                continue
+            children = [c for c in part.get_payload() if isinstance(c, Message)]
+            stack.extend((child, depth + 1) for child in reversed(children))
+        else:
+            _leaf(part, found)
+    return found
+
+
+def _leaf(part: Message, found: Walked) -> None:
+    kind = part.get_content_type()
+    disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
+    filename = _filename(part)
+    if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+        text = decode_text(_payload(part), part.get_content_charset())
+        (found.plain if kind == "text/plain" else found.html).append(text)
+        return
+    if kind in ("message/rfc822", "message/global"):
+        found.files.append(Part(filename or _attached_mail_name(part), kind, _attached(part)))
+        return
+    content = _payload(part)
+    if kind in TNEF_TYPES or (filename or "").lower() == "winmail.dat":
+        unpacked = _unpack_tnef(content, found)
+        if unpacked is not None:
+            found.files.extend(unpacked)
+            return
+    content_id = str(part.get("content-id") or "").strip().strip("<>") or None
+    found.files.append(Part(filename, kind, content, content_id))
+
+
+def _payload(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    return str(part.get_payload() or "").encode("utf-8", "surrogateescape")
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except (ValueError, LookupError, UnicodeError):  # a broken RFC 2231 parameter
+        return None
+    if not name:
+        return None
+    return decode_words(raw_header(name))
+
+
+def _attached(part: Message) -> bytes:
+    """The attached mail's bytes (re-serialized by the parser, content unchanged)."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        try:
+            return payload[0].as_bytes()
+        except (ValueError, LookupError, UnicodeError):
+            return str(payload[0]).encode("utf-8", "surrogateescape")
+    return _payload(part)
+
+
+def _attached_mail_name(part: Message) -> str:
+    payload = part.get_payload()
+    subject = ""
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        subject = raw_header(payload[0].get("subject") or "")
+    return (decode_words(subject)[:100] or "attached message") + ".eml"
+
+
+def _unpack_tnef(content: bytes, found: Walked) -> list[Part] | None:
+    """The files inside an Outlook winmail.dat, or None to keep it as it is."""
+    try:
+        from tnefparse import TNEF  # noqa: PLC0415 - only loaded when Outlook sends TNEF
+
+        tnef = TNEF(content)
+    except Exception as exc:  # noqa: BLE001 - tnefparse raises many kinds on bad input
+        found.notes.append(f"winmail.dat could not be unpacked ({exc}); kept as it is")
+        return None
+    files = []
+    for attachment in tnef.attachments:
+        data = attachment.data if isinstance(attachment.data, bytes) else b""
+        name = attachment.long_filename() or attachment.name or "attachment"
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        files.append(Part(str(name).rstrip("\x00"), "application/octet-stream", data))
+    if tnef.htmlbody and not found.html:
+        html = tnef.htmlbody
+        found.html.append(html.decode("utf-8", "replace") if isinstance(html, bytes) else html)
+    return files
