@@ -22,6 +22,7 @@ from mailcase.models import (
     SUBJECT_MAX,
     Account,
     Case,
+    Collaborator,
     Comment,
     Contact,
     Counter,
@@ -29,6 +30,7 @@ from mailcase.models import (
 )
 
 PRIORITIES = ("High", "Medium", "Low")
+MAX_COLLABORATORS = 20
 _NUMBER = re.compile(r"^#?0*([0-9]{1,8})$")
 
 
@@ -166,6 +168,28 @@ class CaseBook:
         self.session.flush()
         self.record(case, "comment", author_email, public=public, comment_id=comment.id)
         return comment
+
+    def add_collaborator(
+        self, case: Case, email: str, name: str, added_by: str | None
+    ) -> Collaborator | None:
+        """Keep ``email`` informed of ``case``; None if it already is. The 21st is refused."""
+        email = email.lower()
+        if any(c.email == email for c in case.collaborators):
+            return None
+        if len(case.collaborators) >= MAX_COLLABORATORS:
+            raise CaseError(
+                f"case {case.display_number} already has {MAX_COLLABORATORS} collaborators, "
+                f"the most a case can have; {email} was not added"
+            )
+        contact = self.contact(email, name)
+        collaborator = Collaborator(
+            case=case, contact_id=contact.id, email=email, name=name or contact.name,
+            added_by=added_by, created_at=self.now,
+        )
+        self.session.add(collaborator)
+        self.session.flush()
+        self.record(case, "collaborator added", added_by, email=email)
+        return collaborator
 
     def set_status(self, case: Case, status: str, actor: str | None) -> None:
         """Move an open case to another open status."""

@@ -82,7 +82,15 @@ class MailboxSettings(_Section):
     name: str = "Support"
     auto_response: bool = True
     auto_response_interval: Annotated[float, Field(ge=0)] = 3600.0
+    collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
+    collaborator_domains: tuple[str, ...] = ()
 
+    @model_validator(mode="after")
+    def _domains_given(self) -> MailboxSettings:
+        if self.collaborators == "domains" and not self.collaborator_domains:
+            raise ValueError('collaborator_domains: list the domains when collaborators = '
+                             '"domains"')
+        return self
     @field_validator("address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
@@ -117,6 +125,12 @@ class OutboundSettings(_Section):
     @classmethod
     def _from_address(cls, value: str | None) -> str | None:
         return None if value is None else _check_address(value)
+
+
+class AttachmentSettings(_Section):
+    """Limits on the files stored apart from the raw mail (which always keeps them)."""
+
+    max_size: Annotated[int, Field(ge=0)] = 25 * 1024 * 1024
 
 
 class TemplateSettings(_Section):
@@ -182,6 +196,7 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     mailbox: Annotated[tuple[MailboxSettings, ...], Field(min_length=1)]
     outbound: OutboundSettings = OutboundSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     templates: TemplateSettings = TemplateSettings()
     tokens: TokenSettings = TokenSettings()
     cases: CaseSettings = CaseSettings()

@@ -1,13 +1,15 @@
-"""Find the case a mail belongs to: reply token first, then In-Reply-To/References.
+"""Find the case a mail belongs to: reply token, then In-Reply-To/References, then tag.
 
 Order after DESIGN.md: a token in a recipient address (envelope recipients first,
-then To, Cc, Delivered-To), then the Message-IDs the mail answers. A token that does
-not verify is ignored, never trusted: a forged or foreign token attaches nothing.
+then To, Cc, Delivered-To), then the Message-IDs the mail answers, then a case tag in
+the subject when the sender already takes part in that case. A token that does not
+verify is ignored, never trusted: a forged or foreign token attaches nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,11 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailcase.config import Settings
-from mailcase.models import Case, Message
+from mailcase.models import Agent, Case, Collaborator, Message
 from mailcase.parsing import ParsedMail
 from mailcase.tokens import Participant, TokenSigner, token_of
 
 log = logging.getLogger(__name__)
+
+# "[Case #00001000]" as mailcase writes it; also "[case #1000]" and "[Case# 1000]".
+SUBJECT_TAG = re.compile(r"\[\s*Case\s*#\s*([0-9]{1,8})\s*\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,15 @@ def find_case(
     envelope_rcpts: Iterable[str],
     settings: Settings,
     signer: TokenSigner,
+    *,
+    sender: str,
 ) -> Match | None:
-    """The case ``mail`` replies to, or None when it starts a new one."""
+    """The case ``mail`` (from ``sender``) replies to, or None when it starts a new one."""
     for address in recipient_addresses(mail, envelope_rcpts):
         match = _by_token(session, address, settings, signer)
         if match is not None:
             return match
-    return _by_thread(session, mail)
+    return _by_thread(session, mail) or _by_subject_tag(session, mail, sender)
 
 
 def _by_token(
@@ -84,3 +91,35 @@ def _by_thread(session: Session, mail: ParsedMail) -> Match | None:
     best = min(rows, key=lambda row: rank.get(row.message_id, len(ids)))
     case = session.get(Case, best.case_id, with_for_update=True)
     return Match(case, "thread") if case is not None else None
+
+
+def _by_subject_tag(session: Session, mail: ParsedMail, sender: str) -> Match | None:
+    """The case named by a ``[Case #00001000]`` tag, only if ``sender`` takes part in it.
+
+    A tag is easy to copy: from a stranger it must not add to someone else's case, so it
+    opens a new one instead.
+    """
+    found = SUBJECT_TAG.search(mail.subject)
+    if found is None:
+        return None
+    case = session.scalar(
+        select(Case).where(Case.number == int(found.group(1))).with_for_update()
+    )
+    if case is None or not takes_part(session, case, sender):
+        return None
+    return Match(case, "subject tag")
+
+
+def takes_part(session: Session, case: Case, email: str) -> bool:
+    """Whether ``email`` is the case's contact, a collaborator, an agent, or wrote to it."""
+    email = email.lower()
+    if email in (case.supplied_email, case.contact.email if case.contact else None):
+        return True
+    checks = (
+        select(Collaborator.id).where(Collaborator.case_id == case.id,
+                                      Collaborator.email == email),
+        select(Agent.id).where(Agent.email == email, Agent.active.is_(True)),
+        select(Message.id).where(Message.case_id == case.id, Message.direction == "in",
+                                 Message.from_addr == email),
+    )
+    return any(session.scalar(check.limit(1)) is not None for check in checks)

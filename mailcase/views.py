@@ -42,6 +42,8 @@ def _attachment(attachment: Attachment) -> dict[str, Any]:
         "filename": attachment.filename,
         "size": attachment.size,
         "content_type": attachment.content_type,
+        "content_id": attachment.content_id,
+        "stored": attachment.blob_sha256 is not None,
     }
 
 

@@ -292,7 +292,7 @@ def test_cases_show_json_has_contract_fields(
     assert datetime.fromisoformat(comment["created_at"]).tzinfo is not None
     assert comment["attachments"] == [
         {"filename": "printer.log", "size": len(ATTACHMENT),
-         "content_type": "application/octet-stream"},
+         "content_type": "application/octet-stream", "content_id": None, "stored": True},
     ]
 
 

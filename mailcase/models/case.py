@@ -130,7 +130,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(Clipped(255))
     content_id: Mapped[str | None] = mapped_column(Clipped(255))
     size: Mapped[int] = mapped_column(Integer)
-    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    # None when the file was over attachments.max_size: listed, kept only in the raw mail.
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
 
 
 class Collaborator(Base):

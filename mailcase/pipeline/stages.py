@@ -10,17 +10,23 @@ import hashlib
 
 from sqlalchemy import select
 
-from mailcase import parsing, replytext, screen
+from mailcase import eligibility, parsing, replytext, screen
+from mailcase.cases import CaseError
 from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
 from mailcase.models import Attachment, Blob, Case, Message
-from mailcase.pipeline.context import Context, Drop
+from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.respond import acknowledge
 
 
 def parse(ctx: Context) -> None:
-    """Read the raw bytes into a ParsedMail."""
-    ctx.mail = parsing.parse(ctx.inbound.raw)
+    """Read the raw bytes into a ParsedMail; mail that cannot be read at all is parked at
+    once with the reason (retrying cannot make it readable)."""
+    try:
+        ctx.mail = parsing.parse(ctx.inbound.raw)
+    except (RecursionError, MemoryError, ValueError, LookupError, TypeError) as exc:
+        raise Park(f"unreadable mail: {type(exc).__name__}: {exc}") from exc
+    ctx.notes.extend(ctx.mail.notes)
 
 
 def route(ctx: Context) -> None:
@@ -70,9 +76,19 @@ def identify(ctx: Context) -> None:
 def match(ctx: Context) -> None:
     """Find the case this mail replies to, if any."""
     services = ctx.services
+    sender = ctx.sender.email if ctx.sender else ""
     ctx.match = find_case(
-        ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer
+        ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer,
+        sender=sender,
     )
+    claimed = ctx.match.participant if ctx.match else None
+    if claimed is not None and ctx.sender is not None and not (
+        claimed.kind == "c" and claimed.id == ctx.sender.id
+    ):
+        # Accept, and keep both on record: forwarded replies and shared mailboxes are
+        # common; the token says whose copy was answered.
+        ctx.notes.append(f"reply token was sent to {claimed.kind}{claimed.id}, "
+                         f"reply came from {ctx.sender.email}")
 
 
 def record(ctx: Context) -> None:
@@ -109,6 +125,7 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
     )
     ctx.case, ctx.new_case = case, True
     ctx.message = _store_message(ctx, case)
+    _collaborators_from_copies(ctx, case)
     comment_id = None
     if clipped:  # the description holds 32 KB; the whole text stays readable as a comment
         comment_id = ctx.book.comment(
@@ -117,6 +134,27 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
             message_id=ctx.message.id,
         ).id
     _store_attachments(ctx, case, ctx.message, comment_id)
+
+
+def _collaborators_from_copies(ctx: Context, case: Case) -> None:
+    """The other people a new mail was addressed to join its case, as policy allows."""
+    sender, mailbox = ctx.sender, ctx.mailbox
+    if sender is None or mailbox is None:
+        return
+    settings = ctx.services.settings
+    for person in (*ctx.parsed.to, *ctx.parsed.cc):
+        if person.email == sender.email:
+            continue
+        reason = eligibility.refusal(settings, mailbox, sender.email, person.email)
+        if reason is not None:
+            if settings.mailbox_for(person.email) is None:
+                ctx.notes.append(f"{person.email} not made a collaborator: {reason}")
+            continue
+        try:
+            ctx.book.add_collaborator(case, person.email, person.name, sender.email)
+        except CaseError as exc:
+            ctx.notes.append(str(exc))
+            return
 
 
 def _add_reply(ctx: Context, case: Case) -> None:
@@ -150,14 +188,22 @@ def _store_message(ctx: Context, case: Case) -> Message:
 
 
 def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: int | None) -> None:
+    """List every file on the case; store the content of those within the size limit once
+    per distinct content (the raw mail keeps them all)."""
+    limit = ctx.services.settings.attachments.max_size
     for part in ctx.parsed.attachments:
-        digest = hashlib.sha256(part.content).hexdigest()
-        if ctx.session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
-            insert_unless_present(
-                ctx.session, Blob,
-                {"sha256": digest, "size": len(part.content), "content": part.content},
-                ["sha256"],
-            )
+        digest: str | None = None
+        if len(part.content) <= limit:
+            digest = hashlib.sha256(part.content).hexdigest()
+            if ctx.session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
+                insert_unless_present(
+                    ctx.session, Blob,
+                    {"sha256": digest, "size": len(part.content), "content": part.content},
+                    ["sha256"],
+                )
+        else:
+            ctx.notes.append(f"{part.filename} ({len(part.content)} bytes) is over "
+                             f"attachments.max_size; kept in the raw mail only")
         ctx.session.add(Attachment(
             case_id=case.id, message_id=message.id, comment_id=comment_id,
             filename=part.filename, content_type=part.content_type,

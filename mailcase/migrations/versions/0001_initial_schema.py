@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 04:23:31.560630
+Create Date: 2026-11-23 04:36:55.011584
 """
 
 import sqlalchemy as sa
@@ -267,7 +267,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("content_id", sa.String(length=255), nullable=True),
         sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("blob_sha256", sa.String(length=64), nullable=False),
+        sa.Column("blob_sha256", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["blob_sha256"], ["blobs.sha256"], name=op.f("fk_attachments_blob_sha256_blobs")
         ),
