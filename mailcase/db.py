@@ -76,8 +76,10 @@ def is_postgresql(engine: Engine) -> bool:
 
 def insert_unless_present(
     session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
-) -> None:
+) -> Any:
     """Insert a row unless one with the same ``keys`` exists, without failing the transaction.
+
+    Returns the new row's primary key, or None when the row was already there.
 
     Two instances meeting the same new sender (or attachment) at once would otherwise
     collide on a unique key and roll back a whole message; ON CONFLICT DO NOTHING lets
@@ -85,4 +87,7 @@ def insert_unless_present(
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+    primary = model.__mapper__.primary_key[0]
+    statement = (insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+                 .returning(primary))
+    return session.execute(statement).scalar()

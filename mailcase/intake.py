@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailcase.db import insert_unless_present
 from mailcase.models import MESSAGE_ID_MAX, InboundMail
 from mailcase.parsing import message_ids
 
@@ -109,6 +111,34 @@ class Intake:
             accepted.id, message_id, source, len(raw), " (duplicate)" if accepted.duplicate else "",
         )
         return accepted
+
+    def accept_many(
+        self, mails: Sequence[tuple[bytes, str | None]], *, source: str
+    ) -> tuple[list[int], int]:
+        """Commit a batch of (raw, envelope sender) in one transaction, for imports.
+
+        Returns the ids of the mails stored now and how many were already stored; any
+        failure stores none of the batch.
+        """
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        for raw, mail_from in mails:
+            key, message_id = idempotency_key(raw)
+            rows.append({
+                "idempotency_key": key, "source": source, "mail_from": mail_from,
+                "rcpt_to": [], "message_id": message_id, "size": len(raw), "raw": raw,
+                "received_at": now, "status": "pending", "attempts": 0,
+                "next_attempt_at": now, "outcome": None, "last_error": None,
+                "processed_at": None, "skip_screening": False, "case_id": None,
+                "opened_case": False,
+            })
+        stored: list[int] = []
+        with self.sessions.begin() as session:
+            for row in rows:
+                inserted = insert_unless_present(session, InboundMail, row, ["idempotency_key"])
+                if inserted is not None:
+                    stored.append(inserted)
+        return stored, len(rows) - len(stored)
 
     def _existing(self, key: str) -> int:
         with self.sessions() as session:

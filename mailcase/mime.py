@@ -20,6 +20,7 @@ from mailcase.headers import decode_words, raw_header
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 40
+ATTACHED_MAIL = frozenset({"message/rfc822", "message/global"})
 TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 
 
@@ -49,7 +50,7 @@ def walk(message: Message) -> Walked:
     stack: list[tuple[Message, int]] = [(message, 0)]
     while stack:
         part, depth = stack.pop()
-        if part.is_multipart():
+        if part.is_multipart() and part.get_content_type() not in ATTACHED_MAIL:
             if depth >= MAX_DEPTH:
                 found.notes.append(f"MIME nesting deeper than {MAX_DEPTH} levels not read")
                 continue
@@ -68,7 +69,7 @@ def _leaf(part: Message, found: Walked) -> None:
         text = decode_text(_payload(part), part.get_content_charset())
         (found.plain if kind == "text/plain" else found.html).append(text)
         return
-    if kind in ("message/rfc822", "message/global"):
+    if kind in ATTACHED_MAIL:
         found.files.append(Part(filename or _attached_mail_name(part), kind, _attached(part)))
         return
     content = _payload(part)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -92,8 +93,13 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 
 def parse(raw: bytes) -> ParsedMail:
     """Parse ``raw`` leniently into a ParsedMail."""
-    message = message_from_bytes(raw, policy=compat32)
-    walked = mime.walk(message)
+    try:
+        message = message_from_bytes(raw, policy=compat32)
+        walked = mime.walk(message)
+    except RecursionError:  # the standard parser recurses once per nesting level
+        message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        walked = mime.Walked(notes=["MIME structure nested too deep to read; "
+                                    "the raw mail keeps it"])
     html = "\n".join(walked.html) or None
     text = "\n".join(p for p in walked.plain if p.strip()).replace("\r\n", "\n").strip()
     text_from_html = not text and html is not None

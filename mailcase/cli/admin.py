@@ -7,12 +7,14 @@ import asyncio
 import logging
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
+from tqdm import tqdm
 
-from mailcase import migrate
+from mailcase import importer, migrate
 from mailcase.app import App
 from mailcase.cli.common import (
     EXIT_CONFIG,
@@ -59,6 +61,11 @@ def register(commands: Any) -> None:
     ingest.add_argument("--recipient", action="append", default=[],
                         help="envelope recipient (repeatable)")
     ingest.set_defaults(handler=cmd_ingest)
+
+    archive = commands.add_parser(
+        "import", help="import an mbox file or a Maildir (idempotent: run it again safely)")
+    archive.add_argument("path", help="an mbox file or a Maildir folder")
+    archive.set_defaults(handler=cmd_import)
 
     process = commands.add_parser("process", help="process pending inbound and due outbound once")
     process.set_defaults(handler=cmd_process)
@@ -162,6 +169,29 @@ def _process_now(app: App, inbound_id: int) -> str:
 def _read(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import an archive with a progress bar (on a terminal) and a summary line."""
+    bars: dict[str, tqdm[None]] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        bar = bars.get(phase)
+        if bar is None:
+            bar = bars[phase] = tqdm(total=total, desc=phase, unit="mail", file=sys.stderr,
+                                     disable=None, leave=True)
+        bar.update(done - bar.n)
+
+    with opened(args) as app:
+        try:
+            summary = importer.run(app, Path(args.path), progress)
+        except importer.ArchiveError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            for bar in bars.values():
+                bar.close()
+    print(f"imported {args.path}: {summary.line()}")
+    return 0
 
 
 def cmd_process(args: argparse.Namespace) -> int:

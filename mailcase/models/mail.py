@@ -48,6 +48,8 @@ class InboundMail(Base):
     # Set by an operator's replay of mail screening took for automatic.
     skip_screening: Mapped[bool] = mapped_column(Boolean, default=False)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # True when this mail opened its case; False when it was added to one as a comment.
+    opened_case: Mapped[bool] = mapped_column(Boolean, default=False)
 
     case: Mapped[Case | None] = relationship()
 

@@ -106,6 +106,7 @@ class Processor:
             row.status, row.outcome = "processed", "; ".join(ctx.notes) or None
         except Outcome as outcome:
             row.status, row.outcome, row.case_id = outcome.status, outcome.reason, None
+            row.opened_case = False
         row.processed_at = now
         case = ctx.case.display_number if ctx.case is not None and row.case_id else "-"
         log.info(

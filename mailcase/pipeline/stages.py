@@ -27,6 +27,10 @@ def parse(ctx: Context) -> None:
     except (RecursionError, MemoryError, ValueError, LookupError, TypeError) as exc:
         raise Park(f"unreadable mail: {type(exc).__name__}: {exc}") from exc
     ctx.notes.extend(ctx.mail.notes)
+    date = ctx.mail.date
+    if ctx.inbound.source == "import" and date is not None and date < ctx.now:
+        # An archive's cases and comments keep the time they were written.
+        ctx.now = ctx.book.now = date
 
 
 def route(ctx: Context) -> None:
@@ -100,6 +104,7 @@ def record(ctx: Context) -> None:
     else:
         _add_reply(ctx, ctx.case)
     ctx.inbound.case_id = ctx.case_required.id
+    ctx.inbound.opened_case = ctx.new_case
 
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 04:36:55.011584
+Create Date: 2026-11-23 04:41:19.790432
 """
 
 import sqlalchemy as sa
@@ -172,6 +172,7 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(), nullable=True),
         sa.Column("skip_screening", sa.Boolean(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("opened_case", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_inbound_mail_case_id_cases")
         ),

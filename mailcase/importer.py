@@ -1,0 +1,167 @@
+"""Bulk import of an archive (an mbox file or a Maildir) through the ordinary intake.
+
+Mail is accepted in batches (one transaction each), then processed like any other
+mail, except that imported mail is never answered and keeps the date it was written.
+The intake's idempotency key makes a second run of the same archive add nothing.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from mailcase.app import App
+from mailcase.models import InboundMail
+
+BATCH = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+class ArchiveError(Exception):
+    """The path is not an archive mailcase can read."""
+
+
+@dataclass
+class Summary:
+    """What an import did, for the line it prints at the end."""
+
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    too_large: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    new_cases: int = 0
+    comments: int = 0
+
+    def line(self) -> str:
+        parts = [f"{self.read} read", f"{self.stored} new", f"{self.duplicates} already there"]
+        if self.too_large:
+            parts.append(f"{self.too_large} over smtp.max_message_size (not imported)")
+        parts += [f"{self.new_cases} new cases", f"{self.comments} comments"]
+        parts += [f"{n} {status}" for status, n in sorted(self.outcomes.items())
+                  if status != "processed"]
+        return ", ".join(parts)
+
+
+def open_archive(path: Path) -> tuple[int, Iterator[tuple[bytes, str | None]]]:
+    """The number of mails in ``path`` and an iterator of (raw bytes, envelope sender),
+    oldest first, so that every reply comes after the mail it answers."""
+    if path.is_dir():
+        if not all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
+            raise ArchiveError(f"{path} is a folder but not a Maildir (no cur/new/tmp)")
+        maildir = mailbox.Maildir(path, factory=None, create=False)
+        keys = _oldest_first(maildir)
+        return len(keys), ((maildir.get_bytes(k), None) for k in keys)
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline()
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {exc.strerror}") from None
+    if not first.startswith(b"From "):
+        raise ArchiveError(f"{path} is neither an mbox file (no 'From ' line) nor a Maildir")
+    box = mailbox.mbox(path, factory=None, create=False)
+    keys = _oldest_first(box)
+    return len(keys), ((box.get_bytes(k, from_=False), _envelope(box, k)) for k in keys)
+
+
+def _oldest_first(box: mailbox.Mailbox[Any]) -> list[str]:
+    """Keys sorted by each mail's Date (its headers only are read); undated mail keeps its
+    place in the archive's own order, after the dated mail before it."""
+    dated = []
+    for position, key in enumerate(box.keys()):
+        with box.get_file(key) as handle:
+            headers = BytesHeaderParser(policy=compat32).parse(handle)  # type: ignore[arg-type]
+        when = _date(headers.get("date"))
+        dated.append((when, position, key))
+    last = EPOCH
+    ordered = []
+    for when, position, key in dated:  # an undated mail sorts just after its predecessor
+        last = when or last
+        ordered.append((last, position, key))
+    return [key for _, _, key in sorted(ordered)]
+
+
+def _date(value: object) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _envelope(box: mailbox.mbox, key: str) -> str | None:
+    """The sender on the mbox 'From ' line, or None where it says nothing useful."""
+    sender = box.get_message(key).get_from().split(" ", 1)[0]
+    return None if sender in ("", "MAILER-DAEMON") or "@" not in sender else sender
+
+
+def run(app: App, path: Path, progress: Progress) -> Summary:
+    """Import every mail of the archive at ``path`` and process it."""
+    total, mails = open_archive(path)
+    summary = Summary()
+    imported: list[int] = []
+    batch: list[tuple[bytes, str | None]] = []
+    limit = app.settings.smtp.max_message_size
+    for raw, sender in mails:
+        summary.read += 1
+        if len(raw) > limit:
+            summary.too_large += 1
+        else:
+            batch.append((raw, sender))
+        if len(batch) >= BATCH:
+            imported += _store(app, batch, summary)
+            progress("storing", summary.read, total)
+            batch = []
+    imported += _store(app, batch, summary)
+    progress("storing", total, total)
+    with app.readers() as session:
+        pending = session.scalar(select(func.count()).select_from(InboundMail)
+                                 .where(InboundMail.status == "pending")) or 0
+    processed = 0
+    while app.processor.process_next():
+        processed += 1
+        if processed % 50 == 0:
+            progress("processing", processed, pending)
+    progress("processing", pending, pending)
+    _count(app, imported, summary)
+    return summary
+
+
+def _store(app: App, batch: list[tuple[bytes, str | None]], summary: Summary) -> list[int]:
+    if not batch:
+        return []
+    stored, duplicates = app.intake.accept_many(batch, source="import")
+    summary.stored += len(stored)
+    summary.duplicates += duplicates
+    return stored
+
+
+def _count(app: App, ids: list[int], summary: Summary) -> None:
+    with app.readers() as session:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            rows = session.execute(
+                select(InboundMail.status, InboundMail.opened_case, func.count())
+                .where(InboundMail.id.in_(chunk))
+                .group_by(InboundMail.status, InboundMail.opened_case)
+            ).all()
+            for status, opened, count in rows:
+                summary.outcomes[status] = summary.outcomes.get(status, 0) + count
+                if status == "processed":
+                    if opened:
+                        summary.new_cases += count
+                    else:
+                        summary.comments += count
+
