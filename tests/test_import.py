@@ -4,9 +4,9 @@ keeps its dates, and a second run of the same archive adds nothing."""
 from __future__ import annotations
 
 import mailbox
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest

@@ -222,7 +222,8 @@ def cmd_inbound_list(args: argparse.Namespace) -> int:
         emit_json(rows)
     else:
         table([(r["id"], r["status"], r["received_at"][:19], r["source"], r["attempts"],
-                r["case"], r["message_id"], r["outcome"] or r["last_error"]) for r in rows],
+                r["case"] and f"{r['case']} ({r['result']})", r["message_id"],
+                r["outcome"] or r["last_error"]) for r in rows],
               ["ID", "STATUS", "RECEIVED", "SOURCE", "TRIES", "CASE", "MESSAGE-ID", "NOTE"])
     return 0
 
@@ -232,7 +233,9 @@ def _inbound_view(row: InboundMail) -> dict[str, Any]:
         "id": row.id, "status": row.status, "received_at": row.received_at.isoformat(),
         "source": row.source, "mail_from": row.mail_from, "rcpt_to": row.rcpt_to,
         "message_id": row.message_id, "size": row.size, "attempts": row.attempts,
-        "case": row.case.display_number if row.case else None, "outcome": row.outcome,
+        "case": row.case.display_number if row.case else None,
+        "result": ("opened case" if row.opened_case else "comment") if row.case else None,
+        "outcome": row.outcome,
         "last_error": row.last_error,
     }
 
