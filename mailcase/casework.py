@@ -77,13 +77,13 @@ class Desk:
                                    author_name=author.name, author_kind="agent", public=True)
             queued = 0
             for recipient in self._audience(book, case, exclude=author.email):
-                self.app.services.composer.queue(
+                row = self.app.services.composer.queue(
                     book.session, case, recipient, template="agent_reply", kind="reply",
                     now=book.now, auto_submitted=None,
                     extra={"comment": {"body": comment.body, "author": author.name or
                                        author.email, "public": True}},
                 )
-                queued += 1
+                queued += row is not None
             return queued
 
     def note(self, number: int, body: str, author: Author) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailcase.config import MailboxSettings, Settings
-from mailcase.models import Case, Message, OutboundMail
+from mailcase.models import Case, Message, OutboundMail, RecipientStatus
 from mailcase.screen import LOOP_HEADER
 from mailcase.templates import Templates
 from mailcase.tokens import Participant, TokenSigner
@@ -34,6 +34,12 @@ class Recipient:
     email: str
     name: str
     participant: Participant
+
+
+def undeliverable(session: Session, email: str) -> bool:
+    """Whether a hard bounce has marked ``email`` as not to be mailed."""
+    status = session.get(RecipientStatus, email.lower())
+    return status is not None and status.undeliverable
 
 
 def case_tag(case: Case) -> str:
@@ -60,8 +66,13 @@ class Composer:
         now: datetime,
         auto_submitted: str | None,
         extra: dict[str, Any] | None = None,
-    ) -> OutboundMail:
-        """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed)."""
+    ) -> OutboundMail | None:
+        """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed).
+
+        Returns None, queuing nothing, when the address is marked undeliverable.
+        """
+        if undeliverable(session, recipient.email):
+            return None
         mailbox = self._mailbox(case)
         token = self.signer.make(case.number, recipient.participant)
         reply_address = f"{mailbox.local_part}+{token}@{mailbox.domain}"
@@ -102,19 +113,30 @@ class Composer:
             mail.add_alternative(rendered.html, subtype="html")
 
         row = OutboundMail(
-            case_id=case.id, kind=kind, mail_from=self.settings.outbound.from_ or mailbox.address,
-            rcpt_to=recipient.email,
+            case_id=case.id, kind=kind, mail_from=mailbox.address, rcpt_to=recipient.email,
             message_id=message_id, raw=mail.as_bytes(), status="pending", attempts=0,
             next_attempt_at=now, created_at=now,
             deadline_at=now + timedelta(hours=self.settings.outbound.retry_deadline_hours),
         )
         session.add(row)
+        session.flush()  # the id names the mail in its VERP return path
+        row.mail_from = self._return_path(mailbox, row.id)
         session.add(Message(
             case_id=case.id, direction="out", message_id=message_id, in_reply_to=parent,
             references=" ".join(references) or None, from_addr=mailbox.address,
             to_addrs=recipient.email, subject=subject, created_at=now, outbound=row,
         ))
         return row
+
+    def _return_path(self, mailbox: MailboxSettings, outbound_id: int) -> str:
+        """The envelope sender: a VERP address naming this mail, so its bounce finds it."""
+        configured = self.settings.outbound.from_
+        if configured:
+            return configured
+        if not self.settings.outbound.verp:
+            return mailbox.address
+        token = self.signer.make_bounce(outbound_id)
+        return f"{mailbox.local_part}+{token}@{mailbox.domain}"
 
     def _mailbox(self, case: Case) -> MailboxSettings:
         return self.settings.mailbox_for(case.mailbox) or self.settings.mailbox[0]

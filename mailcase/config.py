@@ -115,6 +115,7 @@ class OutboundSettings(_Section):
     port: Port = 25
     maildir: Path = Path("var/outbound")
     from_: str | None = Field(default=None, alias="from")
+    verp: bool = True
     timeout: Seconds = 30.0
     batch_size: Annotated[int, Field(gt=0)] = 100
     retry_base_seconds: Seconds = 60.0

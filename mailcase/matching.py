@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from mailcase.config import Settings
 from mailcase.models import Agent, Case, Collaborator, Message
 from mailcase.parsing import ParsedMail
-from mailcase.tokens import Participant, TokenSigner, token_of
+from mailcase.tokens import Participant, TokenSigner, is_bounce_token, token_of
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _by_token(
 ) -> Match | None:
     mailbox = settings.mailbox_for(address)
     token = token_of(address, mailbox.local_part) if mailbox else None
-    if token is None:
+    if token is None or is_bounce_token(token):
         return None
     claim = signer.verify(token)
     if claim is None:

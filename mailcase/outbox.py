@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.config import OutboundSettings
-from mailcase.models import OutboundMail
+from mailcase.models import OutboundMail, RecipientStatus
 from mailcase.transports import Envelope, Result, Transport
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,19 @@ class OutboxSender:
                 .limit(self.settings.batch_size)
                 .with_for_update(skip_locked=True)
             ).all()
+            blocked = set(session.scalars(
+                select(RecipientStatus.email).where(
+                    RecipientStatus.email.in_({r.rcpt_to for r in rows}),
+                    RecipientStatus.undeliverable.is_(True),
+                )
+            )) if rows else set()
             for row in rows:
-                row.next_attempt_at = now + timedelta(seconds=self.lease_seconds)
-            return [Envelope(r.id, r.mail_from, r.rcpt_to, r.raw) for r in rows]
+                if row.rcpt_to in blocked:  # a hard bounce came in after it was queued
+                    row.status, row.last_error = "failed", "address marked undeliverable"
+                else:
+                    row.next_attempt_at = now + timedelta(seconds=self.lease_seconds)
+            return [Envelope(r.id, r.mail_from, r.rcpt_to, r.raw)
+                    for r in rows if r.rcpt_to not in blocked]
 
     def extend(self, ids: list[int]) -> None:
         """Push the lease of mails still waiting in this batch further out."""

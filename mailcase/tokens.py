@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAC_CHARS = 20  # 20 base32 characters = 100 bits
+_BOUNCE = re.compile(r"^bounce-(?P<id>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
 _TOKEN = re.compile(r"^(?P<case>[0-9]{1,9})-(?P<kind>[ca])(?P<pid>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
 
 
@@ -70,10 +71,32 @@ class TokenSigner:
             return None
         return TokenClaim(int(match["case"]), Participant(match["kind"], int(match["pid"])))
 
+    def make_bounce(self, outbound_id: int) -> str:
+        """The VERP token of one outbound mail: ``bounce-<id>-<mac>``."""
+        payload = f"bounce-{outbound_id}"
+        return f"{payload}-{self._mac(self._secrets[0], payload)}"
+
+    def verify_bounce(self, token: str) -> int | None:
+        """The outbound id a genuine VERP token names, else None."""
+        match = _BOUNCE.match(token.lower())
+        if match is None:
+            return None
+        payload = f"bounce-{match['id']}"
+        given = match["mac"].encode()
+        valid = False
+        for secret in self._secrets:
+            valid |= hmac.compare_digest(self._mac(secret, payload).encode(), given)
+        return int(match["id"]) if valid else None
+
     @staticmethod
     def _mac(secret: bytes, payload: str) -> str:
         digest = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
         return base64.b32encode(digest).decode().lower()[:MAC_CHARS]
+
+
+def is_bounce_token(token: str) -> bool:
+    """Whether a plus-address token is a VERP return path rather than a reply token."""
+    return token.lower().startswith("bounce-")
 
 
 def token_of(address: str, local_part: str) -> str | None:

@@ -12,7 +12,14 @@ from mailcase.models.case import (
     Counter,
     Event,
 )
-from mailcase.models.mail import MESSAGE_ID_MAX, InboundMail, Message, OutboundMail
+from mailcase.models.mail import (
+    MESSAGE_ID_MAX,
+    Bounce,
+    InboundMail,
+    Message,
+    OutboundMail,
+    RecipientStatus,
+)
 from mailcase.models.people import Account, Agent, Contact, Queue
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "Attachment",
     "Base",
     "Blob",
+    "Bounce",
     "Case",
     "Collaborator",
     "Comment",
@@ -34,5 +42,6 @@ __all__ = [
     "Message",
     "OutboundMail",
     "Queue",
+    "RecipientStatus",
     "UTCDateTime",
 ]

@@ -110,3 +110,31 @@ class Message(Base):
         """The bytes as they came in or went out."""
         source = self.inbound or self.outbound
         return source.raw if source is not None else None
+
+
+class Bounce(Base):
+    """One recipient a bounce reported, tied to the outbound mail it came back for."""
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_mail.id"), index=True)
+    outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_mail.id"), index=True)
+    recipient: Mapped[str] = mapped_column(Clipped(320), index=True)
+    permanent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str | None] = mapped_column(Clipped(20))
+    diagnostic: Mapped[str | None] = mapped_column(CleanText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RecipientStatus(Base):
+    """Whether an address can be mailed: a hard bounce stops all mail to it until an
+    operator clears it; soft bounces are counted."""
+
+    __tablename__ = "recipient_status"
+
+    email: Mapped[str] = mapped_column(Clipped(320), primary_key=True)
+    undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(CleanText)
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

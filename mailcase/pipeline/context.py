@@ -11,19 +11,24 @@ from mailcase.cases import CaseBook
 from mailcase.compose import Composer
 from mailcase.config import MailboxSettings, Settings
 from mailcase.matching import Match
-from mailcase.models import Case, Contact, InboundMail, Message
+from mailcase.models import Case, Contact, InboundMail, Message, OutboundMail
 from mailcase.parsing import ParsedMail
 from mailcase.tokens import TokenSigner
 
 
 class Outcome(Exception):
-    """Ends a message's journey early with a final status and a reason."""
+    """Ends a message's journey early with a final status and a reason.
+
+    What the stages wrote is undone, unless ``keep`` says it is the record of the
+    outcome (a bounce, an automatic reply noted on its case).
+    """
 
     status = "processed"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, keep: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.keep = keep
 
 
 class Drop(Outcome):
@@ -63,6 +68,7 @@ class Context:
     case: Case | None = None
     new_case: bool = False
     message: Message | None = None
+    verp_outbound: OutboundMail | None = None
     notes: list[str] = field(default_factory=list)
 
     @property

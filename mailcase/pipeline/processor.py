@@ -99,14 +99,20 @@ class Processor:
             inbound=row, session=session, services=self.services,
             book=CaseBook(session, self.services.settings.cases, now), now=now,
         )
+        savepoint = session.begin_nested()
         try:
-            with session.begin_nested():
-                for stage in PIPELINE:
-                    stage(ctx)
-            row.status, row.outcome = "processed", "; ".join(ctx.notes) or None
+            for stage in PIPELINE:
+                stage(ctx)
         except Outcome as outcome:
+            (savepoint.commit if outcome.keep else savepoint.rollback)()
             row.status, row.outcome, row.case_id = outcome.status, outcome.reason, None
             row.opened_case = False
+        except BaseException:
+            savepoint.rollback()
+            raise
+        else:
+            savepoint.commit()
+            row.status, row.outcome = "processed", "; ".join(ctx.notes) or None
         row.processed_at = now
         case = ctx.case.display_number if ctx.case is not None and row.case_id else "-"
         log.info(

@@ -44,12 +44,14 @@ def acknowledge(ctx: Context) -> None:
         return
     try:
         with ctx.session.begin_nested():
-            ctx.services.composer.queue(
+            queued = ctx.services.composer.queue(
                 ctx.session, ctx.case_required,
                 Recipient(sender.email, sender.name, Participant("c", sender.id)),
                 template="acknowledgement", kind="auto_response", now=ctx.now,
                 auto_submitted="auto-replied",
             )
+        if queued is None:
+            ctx.notes.append(f"no acknowledgement: {sender.email} is marked undeliverable")
     except Exception as exc:  # noqa: BLE001 - a failed courtesy must not cost the case
         log.error("acknowledgement failed inbound=%s message_id=%s: %s",
                   ctx.inbound.id, ctx.inbound.message_id, exc)

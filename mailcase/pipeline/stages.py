@@ -15,6 +15,7 @@ from mailcase.cases import CaseError
 from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
 from mailcase.models import Attachment, Blob, Case, Message
+from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.respond import acknowledge
 
@@ -64,8 +65,27 @@ def screen_robots(ctx: Context) -> None:
         return
     own = frozenset(m.address for m in ctx.services.settings.mailbox)
     reason = screen.robot_reason(ctx.parsed, ctx.inbound.mail_from, own)
-    if reason:
+    if not reason:
+        return
+    case = _case_answered(ctx)
+    if case is None:
         raise Drop(f"automatic mail: {reason}")
+    # An out-of-office answer to one of our mails: worth knowing on the case, but it
+    # notifies nobody, reopens nothing and is never answered.
+    sender = ctx.parsed.sender.email if ctx.parsed.sender else ctx.inbound.mail_from
+    ctx.book.record(case, "automatic reply", sender, reason=reason,
+                    subject=ctx.parsed.subject, inbound_id=ctx.inbound.id)
+    raise Drop(f"automatic mail: {reason}; noted on case {case.display_number}", keep=True)
+
+
+def _case_answered(ctx: Context) -> Case | None:
+    """The case whose mail an automatic reply answers (VERP, token or thread), if any."""
+    if ctx.verp_outbound is not None and ctx.verp_outbound.case_id is not None:
+        return ctx.session.get(Case, ctx.verp_outbound.case_id)
+    services = ctx.services
+    found = find_case(ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings,
+                      services.signer, sender="")
+    return found.case if found is not None and found.by != "subject tag" else None
 
 
 def identify(ctx: Context) -> None:
@@ -216,4 +236,6 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
         ))
 
 
-PIPELINE = (parse, route, skip_known, screen_robots, identify, match, record, acknowledge)
+PIPELINE = (
+    parse, route, skip_known, take_bounces, screen_robots, identify, match, record, acknowledge,
+)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 04:41:19.790432
+Create Date: 2026-11-23 04:50:12.931945
 """
 
 import sqlalchemy as sa
@@ -54,6 +54,15 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_queues")),
         sa.UniqueConstraint("name", name=op.f("uq_queues_name")),
+    )
+    op.create_table(
+        "recipient_status",
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("undeliverable", sa.Boolean(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("soft_bounces", sa.Integer(), nullable=False),
+        sa.Column("last_bounce_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("email", name=op.f("pk_recipient_status")),
     )
     op.create_table(
         "contacts",
@@ -209,6 +218,29 @@ def upgrade() -> None:
         batch_op.create_index("ix_outbound_mail_recent", ["rcpt_to", "created_at"], unique=False)
 
     op.create_table(
+        "bounces",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("inbound_id", sa.Integer(), nullable=False),
+        sa.Column("outbound_id", sa.Integer(), nullable=True),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("permanent", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=True),
+        sa.Column("diagnostic", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["inbound_id"], ["inbound_mail.id"], name=op.f("fk_bounces_inbound_id_inbound_mail")
+        ),
+        sa.ForeignKeyConstraint(
+            ["outbound_id"], ["outbound_mail.id"], name=op.f("fk_bounces_outbound_id_outbound_mail")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bounces")),
+    )
+    with op.batch_alter_table("bounces", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_bounces_inbound_id"), ["inbound_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bounces_outbound_id"), ["outbound_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bounces_recipient"), ["recipient"], unique=False)
+
+    op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
@@ -307,6 +339,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_messages_case_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("bounces", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bounces_recipient"))
+        batch_op.drop_index(batch_op.f("ix_bounces_outbound_id"))
+        batch_op.drop_index(batch_op.f("ix_bounces_inbound_id"))
+
+    op.drop_table("bounces")
     with op.batch_alter_table("outbound_mail", schema=None) as batch_op:
         batch_op.drop_index("ix_outbound_mail_recent")
         batch_op.drop_index("ix_outbound_mail_due")
@@ -332,6 +370,7 @@ def downgrade() -> None:
 
     op.drop_table("cases")
     op.drop_table("contacts")
+    op.drop_table("recipient_status")
     op.drop_table("queues")
     op.drop_table("counters")
     op.drop_table("blobs")

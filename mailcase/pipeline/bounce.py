@@ -1,0 +1,82 @@
+"""The bounce stage: a bounce of our own mail is recorded against it, then dropped.
+
+A hard bounce (5.x.x) marks the address undeliverable, and mailcase mails it no more
+until an operator clears it; a soft one is counted. Only a failure that names the
+recipient of the outbound mail it came back for marks anything, so a forged bounce
+cannot silence an address. A bounce never opens a case and is never answered.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mailcase import bounces
+from mailcase.db import insert_unless_present
+from mailcase.matching import recipient_addresses
+from mailcase.models import Bounce, OutboundMail, RecipientStatus
+from mailcase.pipeline.context import Context, Drop
+from mailcase.tokens import is_bounce_token, token_of
+
+
+def take_bounces(ctx: Context) -> None:
+    """Record and drop a bounce; note the outbound mail a VERP address names."""
+    ctx.verp_outbound = _verp_outbound(ctx)
+    if ctx.verp_outbound is None and not bounces.looks_like_bounce(
+        ctx.parsed, ctx.inbound.mail_from
+    ):
+        return
+    report = bounces.read(ctx.inbound.raw)
+    if not report.failures:
+        return  # e.g. an out-of-office reply sent to our return path: screening decides
+    outbound = ctx.verp_outbound or _by_original(ctx, report.original_message_id)
+    said = []
+    for failure in report.failures:
+        ours = outbound is not None and outbound.rcpt_to == failure.recipient
+        ctx.session.add(Bounce(
+            inbound_id=ctx.inbound.id, outbound_id=outbound.id if ours and outbound else None,
+            recipient=failure.recipient, permanent=failure.permanent, status=failure.status,
+            diagnostic=failure.diagnostic, created_at=ctx.now,
+        ))
+        if ours:
+            _mark(ctx, failure)
+        kind = "hard" if failure.permanent else "soft"
+        said.append(f"{kind} bounce for {failure.recipient}"
+                    + (f" ({failure.status})" if failure.status else "")
+                    + ("" if ours else " (matches no mail we sent to it)"))
+    about = f" of outbound {outbound.id}" if outbound is not None else ""
+    raise Drop(f"bounce{about}: " + "; ".join(said), keep=True)
+
+
+def _verp_outbound(ctx: Context) -> OutboundMail | None:
+    settings, signer = ctx.services.settings, ctx.services.signer
+    for address in recipient_addresses(ctx.parsed, ctx.inbound.rcpt_to):
+        mailbox = settings.mailbox_for(address)
+        token = token_of(address, mailbox.local_part) if mailbox else None
+        if token and is_bounce_token(token):
+            outbound_id = signer.verify_bounce(token)
+            if outbound_id is not None:
+                return ctx.session.get(OutboundMail, outbound_id)
+    return None
+
+
+def _by_original(ctx: Context, message_id: str | None) -> OutboundMail | None:
+    if message_id is None:
+        return None
+    return ctx.session.scalar(
+        select(OutboundMail).where(OutboundMail.message_id == message_id).limit(1)
+    )
+
+
+def _mark(ctx: Context, failure: bounces.Failure) -> None:
+    insert_unless_present(ctx.session, RecipientStatus,
+                          {"email": failure.recipient, "undeliverable": False,
+                           "soft_bounces": 0}, ["email"])
+    status = ctx.session.get(RecipientStatus, failure.recipient, with_for_update=True)
+    assert status is not None
+    status.last_bounce_at = ctx.now
+    if failure.permanent:
+        status.undeliverable = True
+        status.reason = " ".join(filter(None, (failure.status, failure.diagnostic)))[:500] or \
+            "hard bounce"
+    else:
+        status.soft_bounces += 1
