@@ -7,6 +7,7 @@ dependency is made once and passed in, never looked up.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ from mailcase.outbox import OutboxSender
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
 from mailcase.templates import Templates
-from mailcase.tokens import TokenSigner, load_secrets
-from mailcase.transports import MaildirTransport, SmtpTransport, Transport
+from mailcase.tokens import SecretError, TokenSigner, load_secrets
+from mailcase.transports import MaildirTransport, Relay, SmtpTransport, Transport
 
 Clock = Callable[[], datetime]
 
@@ -38,7 +39,22 @@ def make_transport(settings: Settings) -> Transport:
     out = settings.outbound
     if out.transport == "maildir":
         return MaildirTransport(out.maildir)
-    return SmtpTransport(out.host, out.port, out.timeout, settings.smtp.hostname)
+    context = ssl.create_default_context(cafile=str(out.ca_file) if out.ca_file else None)
+    if not out.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    password = None
+    if out.password_file is not None:
+        try:
+            password = out.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(
+                f"outbound.password_file {out.password_file} cannot be read: {exc.strerror}"
+            ) from None
+    return SmtpTransport(Relay(
+        host=out.host, port=out.port, timeout=out.timeout, tls=out.tls, context=context,
+        username=out.username, password=password, local_hostname=settings.smtp.hostname,
+    ))
 
 
 @dataclass

@@ -116,6 +116,11 @@ class OutboundSettings(_Section):
     maildir: Path = Path("var/outbound")
     from_: str | None = Field(default=None, alias="from")
     verp: bool = True
+    tls: Literal["none", "opportunistic", "starttls", "implicit"] = "opportunistic"
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
     timeout: Seconds = 30.0
     batch_size: Annotated[int, Field(gt=0)] = 100
     retry_base_seconds: Seconds = 60.0
@@ -289,9 +294,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "database": settings.database.model_copy(
             update={"url": url.render_as_string(hide_password=False)}
         ),
-        "outbound": settings.outbound.model_copy(
-            update={"maildir": rooted(settings.outbound.maildir)}
-        ),
+        "outbound": settings.outbound.model_copy(update={
+            "maildir": rooted(settings.outbound.maildir),
+            "ca_file": rooted(settings.outbound.ca_file) if settings.outbound.ca_file else None,
+            "password_file": (rooted(settings.outbound.password_file)
+                              if settings.outbound.password_file else None),
+        }),
         "templates": settings.templates.model_copy(update={"dir": rooted(settings.templates.dir)}),
         "tokens": settings.tokens.model_copy(
             update={"secret_file": rooted(settings.tokens.secret_file)}

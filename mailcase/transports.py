@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
+import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,27 +69,39 @@ class MaildirTransport:
                 yield Result(envelope.id, "sent", f"maildir {key}")
 
 
+@dataclass(frozen=True)
+class Relay:
+    """How to reach the smarthost: address, TLS mode, and AUTH credentials if any."""
+
+    host: str
+    port: int
+    timeout: float
+    tls: Literal["none", "opportunistic", "starttls", "implicit"] = "opportunistic"
+    context: ssl.SSLContext | None = None
+    username: str | None = None
+    password: str | None = None
+    local_hostname: str | None = None
+
+
 class SmtpTransport:
     """Sends through a smarthost over one connection per batch; classifies each reply.
 
-    2xx is sent, 4xx (and any connection trouble) is temporary, 5xx is permanent.
+    2xx is sent, 4xx (and any connection trouble) is temporary, 5xx is permanent. TLS is
+    implicit (SMTPS), required STARTTLS, opportunistic STARTTLS (used when offered, the
+    default), or off; AUTH is used when credentials are configured, never in the clear.
     """
 
-    def __init__(
-        self, host: str, port: int, timeout: float, local_hostname: str | None = None
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.local_hostname = local_hostname
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
 
     def deliver(self, batch: Sequence[Envelope]) -> Iterator[Result]:
+        relay = self.relay
         try:
-            client = smtplib.SMTP(
-                self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
-            )
+            client = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
-            reason = f"connect {self.host}:{self.port}: {exc}"
+            # Trouble with the relay itself (down, TLS, a wrong password) is no verdict on
+            # the recipients: the mail waits until the relay or its settings are fixed.
+            reason = f"connect {relay.host}:{relay.port}: {exc}"
             yield from (Result(e.id, "temporary", reason) for e in batch)
             return
         try:
@@ -104,6 +117,35 @@ class SmtpTransport:
                 client.quit()
             except (OSError, smtplib.SMTPException):
                 client.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        """A connection ready for MAIL FROM: TLS and AUTH done as configured."""
+        relay = self.relay
+        context = relay.context or ssl.create_default_context()
+        client: smtplib.SMTP
+        if relay.tls == "implicit":
+            client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=relay.timeout,
+                                      local_hostname=relay.local_hostname, context=context)
+        else:
+            client = smtplib.SMTP(relay.host, relay.port, timeout=relay.timeout,
+                                  local_hostname=relay.local_hostname)
+        try:
+            client.ehlo()
+            secure = relay.tls == "implicit"
+            if relay.tls in ("starttls", "opportunistic") and client.has_extn("starttls"):
+                client.starttls(context=context)
+                client.ehlo()
+                secure = True
+            elif relay.tls == "starttls":
+                raise smtplib.SMTPNotSupportedError("the relay does not offer STARTTLS")
+            if relay.username:
+                if not secure:
+                    raise smtplib.SMTPNotSupportedError("refusing to send AUTH without TLS")
+                client.login(relay.username, relay.password or "")
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     @staticmethod
     def _send_one(client: smtplib.SMTP, envelope: Envelope) -> Result:

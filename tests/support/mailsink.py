@@ -7,6 +7,7 @@ line, so retry and failure paths are tested over a real SMTP conversation.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import trustme
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 def free_port() -> int:
@@ -71,16 +74,45 @@ class _Handler:
 
 
 class Sink:
-    """The smarthost of the tests: collects every mail it accepts."""
+    """The smarthost of the tests: collects every mail it accepts.
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    ``tls`` makes it offer and require STARTTLS, or speak implicit TLS, with a
+    certificate from ``ca``; ``login`` makes it require AUTH with that user and password.
+    """
+
+    def __init__(self, *, tls: str = "none", ca: trustme.CA | None = None,
+                 login: tuple[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.messages: list[Received] = []
+        self.logins: list[str] = []
         self.lock = threading.Lock()
         self._failures: deque[tuple[str, str]] = deque()
-        self._controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
-        )
+        self._login = login
+        options: dict[str, Any] = {"enable_SMTPUTF8": True}
+        if tls != "none":
+            assert ca is not None
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+            if tls == "implicit":
+                options["ssl_context"] = context
+            else:
+                options.update(tls_context=context, require_starttls=True)
+        if login is not None:
+            # aiosmtpd only counts STARTTLS as TLS for auth_require_tls; an implicit-TLS
+            # listener is encrypted from the first byte.
+            options.update(authenticator=self._authenticate,
+                           auth_require_tls=tls != "implicit")
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                      **options)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        given = (auth_data.login.decode(), auth_data.password.decode())
+        if given != self._login:
+            return AuthResult(success=False, handled=False)
+        with self.lock:
+            self.logins.append(given[0])
+        return AuthResult(success=True)
 
     def __enter__(self) -> Sink:
         self._controller.start()
