@@ -75,13 +75,32 @@ class SmtpSettings(_Section):
     hostname: str | None = None
 
 
+class AutoResponseRule(_Section):
+    """One auto-response rule of a mailbox: when all its conditions hold, answer a new
+    case with ``template`` ("" answers nothing). A condition left empty always holds."""
+
+    senders: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
+    subject_words: tuple[str, ...] = ()
+    body_words: tuple[str, ...] = ()
+    priority: Literal["High", "Medium", "Low"] | None = None
+    template: str = "acknowledgement"
+
+    @field_validator("senders")
+    @classmethod
+    def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower() for v in values)
+
+
 class MailboxSettings(_Section):
     """One support address; its plus-addresses (support+token@…) carry reply tokens."""
 
     address: str
     name: str = "Support"
     auto_response: bool = True
-    auto_response_interval: Annotated[float, Field(ge=0)] = 3600.0
+    auto_response_interval: Annotated[float, Field(ge=0)] = 86400.0
+    auto_response_rule: tuple[AutoResponseRule, ...] = ()
+    flood_mails: Annotated[int, Field(ge=1)] = 10
+    flood_seconds: Annotated[float, Field(gt=0)] = 600.0
     collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
     collaborator_domains: tuple[str, ...] = ()
 

@@ -7,6 +7,7 @@ errors, not blanks, so a typo in a template is caught by ``check-config``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,11 @@ class Templates:
                 f"template {self.directory / filename}{_line_of(exc, filename)}: {exc}"
             ) from None
 
-    def check(self) -> list[str]:
-        """Render every required set with the sample data it will really get; one message
-        per problem."""
+    def check(self, extra_sets: Iterable[str] = ()) -> list[str]:
+        """Render every required set (and ``extra_sets``, e.g. those auto-response rules
+        name) with the sample data it will really get; one message per problem."""
         problems = []
-        for name in REQUIRED_SETS:
+        for name in dict.fromkeys((*REQUIRED_SETS, *extra_sets)):
             try:
                 self.render(name, sample_context(name))
             except TemplateProblem as exc:

@@ -36,7 +36,7 @@ def test_one_acknowledgement_per_sender_per_interval(app: App, sink: Sink) -> No
         outcomes = session.scalars(select(InboundMail.outcome).order_by(InboundMail.id)).all()
     assert outcomes[0] is None
     assert outcomes[1] == outcomes[2] == (
-        "no acknowledgement: ann@customer.org got one in the last 3600 s")
+        "no acknowledgement: ann@customer.org got one in the last 86400 s")
 
 
 def test_interval_zero_acknowledges_every_case(make_app: Callable[..., App], sink: Sink) -> None:

@@ -106,7 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    problems = Templates(settings.templates.dir).check()
+    rule_sets = [rule.template for box in settings.mailbox for rule in box.auto_response_rule
+                 if rule.template]
+    problems = Templates(settings.templates.dir).check(rule_sets)
     revision = schema_revision(settings)
     if revision is not None or settings.tokens.secret_file.exists():
         load_secrets(settings.tokens.secret_file, create=False)

@@ -78,6 +78,8 @@ class OutboundMail(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    case: Mapped[Case | None] = relationship()
+
 
 class Message(Base):
     """Every mail in or out of a case, with the headers that thread replies to it.
@@ -87,6 +89,7 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_sender_recent", "from_addr", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

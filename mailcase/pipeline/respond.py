@@ -2,9 +2,10 @@
 
 An acknowledgement is a courtesy; it must never cost the case. It is composed in a
 savepoint, so a template or address problem is logged and noted while the case is
-still recorded. Imported archives are never answered, and a sender gets at most one
-acknowledgement per ``mailbox.auto_response_interval`` (RFC 3834 section 2: limit
-automatic responses to the same sender).
+still recorded. The mailbox's auto-response rules pick the template (first match
+wins). Imported archives are never answered; a sender gets at most one acknowledgement
+per ``mailbox.auto_response_interval`` (RFC 3834 section 2: limit automatic responses
+to the same sender), and none at all while it floods us (the flood breaker).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailcase.compose import Recipient
-from mailcase.models import OutboundMail
+from mailcase.config import MailboxSettings
+from mailcase.models import Message, OutboundMail
+from mailcase.parsing import ParsedMail
 from mailcase.pipeline.context import Context
 from mailcase.tokens import Participant
 
@@ -31,23 +34,20 @@ def acknowledge(ctx: Context) -> None:
         return
     if ctx.inbound.source in QUIET_SOURCES:
         return
-    since = ctx.now - timedelta(seconds=mailbox.auto_response_interval)
-    recent = ctx.session.scalar(
-        select(OutboundMail.id).where(
-            OutboundMail.rcpt_to == sender.email, OutboundMail.kind == "auto_response",
-            OutboundMail.created_at > since,
-        ).limit(1)
-    )
-    if recent is not None:
-        ctx.notes.append(f"no acknowledgement: {sender.email} got one in the last "
-                         f"{mailbox.auto_response_interval:g} s")
+    why_not = _held_back(ctx, mailbox, sender.email)
+    if why_not:
+        ctx.notes.append(f"no acknowledgement: {why_not}")
+        return
+    template = choose_template(mailbox, ctx.parsed, sender.email, ctx.case_required.priority)
+    if not template:
+        ctx.notes.append("no acknowledgement: an auto-response rule says none")
         return
     try:
         with ctx.session.begin_nested():
             queued = ctx.services.composer.queue(
                 ctx.session, ctx.case_required,
                 Recipient(sender.email, sender.name, Participant("c", sender.id)),
-                template="acknowledgement", kind="auto_response", now=ctx.now,
+                template=template, kind="auto_response", now=ctx.now,
                 auto_submitted="auto-replied",
             )
         if queued is None:
@@ -56,3 +56,49 @@ def acknowledge(ctx: Context) -> None:
         log.error("acknowledgement failed inbound=%s message_id=%s: %s",
                   ctx.inbound.id, ctx.inbound.message_id, exc)
         ctx.notes.append(f"acknowledgement not sent: {exc}")
+
+
+def choose_template(
+    mailbox: MailboxSettings, mail: ParsedMail, sender: str, priority: str
+) -> str:
+    """The template of the first rule whose conditions all hold; "acknowledgement" when
+    none does; "" when the matching rule answers nothing."""
+    subject, body = mail.subject.lower(), mail.text.lower()
+    domain = "@" + sender.rpartition("@")[2]
+    for rule in mailbox.auto_response_rule:
+        if rule.senders and sender not in rule.senders and domain not in rule.senders:
+            continue
+        if rule.subject_words and not any(w.lower() in subject for w in rule.subject_words):
+            continue
+        if rule.body_words and not any(w.lower() in body for w in rule.body_words):
+            continue
+        if rule.priority and rule.priority != priority:
+            continue
+        return rule.template
+    return "acknowledgement"
+
+
+def _held_back(ctx: Context, mailbox: MailboxSettings, email: str) -> str | None:
+    """Why ``email`` gets no automatic answer now: a recent one, or a flood of mail."""
+    flood_since = ctx.now - timedelta(seconds=mailbox.flood_seconds)
+    received = ctx.session.scalar(
+        select(func.count()).select_from(Message).where(
+            Message.direction == "in", Message.from_addr == email,
+            Message.created_at > flood_since,
+        )
+    ) or 0
+    if received > mailbox.flood_mails:
+        log.warning("flood breaker: %s sent %d mails in %g s; no automatic answers to it",
+                    email, received, mailbox.flood_seconds)
+        return (f"{email} sent {received} mails in {mailbox.flood_seconds:g} s "
+                "(flood breaker)")
+    since = ctx.now - timedelta(seconds=mailbox.auto_response_interval)
+    recent = ctx.session.scalar(
+        select(OutboundMail.id).where(
+            OutboundMail.rcpt_to == email, OutboundMail.kind == "auto_response",
+            OutboundMail.created_at > since,
+        ).limit(1)
+    )
+    if recent is not None:
+        return f"{email} got one in the last {mailbox.auto_response_interval:g} s"
+    return None

@@ -64,7 +64,14 @@ def write_config(
         lines.append(f"[{name}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
     lines.append("[[mailbox]]")
-    lines += [f"{key} = {_toml_value(value)}" for key, value in mailboxes.items()]
+    tables = {k: v for k, v in mailboxes.items() if isinstance(v, list) and v
+              and isinstance(v[0], dict)}
+    lines += [f"{key} = {_toml_value(value)}" for key, value in mailboxes.items()
+              if key not in tables]
+    for key, entries in tables.items():
+        for entry in entries:
+            lines.append(f"[[mailbox.{key}]]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
     path = folder / "mailcase.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

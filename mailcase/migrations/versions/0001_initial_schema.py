@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 04:50:12.931945
+Create Date: 2026-11-23 04:54:05.992032
 """
 
 import sqlalchemy as sa
@@ -269,6 +269,9 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_messages_case_id"), ["case_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_messages_message_id"), ["message_id"], unique=False)
+        batch_op.create_index(
+            "ix_messages_sender_recent", ["from_addr", "created_at"], unique=False
+        )
 
     op.create_table(
         "comments",
@@ -335,6 +338,7 @@ def downgrade() -> None:
 
     op.drop_table("comments")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_messages_sender_recent")
         batch_op.drop_index(batch_op.f("ix_messages_message_id"))
         batch_op.drop_index(batch_op.f("ix_messages_case_id"))
 
