@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import mailbox
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from mailcase.app import App, make_transport
+from mailcase.cli import main
 from mailcase.models import OutboundMail
 from mailcase.outbox import OutboxSender
 from mailcase.transports import Envelope, Result, Transport
@@ -173,3 +176,30 @@ def test_slow_batch_keeps_its_lease(make_app: Callable[..., App], sink: Sink) ->
     assert slow.drain() == {"sent": 3}
     assert rival_took and all(took == {} for took in rival_took)
     sink.expect(3)
+
+
+def test_outbox_list_and_retry_from_the_command_line(
+    app: App, sink: Sink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox list --json` shows a failed mail with the relay's words; `outbox retry`
+    sends it; retrying a sent mail is refused in one line."""
+    new_case(app)
+    sink.fail_next("554 5.7.1 Rejected for policy reasons", stage="DATA")
+    app.sender.drain()
+    config = str(tmp_path / "mailcase.toml")
+    capsys.readouterr()
+    assert main(["-c", config, "outbox", "list", "--status", "failed", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["status"], row["kind"], row["case"]) == (
+        1, "failed", "auto_response", "00001000")
+    assert row["last_error"] == "554 5.7.1 Rejected for policy reasons"
+    assert row["mail_from"].startswith("support+bounce-1-")
+    assert main(["-c", config, "outbox", "retry", "1"]) == 0
+    assert app.sender.drain() == {"sent": 1}
+    sink.expect(1)
+    capsys.readouterr()
+    assert main(["-c", config, "outbox", "retry", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err == "mailcase: outbound 1 was sent already; retrying would send it twice\n"
+    assert main(["-c", config, "outbox", "list"]) == 0
+    assert "sent" in capsys.readouterr().out

@@ -13,14 +13,15 @@ HUMAN_FROM = "ann@customer.org"
 
 def raw_mail(*extra: str, sender: str = f"Ann Customer <{HUMAN_FROM}>",
              content_type: str = "text/plain; charset=utf-8",
-             body: str = "My printer is on fire.\r\n") -> bytes:
+             body: str = "My printer is on fire.\r\n", subject: str = "Printer on fire",
+             message_id: str = "<m1@customer.org>") -> bytes:
     """A plain customer mail to support, with ``extra`` header lines added."""
     headers = [
         f"From: {sender}",
         "To: Support <support@example.com>",
-        "Subject: Printer on fire",
+        f"Subject: {subject}",
         "Date: Mon, 02 Mar 2026 10:00:00 +0000",
-        "Message-ID: <m1@customer.org>",
+        f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
         f"Content-Type: {content_type}",
         *extra,
@@ -101,6 +102,16 @@ DSN_BODY = (
         ),
         pytest.param(raw_mail("X-Mailcase-Loop: support@example.com"), HUMAN_FROM,
                      id="own-loop-header"),
+        pytest.param(raw_mail(message_id="<0123456789abcdef0123456789abcdef.00001000"
+                              "@example.com>"), HUMAN_FROM, id="own-message-id"),
+        pytest.param(raw_mail(subject="Automatic reply: Printer on fire"), HUMAN_FROM,
+                     id="outlook-automatic-reply-subject"),
+        pytest.param(raw_mail(subject="Abwesenheitsnotiz: Drucker"), HUMAN_FROM,
+                     id="german-absence-subject"),
+        pytest.param(raw_mail(subject="Réponse automatique : Imprimante"), HUMAN_FROM,
+                     id="french-automatic-reply-subject"),
+        pytest.param(raw_mail(subject="Respuesta automática: Impresora"), HUMAN_FROM,
+                     id="spanish-automatic-reply-subject"),
         pytest.param(raw_mail("X-Mailcase-Loop: Billing@Example.com"), HUMAN_FROM,
                      id="own-loop-header-mixed-case"),
     ],
@@ -118,6 +129,14 @@ def test_robot_marker_gives_a_reason(raw: bytes, mail_from: str) -> None:
     ("raw", "mail_from"),
     [
         pytest.param(raw_mail(), HUMAN_FROM, id="plain-human-mail"),
+        pytest.param(raw_mail(subject="Out of office hours support?"), HUMAN_FROM,
+                     id="subject-mentions-office-hours"),
+        pytest.param(raw_mail(subject="Absence of invoice for March"), HUMAN_FROM,
+                     id="subject-mentions-absence"),
+        pytest.param(raw_mail(subject="Autoreply needed for our form"), HUMAN_FROM,
+                     id="subject-mentions-autoreply"),
+        pytest.param(raw_mail(message_id="<0123456789abcdef0123456789abcdef.00001000"
+                              "@customer.org>"), HUMAN_FROM, id="our-id-shape-their-domain"),
         pytest.param(raw_mail("Auto-Submitted: no"), HUMAN_FROM, id="auto-submitted-no"),
         pytest.param(raw_mail("Auto-Submitted: No"), HUMAN_FROM, id="auto-submitted-No"),
         pytest.param(raw_mail("Precedence: first-class"), HUMAN_FROM, id="precedence-not-bulk"),
