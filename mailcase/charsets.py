@@ -24,11 +24,23 @@ ALIASES = {
     "shift_jis": "cp932",
     "us-ascii": "utf-8",  # "ascii" mail with 8-bit bytes is nearly always UTF-8
     "ascii": "utf-8",
+    # The WHATWG Encoding Standard reads these labels as Windows-1252, as mail clients
+    # do: Latin-1 mail routinely carries its curly quotes, dashes and euro sign.
+    "iso-8859-1": "windows-1252",
+    "iso8859-1": "windows-1252",
+    "latin1": "windows-1252",
+    "latin-1": "windows-1252",
+    "iso_8859-1": "windows-1252",
+    # ISO-2022-JP as Japanese Windows writes it (NEC and IBM extensions, e.g. ①).
+    "iso-2022-jp": "iso2022_jp_ext",
     "unknown-8bit": "",
     "x-unknown": "",
 }
 FALLBACKS = ("utf-8", "windows-1252")
 _ISO_2022_JP_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(B")
+_JAPANESE_7BIT = ("iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3", "iso2022_jp")
+# Single-byte labels that UTF-8 bytes are often sent under by mistake.
+_SINGLE_BYTE = frozenset({"cp1252", "latin_1", "iso8859_15", "cp1250", "iso8859_2"})
 
 
 def codec_for(label: str | None) -> str | None:
@@ -46,12 +58,20 @@ def codec_for(label: str | None) -> str | None:
 
 def decode_text(raw: bytes, declared: str | None) -> str:
     """Text from ``raw``: the declared charset if it fits, else the fallback chain."""
-    candidates: list[str] = []
-    codec = codec_for(declared)
-    if codec:
-        candidates.append(codec)
     if b"\x1b" in raw and any(escape in raw for escape in _ISO_2022_JP_ESCAPES):
-        candidates.append("iso2022_jp")
+        # Escape sequences say ISO-2022-JP whatever the label; never read them as UTF-8.
+        for japanese in _JAPANESE_7BIT:
+            try:
+                return raw.decode(japanese)
+            except UnicodeDecodeError:
+                continue
+        return _jis_via_cp932(raw)
+    candidates: list[str] = []
+    label = codec_for(declared)
+    if label in _SINGLE_BYTE and not raw.isascii() and _is_utf8(raw):
+        label = "utf-8"  # a single-byte label always "fits"; valid UTF-8 is the better bet
+    if label:
+        candidates.append(label)
     candidates += [c for c in FALLBACKS if c not in candidates]
     for candidate in candidates:
         try:
@@ -59,3 +79,37 @@ def decode_text(raw: bytes, declared: str | None) -> str:
         except (UnicodeDecodeError, LookupError):
             continue
     return raw.decode("latin-1")
+
+
+def _jis_via_cp932(raw: bytes) -> str:
+    """ISO-2022-JP read the way Windows does (CP50220): its JIS X 0208 pairs turned into
+    Shift_JIS and decoded as CP932, which has the NEC and IBM extensions (①, ㈱, …)."""
+    out = bytearray()
+    double = False
+    index = 0
+    while index < len(raw):
+        if raw[index] == 0x1B and index + 2 < len(raw):
+            sequence = raw[index + 1 : index + 3]
+            double = sequence in (b"$B", b"$@")
+            index += 3
+            continue
+        if double and index + 1 < len(raw) and raw[index] > 0x20:
+            first, second = raw[index], raw[index + 1]
+            lead = (first - 0x21) // 2 + 0x81
+            lead += 0x40 if lead > 0x9F else 0
+            trail = second + (0x1F if first % 2 else 0x7E)
+            trail += 1 if first % 2 and trail >= 0x7F else 0
+            out += bytes((lead & 0xFF, trail & 0xFF))
+            index += 2
+            continue
+        out.append(raw[index])
+        index += 1
+    return bytes(out).decode("cp932", errors="replace")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -8,7 +8,9 @@ objects; RFC 6532 says they are UTF-8, and older clients mean their local charse
 from __future__ import annotations
 
 import re
-from email.header import Header, decode_header, make_header
+from email.header import Header, decode_header
+
+from mailcase.charsets import decode_text
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
@@ -43,11 +45,21 @@ def eight_bit(raw: bytes, charset: str | None) -> str:
 
 
 def decode_words(value: str) -> str:
-    """RFC 2047 encoded words decoded (also when folded across lines), on one line."""
+    """RFC 2047 encoded words decoded (also when folded across lines), on one line.
+
+    Each word is decoded on its own through the same charset chain as bodies, so a
+    mislabelled word (gb2312 that is GBK) reads right and a broken one spoils only
+    itself.
+    """
     unfolded = _FOLD.sub(" ", value)
     if "=?" not in unfolded:
         return one_line(unfolded)
     try:
-        return one_line(str(make_header(decode_header(unfolded))))
+        parts = decode_header(unfolded)
     except (ValueError, LookupError, UnicodeError, AssertionError):
         return one_line(unfolded)
+    text = "".join(
+        part if isinstance(part, str) else decode_text(part, charset)
+        for part, charset in parts
+    )
+    return one_line(text)

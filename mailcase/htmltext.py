@@ -50,6 +50,7 @@ class _Extractor(HTMLParser):
         self.skipping: list[str] = []  # tag of the quote container being skipped, per depth
         self.skip_depth = 0
         self.stopped = False
+        self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.stopped:
@@ -66,14 +67,18 @@ class _Extractor(HTMLParser):
             self.skipping.append(tag)
             self.skip_depth = 1
             return
-        self._open(tag)
+        self._open(tag, values)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
         if tag not in ("br", "hr", "img", "meta", "link", "input"):
             self.handle_endtag(tag)
 
-    def _open(self, tag: str) -> None:
+    def _open(self, tag: str, attrs: dict[str, str] | None = None) -> None:
+        if tag == "a" and attrs and attrs.get("href", "").startswith(("http:", "https:")):
+            self.links.append(attrs["href"])
+        elif tag in ("td", "th") and self.parts and not self.parts[-1].endswith(("\n", " ")):
+            self.parts.append(" ")
         if tag in HIDDEN:
             self.hidden += 1
         elif tag == "br":
@@ -94,6 +99,11 @@ class _Extractor(HTMLParser):
                 if self.skip_depth == 0:
                     self.skipping.pop()
             return
+        if tag == "a" and self.links:
+            href = self.links.pop()
+            shown = "".join(self.parts[-3:])
+            if href not in shown:  # "the log is <here>": keep where "here" points
+                self.parts.append(f" <{href}>")
         if tag in HIDDEN and self.hidden:
             self.hidden -= 1
         elif tag in BLOCKS:

@@ -23,6 +23,7 @@ from mailcase.app import App
 from mailcase.models import InboundMail
 
 BATCH = 500
+BATCH_BYTES = 32 * 1024 * 1024  # a batch of large mails is closed early to bound memory
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
@@ -80,8 +81,8 @@ def _oldest_first(box: mailbox.Mailbox[Any]) -> list[str]:
     dated = []
     for position, key in enumerate(box.keys()):
         with box.get_file(key) as handle:
-            headers = BytesHeaderParser(policy=compat32).parse(handle)  # type: ignore[arg-type]
-        when = _date(headers.get("date"))
+            head = _header_block(handle)
+        when = _date(BytesHeaderParser(policy=compat32).parsebytes(head).get("date"))
         dated.append((when, position, key))
     last = EPOCH
     ordered = []
@@ -89,6 +90,14 @@ def _oldest_first(box: mailbox.Mailbox[Any]) -> list[str]:
         last = when or last
         ordered.append((last, position, key))
     return [key for _, _, key in sorted(ordered)]
+
+
+def _header_block(handle: Any) -> bytes:
+    """The lines of a mail up to its first blank line, read without reading the body."""
+    lines = []
+    while (line := handle.readline()) and line not in (b"\n", b"\r\n"):
+        lines.append(line)
+    return b"".join(lines)
 
 
 def _date(value: object) -> datetime | None:
@@ -103,7 +112,9 @@ def _date(value: object) -> datetime | None:
 
 def _envelope(box: mailbox.mbox, key: str) -> str | None:
     """The sender on the mbox 'From ' line, or None where it says nothing useful."""
-    sender = box.get_message(key).get_from().split(" ", 1)[0]
+    with box.get_file(key, from_=True) as handle:
+        line = handle.readline().decode("utf-8", "replace")
+    sender = line.removeprefix("From ").split(" ", 1)[0].strip()
     return None if sender in ("", "MAILER-DAEMON") or "@" not in sender else sender
 
 
@@ -113,6 +124,7 @@ def run(app: App, path: Path, progress: Progress) -> Summary:
     summary = Summary()
     imported: list[int] = []
     batch: list[tuple[bytes, str | None]] = []
+    batch_bytes = 0
     limit = app.settings.smtp.max_message_size
     for raw, sender in mails:
         summary.read += 1
@@ -120,10 +132,11 @@ def run(app: App, path: Path, progress: Progress) -> Summary:
             summary.too_large += 1
         else:
             batch.append((raw, sender))
-        if len(batch) >= BATCH:
+            batch_bytes += len(raw)
+        if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
             imported += _store(app, batch, summary)
             progress("storing", summary.read, total)
-            batch = []
+            batch, batch_bytes = [], 0
     imported += _store(app, batch, summary)
     progress("storing", total, total)
     with app.readers() as session:

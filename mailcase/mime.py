@@ -20,6 +20,7 @@ from mailcase.headers import decode_words, raw_header
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 40
+MAX_PARTS = 1000  # real mail has a few dozen; thousands only come from a hostile sender
 ATTACHED_MAIL = frozenset({"message/rfc822", "message/global"})
 TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 
@@ -48,8 +49,13 @@ def walk(message: Message) -> Walked:
     """Sort every part of ``message`` into body text or file."""
     found = Walked()
     stack: list[tuple[Message, int]] = [(message, 0)]
+    leaves = 0
     while stack:
         part, depth = stack.pop()
+        leaves += 1
+        if leaves > MAX_PARTS:
+            found.notes.append(f"more than {MAX_PARTS} MIME parts; the rest not read")
+            break
         if part.is_multipart() and part.get_content_type() not in ATTACHED_MAIL:
             if depth >= MAX_DEPTH:
                 found.notes.append(f"MIME nesting deeper than {MAX_DEPTH} levels not read")
@@ -63,6 +69,8 @@ def walk(message: Message) -> Walked:
 
 def _leaf(part: Message, found: Walked) -> None:
     kind = part.get_content_type()
+    if kind.startswith("multipart/"):
+        kind = "text/plain"  # a multipart the parser could not split (no boundary): its text
     disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
     filename = _filename(part)
     if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:

@@ -10,6 +10,7 @@ input: what cannot be read is left empty or noted, and the raw bytes stay stored
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -118,7 +119,10 @@ def parse(raw: bytes) -> ParsedMail:
         references=message_ids(_header_text(message, "references")),
         text=text,
         attachments=tuple(
-            ParsedAttachment(safe_filename(f.filename), f.content_type, f.content, f.content_id)
+            ParsedAttachment(
+                safe_filename(f.filename, _fallback_name(f.content_type)), f.content_type,
+                f.content, f.content_id,
+            )
             for f in walked.files
         ),
         headers=_header_map(message),
@@ -162,9 +166,18 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def _fallback_name(content_type: str) -> str:
+    """A name for a part that has none: "attachment" with its type's extension."""
+    extension = mimetypes.guess_extension(content_type) or ""
+    return f"attachment{extension}"
+
+
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """A filename with no folders, control or shell-special characters, at most 255 chars."""
     name = unicodedata.normalize("NFC", name or "")
+    # Control and format characters (C1 controls, bidi overrides that disguise
+    # "invoice\u202efdp.exe", zero-width spaces) never belong in a name.
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
     if not name.strip("_"):

@@ -4,6 +4,7 @@ keeps its dates, and a second run of the same archive adds nothing."""
 from __future__ import annotations
 
 import mailbox
+import random
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -103,3 +104,20 @@ def test_not_an_archive_is_one_line(app: App, tmp_path: Path,
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert "is neither an mbox file" in err or "is a folder but not a Maildir" in err
+
+
+def test_shuffled_archive_is_imported_oldest_first(app: App, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An mbox whose replies come before the mails they answer still threads: the import
+    goes by each mail's Date, not by its place in the file."""
+    mails = archive_mails(40)
+    random.Random(7).shuffle(mails)
+    box = mailbox.mbox(tmp_path / "shuffled.mbox")
+    for message in mails:
+        box.add(message)
+    box.flush()
+    box.close()
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "import",
+                 str(tmp_path / "shuffled.mbox")]) == 0
+    assert "10 new cases, 30 comments" in capsys.readouterr().out
+    assert (count(app, Case), count(app, Comment)) == (10, 30)

@@ -327,7 +327,6 @@ def test_new_text_drops_quoted_lines() -> None:
     [
         "On Mon, 2 Mar 2026 at 10:00, Support <support@example.com> wrote:",
         "On 2026-03-02, support@example.com wrote:",
-        "on Monday, Support wrote:",
         "-----Original Message-----",
     ],
 )
@@ -335,6 +334,40 @@ def test_new_text_cuts_at_the_attribution_line(attribution: str) -> None:
     """The attribution line and everything after it (even unquoted) is cut."""
     body = f"Still burning.\n\n{attribution}\nWe are sorry to hear that.\n> older\nSupport"
     assert replytext.new_text(body) == "Still burning."
+
+
+def test_dateless_attribution_needs_quoted_lines_after_it() -> None:
+    """"on Monday, Support wrote:" is an attribution when quoted lines follow it; the same
+    shape in the writer's own text ("On Monday I wrote:") is kept."""
+    quoted = "Still burning.\n\non Monday, Support wrote:\n> We are sorry to hear that."
+    assert replytext.new_text(quoted) == "Still burning."
+    own = ("Sorry, a correction to my first mail.\nOn Monday I wrote:\n"
+           "the serial is 4711. It is 4712.\nPlease update the case.")
+    assert replytext.new_text(own) == own
+
+
+def test_shipping_label_is_no_header_block() -> None:
+    """"From: … / To: …" in the writer's text, with no Sent/Date line, cuts nothing."""
+    body = ("The shipment is still wrong. The label says\nFrom: Berlin warehouse\n"
+            "To: Munich office\nPlease fix before Friday.")
+    assert replytext.new_text(body) == body
+
+
+def test_inline_answers_are_kept_with_their_context() -> None:
+    """Answers written between quoted lines are kept, quotes included."""
+    body = ("Hi Bob, answers inline.\n\nOn Mon, 23 Nov 2026 at 10:00, Bob <b@x.org> wrote:\n"
+            "> Which firmware?\n4.2.1\n> Did it restart?\nYes, twice.\n\n-- \nAnn")
+    assert replytext.new_text(body) == (
+        "Hi Bob, answers inline.\n\nOn Mon, 23 Nov 2026 at 10:00, Bob <b@x.org> wrote:\n"
+        "> Which firmware?\n4.2.1\n> Did it restart?\nYes, twice.")
+
+
+def test_forwarded_mail_is_kept_whole() -> None:
+    """A forward keeps the forwarded mail: it is what the writer brings to the case."""
+    body = ("Here is what our branch office sees.\n\n---------- Forwarded message ---------\n"
+            "From: Branch <branch@customer.org>\nDate: Mon, 23 Nov 2026 at 09:00\n"
+            "Subject: Error\nTo: Ann <ann@customer.org>\n\nError E42 on serial 9000.")
+    assert replytext.new_text(body) == body
 
 
 def test_new_text_cuts_the_signature() -> None:

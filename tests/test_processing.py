@@ -132,6 +132,15 @@ def test_reply_to_closed_case_opens_follow_up(make_app: Callable[..., App]) -> N
         first, follow_up = session.scalars(select(Case).order_by(Case.number)).all()
         assert first.is_closed
         assert follow_up.parent_id == first.id and follow_up.number == 1001
+        assert follow_up.description == "My printer is on fire."
+    accept(app, mail(message_id="<three@customer.org>", In_Reply_To="<one@customer.org>",
+                     body="Still there.\n\nOn Mon, 1 Jan 2026 at 10:00, S <s@x.org> wrote:\n> x")
+           .as_bytes())
+    app.processor.drain()
+    with app.sessions() as session:
+        cases = session.scalars(select(Case).order_by(Case.number)).all()
+        assert [c.number for c in cases] == [1000, 1001]  # the follow-up takes later replies
+        assert [c.body for c in cases[1].comments] == ["Still there."]
 
 
 def test_forged_token_opens_a_new_case(app: App) -> None:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
-from mailcase import parsing
+from mailcase import parsing, replytext
 from mailcase.app import App
 from mailcase.models import Attachment, Blob, Case, InboundMail
 from tests.support.builders import raw_mail, winmail_dat
@@ -63,9 +63,10 @@ def test_inline_image_attached_mail_and_winmail_dat() -> None:
                            maintype="application", subtype="ms-tnef", filename="winmail.dat")
     parsed = parsing.parse(message.as_bytes())
     files = {a.filename: a for a in parsed.attachments}
-    assert set(files) == {"attachment", "The original complaint.eml", "invoice.pdf", "notes.txt"}
-    assert files["attachment"].content_id == "pic1@b.org"
-    assert files["attachment"].content == b"\x89PNG fake"
+    assert set(files) == {"attachment.png", "The original complaint.eml", "invoice.pdf",
+                          "notes.txt"}
+    assert files["attachment.png"].content_id == "pic1@b.org"
+    assert files["attachment.png"].content == b"\x89PNG fake"
     assert files["The original complaint.eml"].content_type == "message/rfc822"
     assert b"Message-ID: <orig@x.org>" in files["The original complaint.eml"].content
     assert files["invoice.pdf"].content == b"%PDF-1.4 fake"
@@ -159,7 +160,8 @@ def test_attachments_stored_once_and_size_limited(make_app: Callable[..., App]) 
 def test_hostile_filenames_are_made_safe(app: App) -> None:
     """Paths, control characters and reserved characters never reach a stored filename."""
     message = mail(message_id="<names@customer.org>")
-    for name in ("../../etc/passwd", "C:\\Windows\\evil.exe", "bell\x07.txt", "a<b>|c.txt"):
+    for name in ("../../etc/passwd", "C:\\Windows\\evil.exe", "bell\x07.txt", "a<b>|c.txt",
+                 "invoice\u202efdp.exe", "zero\u200bwidth.txt"):
         message.add_attachment(b"x", maintype="application", subtype="octet-stream",
                                filename=name)
     app.intake.accept(message.as_bytes(), mail_from="ann@customer.org",
@@ -167,4 +169,60 @@ def test_hostile_filenames_are_made_safe(app: App) -> None:
     app.processor.drain()
     with app.sessions() as session:
         names = session.scalars(select(Attachment.filename).order_by(Attachment.id)).all()
-    assert names == ["passwd", "evil.exe", "bell_.txt", "a_b_c.txt"]
+    assert names == ["passwd", "evil.exe", "bell.txt", "a_b_c.txt", "invoicefdp.exe",
+                     "zerowidth.txt"]
+    assert parsing.safe_filename("a\x85b\u200b.txt") == "ab.txt"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    pytest.param(raw_mail("It’s “broken” – 5€".encode("cp1252"),
+                          b"text/plain; charset=iso-8859-1"), "It’s “broken” – 5€",
+                 id="iso-8859-1-that-is-windows-1252"),
+    pytest.param(raw_mail("Grüße".encode(), b"text/plain; charset=iso-8859-1"), "Grüße",
+                 id="utf-8-labelled-latin-1"),
+    pytest.param(raw_mail(b"\x1b$B\x2d\x21<j=g\x1b(B ok", b"text/plain; charset=iso-2022-jp",
+                          cte=b"7bit"), "①手順 ok", id="iso-2022-jp-with-nec-symbols"),
+    pytest.param(b"From: a@b.org\r\nContent-Type: multipart/mixed\r\n\r\nThe text itself.\r\n",
+                 "The text itself.", id="multipart-without-boundary-keeps-its-text"),
+])
+def test_mislabelled_text_reads_right(raw: bytes, expected: str) -> None:
+    """Labels that lie in practice still give the text that was meant."""
+    assert parsing.parse(raw).text == expected
+
+
+def test_header_words_use_the_charset_chain() -> None:
+    """An encoded word labelled gb2312 but holding GBK decodes, in subject and name."""
+    subject = "=?gb2312?B?" + base64.b64encode("朱镕基".encode("gbk")).decode() + "?="
+    name = "=?gb2312?B?" + base64.b64encode("王镕".encode("gbk")).decode() + "?="
+    raw = (f"From: {name} <wang@x.cn>\r\nSubject: {subject} bad =?x-none?q?=FF?=\r\n"
+           "To: support@example.com\r\n\r\nhi\r\n").encode()
+    parsed = parsing.parse(raw)
+    assert parsed.subject.startswith("朱镕基 bad")
+    assert parsed.sender == parsing.Address("wang@x.cn", "王镕")
+
+
+@pytest.mark.parametrize(("html", "expected"), [
+    pytest.param('<div>Fixed now.</div><div id="appendonsend"></div><hr>'
+                 '<div id="divRplyFwdMsg"><b>From:</b> Support</div><div>old text</div>',
+                 "Fixed now.", id="outlook-web"),
+    pytest.param('<p class="MsoNormal">Fixed now.</p><div style="border:none;border-top:solid '
+                 '#E1E1E1 1.0pt"><p><b>From:</b> Support</p></div><p>old text</p>',
+                 "Fixed now.", id="outlook-desktop"),
+    pytest.param('<div>Fixed now.</div><div><br><blockquote type="cite"><div>old text</div>'
+                 '</blockquote></div>', "Fixed now.", id="apple-mail"),
+    pytest.param('<p>Fixed now.</p><div class="moz-cite-prefix">On 23/11/2026, Support wrote:'
+                 '<br></div><blockquote type="cite">old text</blockquote>', "Fixed now.",
+                 id="thunderbird"),
+    pytest.param('<div>Fixed now.</div><div class="yahoo_quoted">On Monday, Support wrote: '
+                 '<div>old text</div></div>', "Fixed now.", id="yahoo"),
+    pytest.param("<table><tr><th>Order</th><td>4711</td></tr></table>"
+                 '<p>Log: <a href="https://x.example/log">here</a></p>',
+                 "Order 4711\nLog: here <https://x.example/log>", id="table-and-link"),
+])
+def test_html_only_replies_are_cut_at_their_quote_markup(html: str, expected: str) -> None:
+    """HTML-only replies from each client lose their quoted history, tables keep their
+    cells apart, and links keep where they point."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@b.org", "support@example.com", "Re"
+    message.set_content(html, subtype="html")
+    assert replytext.comment_text(parsing.parse(message.as_bytes())) == expected

@@ -175,3 +175,21 @@ def test_twenty_first_collaborator_is_refused(make_app: Callable[..., App]) -> N
         outcome = session.get(InboundMail, inbound).outcome or ""  # type: ignore[union-attr]
     assert "already has 20 collaborators, the most a case can have; " \
            "person20@customer.org was not added" in outcome
+
+
+def test_reply_from_someone_else_on_a_token_names_both(app: App) -> None:
+    """A reply through Ann's token written by Bob is accepted as Bob's, and the note names
+    whom the token was sent to."""
+    first_case(app)
+    address = token_address(signer_of(app).make(1000, Participant("c", 1)))
+    inbound = accept(app, mail(to=address, sender="Bob <bob@customer.org>",
+                               message_id="<fw@customer.org>", subject="Re: x"),
+                     rcpt=[address], mail_from="bob@customer.org")
+    app.processor.drain()
+    [case] = cases(app)
+    assert [c.author_email for c in case.comments] == ["bob@customer.org"]
+    with app.sessions() as session:
+        row = session.get(InboundMail, inbound)
+        assert row is not None
+        assert row.outcome == ("reply token was sent to ann@customer.org, "
+                               "reply came from bob@customer.org")

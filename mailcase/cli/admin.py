@@ -74,7 +74,8 @@ def register(commands: Any) -> None:
     inbound_commands = inbound.add_subparsers(dest="inbound_command", metavar="ACTION",
                                               required=True)
     listing = inbound_commands.add_parser("list", help="list inbound mail")
-    listing.add_argument("--status", help="only this status (pending, parked, dropped, …)")
+    listing.add_argument("--status", choices=("pending", "processed", "dropped", "parked"),
+                         help="only mail with this status")
     listing.add_argument("--limit", type=positive_int, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_inbound_list)

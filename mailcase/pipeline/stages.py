@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mailcase import eligibility, parsing, replytext, screen
 from mailcase.cases import CaseError
 from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
-from mailcase.models import Attachment, Blob, Case, Message
+from mailcase.models import Attachment, Blob, Case, Contact, Message
+from mailcase.models.base import clean_text
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.respond import acknowledge
@@ -47,8 +48,15 @@ def route(ctx: Context) -> None:
 def skip_known(ctx: Context) -> None:
     """Drop a copy of a mail that is already on a case (it came again by another path)."""
     message_id = ctx.parsed.message_id
-    if message_id is None:
+    if message_id is None or ctx.inbound.skip_screening:
         return
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        # Two instances holding copies of one mail wait for each other here, so the
+        # second sees the first's message instead of opening a second case.
+        ctx.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"),
+            {"id": clean_text(message_id)},
+        )
     known = ctx.session.execute(
         select(Message.direction, Case.number).join(Case, Case.id == Message.case_id)
         .where(Message.message_id == message_id).limit(1)
@@ -111,7 +119,8 @@ def match(ctx: Context) -> None:
     ):
         # Accept, and keep both on record: forwarded replies and shared mailboxes are
         # common; the token says whose copy was answered.
-        ctx.notes.append(f"reply token was sent to {claimed.kind}{claimed.id}, "
+        named = ctx.session.get(Contact, claimed.id) if claimed.kind == "c" else None
+        ctx.notes.append(f"reply token was sent to {named.email if named else claimed}, "
                          f"reply came from {ctx.sender.email}")
 
 
@@ -121,7 +130,7 @@ def record(ctx: Context) -> None:
         ctx.case = _case_for_reply(ctx, ctx.match.case)
     if ctx.case is None:
         _open_case(ctx)
-    else:
+    elif not ctx.new_case:  # (a follow-up case was opened with this mail already)
         _add_reply(ctx, ctx.case)
     ctx.inbound.case_id = ctx.case_required.id
     ctx.inbound.opened_case = ctx.new_case
@@ -136,6 +145,12 @@ def _case_for_reply(ctx: Context, case: Case) -> Case | None:
     if ctx.services.settings.cases.on_reply_to_closed == "reopen":
         ctx.book.reopen(case, ctx.sender.email if ctx.sender else None)
         return case
+    follow_up = ctx.session.scalar(
+        select(Case).where(Case.parent_id == case.id, Case.is_closed.is_(False))
+        .order_by(Case.id.desc()).limit(1).with_for_update()
+    )
+    if follow_up is not None:  # later replies join the follow-up already opened
+        return follow_up
     ctx.notes.append(f"follow-up of closed case {case.display_number}")
     _open_case(ctx, parent=case)
     return ctx.case
@@ -144,8 +159,10 @@ def _case_for_reply(ctx: Context, case: Case) -> Case | None:
 def _open_case(ctx: Context, parent: Case | None = None) -> None:
     mail, sender = ctx.parsed, ctx.sender
     mailbox = ctx.mailbox.address if ctx.mailbox else ctx.services.settings.mailbox[0].address
+    # A follow-up starts from what the reply adds, not from the history it quotes.
+    description = replytext.comment_text(mail) if parent is not None else mail.text
     case, clipped = ctx.book.open(
-        subject=mail.subject or "(no subject)", description=mail.text, mailbox=mailbox,
+        subject=mail.subject or "(no subject)", description=description, mailbox=mailbox,
         contact=sender, parent=parent,
     )
     ctx.case, ctx.new_case = case, True
