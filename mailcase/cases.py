@@ -191,6 +191,16 @@ class CaseBook:
         self.record(case, "collaborator added", added_by, email=email)
         return collaborator
 
+    def remove_collaborator(self, case: Case, email: str, actor: str | None) -> None:
+        """Stop keeping ``email`` informed of ``case``."""
+        email = email.lower()
+        found = next((c for c in case.collaborators if c.email == email), None)
+        if found is None:
+            raise CaseError(f"{email} is not a collaborator of case {case.display_number}")
+        case.collaborators.remove(found)
+        self.session.flush()
+        self.record(case, "collaborator removed", actor, email=email)
+
     def set_status(self, case: Case, status: str, actor: str | None) -> None:
         """Move an open case to another open status."""
         if status not in self.settings.statuses:

@@ -62,12 +62,7 @@ class TokenSigner:
         if match is None:
             return None
         payload = f"{match['case']}-{match['kind']}{match['pid']}"
-        given = match["mac"].encode()
-        # Check every secret without stopping early, so timing says nothing about which.
-        valid = False
-        for secret in self._secrets:
-            valid |= hmac.compare_digest(self._mac(secret, payload).encode(), given)
-        if not valid:
+        if not self._genuine(payload, match["mac"]):
             return None
         return TokenClaim(int(match["case"]), Participant(match["kind"], int(match["pid"])))
 
@@ -81,12 +76,18 @@ class TokenSigner:
         match = _BOUNCE.match(token.lower())
         if match is None:
             return None
-        payload = f"bounce-{match['id']}"
-        given = match["mac"].encode()
+        return int(match["id"]) if self._genuine(f"bounce-{match['id']}", match["mac"]) else None
+
+    def _genuine(self, payload: str, mac: str) -> bool:
+        """Whether ``mac`` signs ``payload`` under any configured secret, in constant time.
+
+        Every secret is checked without stopping early, so timing says nothing about
+        which one matched, or whether any did.
+        """
         valid = False
         for secret in self._secrets:
-            valid |= hmac.compare_digest(self._mac(secret, payload).encode(), given)
-        return int(match["id"]) if valid else None
+            valid |= hmac.compare_digest(self._mac(secret, payload).encode(), mac.encode())
+        return valid
 
     @staticmethod
     def _mac(secret: bytes, payload: str) -> str:

@@ -4,13 +4,16 @@ made collaborators as the mailbox's policy allows."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from mailcase.app import App
+from mailcase.cli import main
 from mailcase.models import Case, Collaborator, InboundMail
 from mailcase.tokens import MAC_CHARS, Participant, TokenSigner
 from tests.support.servers import mail
@@ -193,3 +196,34 @@ def test_reply_from_someone_else_on_a_token_names_both(app: App) -> None:
         assert row is not None
         assert row.outcome == ("reply token was sent to ann@customer.org, "
                                "reply came from bob@customer.org")
+
+
+def test_collaborators_from_the_command_line(
+    make_app: Callable[..., App], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`collaborators add|remove|list` keep the rules of mail: the mailbox's policy and
+    at most twenty; refusals are one line."""
+    app = make_app()
+    first_case(app)
+    config = str(tmp_path / "mailcase.toml")
+    assert main(["-c", config, "collaborators", "add", "1000", "Carol@Customer.org",
+                 "--name", "Carol"]) == 0
+    capsys.readouterr()
+    assert main(["-c", config, "collaborators", "add", "1000", "eve@evil.org"]) == 1
+    assert capsys.readouterr().err == (
+        "mailcase: eve@evil.org cannot collaborate on case 00001000: only addresses at "
+        "customer.org may be added\n")
+    for number in range(18):
+        assert main(["-c", config, "collaborators", "add", "1000",
+                     f"p{number}@customer.org"]) == 0
+    capsys.readouterr()
+    assert main(["-c", config, "collaborators", "add", "1000", "late@customer.org"]) == 1
+    assert "already has 20 collaborators" in capsys.readouterr().err
+    assert main(["-c", config, "collaborators", "remove", "1000", "bob@customer.org"]) == 0
+    capsys.readouterr()
+    assert main(["-c", config, "collaborators", "list", "1000", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 19
+    assert listed[0] == {"email": "carol@customer.org", "name": "Carol", "added_by": None,
+                         "created_at": listed[0]["created_at"]}
+    assert "bob@customer.org" not in {c["email"] for c in listed}

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases import CaseError
-from mailcase.cli import admin, cases, outbox
+from mailcase.cli import admin, cases, collaborators, outbox
 from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.migrate import SchemaBehind
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     admin.register(commands)
     cases.register(commands)
+    collaborators.register(commands)
     outbox.register(commands)
     return parser
 
