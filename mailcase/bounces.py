@@ -29,6 +29,7 @@ class Failure:
     permanent: bool
     status: str | None = None
     diagnostic: str | None = None
+    original: str | None = None  # the address as first sent, before alias expansion
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def _dsn_failures(message: Message) -> list[Failure]:
         groups = part.get_payload()
         per_recipient = groups[1:] if isinstance(groups, list) else []
         for group in (g for g in per_recipient if isinstance(g, Message)):
-            recipient = _address(group.get("final-recipient") or group.get("original-recipient"))
+            original = _address(group.get("original-recipient"))
+            recipient = _address(group.get("final-recipient")) or original
             action = str(group.get("action") or "").strip().lower()
             if not recipient or action not in ("failed", "delayed"):
                 continue
@@ -74,6 +76,7 @@ def _dsn_failures(message: Message) -> list[Failure]:
                 permanent=action == "failed" and not (status or "").startswith("4"),
                 status=status,
                 diagnostic=" ".join(str(group.get("diagnostic-code") or "").split()) or None,
+                original=original,
             ))
     return found
 

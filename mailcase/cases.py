@@ -103,6 +103,7 @@ class CaseBook:
         contact: Contact | None,
         origin: str = "Email",
         parent: Case | None = None,
+        priority: str = "Medium",
     ) -> tuple[Case, bool]:
         """A new case with the next number; returns it and whether the description was cut."""
         text, clipped = clip_description(description)
@@ -112,7 +113,7 @@ class CaseBook:
             description=text,
             status=self.settings.new_status,
             is_closed=False,
-            priority="Medium",
+            priority=priority,
             origin=origin,
             mailbox=mailbox,
             contact=contact,

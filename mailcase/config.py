@@ -87,8 +87,12 @@ class AutoResponseRule(_Section):
 
     @field_validator("senders")
     @classmethod
-    def _lower(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(v.strip().lower() for v in values)
+    def _addresses_or_domains(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(v.strip().lower() for v in values)
+        for value in cleaned:
+            if "@" not in value:
+                raise ValueError(f"{value!r} is neither an address nor an @domain")
+        return cleaned
 
 
 class MailboxSettings(_Section):

@@ -25,6 +25,8 @@ from mailcase.transports import Envelope, Result, Transport
 
 log = logging.getLogger(__name__)
 
+UNDELIVERABLE = "address marked undeliverable"
+
 Clock = Callable[[], datetime]
 
 
@@ -86,7 +88,7 @@ class OutboxSender:
             )) if rows else set()
             for row in rows:
                 if row.rcpt_to in blocked:  # a hard bounce came in after it was queued
-                    row.status, row.last_error = "failed", "address marked undeliverable"
+                    row.status, row.last_error = "failed", UNDELIVERABLE
                 else:
                     row.next_attempt_at = now + timedelta(seconds=self.lease_seconds)
             return [Envelope(r.id, r.mail_from, r.rcpt_to, r.raw)

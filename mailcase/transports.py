@@ -122,6 +122,12 @@ class SmtpTransport:
         """A connection ready for MAIL FROM: TLS and AUTH done as configured."""
         relay = self.relay
         context = relay.context or ssl.create_default_context()
+        if relay.tls == "opportunistic":
+            # RFC 7435: encrypt whenever offered, without insisting on a certificate we
+            # could check (a local Postfix's self-signed one is the usual case).
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         client: smtplib.SMTP
         if relay.tls == "implicit":
             client = smtplib.SMTP_SSL(relay.host, relay.port, timeout=relay.timeout,
@@ -156,7 +162,13 @@ class SmtpTransport:
                                       mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, …
+        except smtplib.SMTPSenderRefused as exc:
+            # Refusing our envelope sender says nothing about the recipient: it is our
+            # setup (the relay wants AUTH, or will not send as that address).
+            _reset(client)
+            return Result(envelope.id, "temporary", f"relay refused the sender: "
+                          f"{exc.smtp_code} {_text(exc.smtp_error)}")
+        except smtplib.SMTPResponseException as exc:  # data refused, …
             _reset(client)
             return _classified(envelope.id, exc.smtp_code, exc.smtp_error)
         except smtplib.SMTPNotSupportedError as exc:
@@ -170,9 +182,16 @@ class SmtpTransport:
 
 
 def _classified(mail_id: int, code: int, text: bytes | str) -> Result:
-    words = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
-    verdict: Verdict = "permanent" if 500 <= code < 600 else "temporary"
+    """5xx is a verdict on the recipient, except "authentication required" (530, 5.7.0),
+    which is about us and waits for the settings to be fixed."""
+    words = _text(text)
+    about_us = code == 530 or words.startswith("5.7.0")
+    verdict: Verdict = "permanent" if 500 <= code < 600 and not about_us else "temporary"
     return Result(mail_id, verdict, f"{code} {words}")
+
+
+def _text(text: bytes | str) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
 
 
 def _reset(client: smtplib.SMTP) -> None:

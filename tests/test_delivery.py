@@ -126,3 +126,25 @@ def test_relay_down_for_a_while_then_back(make_app: Callable[..., App]) -> None:
         assert app.sender.drain() == {"sent": 1}
         back.expect(1)
     assert outbound(app).status == "sent"
+
+
+@pytest.mark.parametrize("relay", [("starttls", None)], indirect=True)
+def test_opportunistic_tls_takes_a_self_signed_relay(make_app: Callable[..., App],
+                                                     relay: Sink) -> None:
+    """The default, opportunistic STARTTLS, encrypts to a relay whose certificate cannot be
+    checked (a local Postfix's self-signed one) instead of holding the mail (RFC 7435)."""
+    app = make_app(outbound={"port": relay.port})
+    queue_one(app)
+    assert app.sender.drain() == {"sent": 1}
+    relay.expect(1)
+
+
+@pytest.mark.parametrize("relay", [("starttls", ("mailcase", "s3cret"))], indirect=True)
+def test_relay_wanting_auth_we_lack_defers_the_mail(make_app: Callable[..., App],
+                                                    relay: Sink, ca_file: Path) -> None:
+    """A relay that refuses us at MAIL FROM (AUTH required, sender not allowed) is our
+    setup's problem: the mail waits, it does not fail."""
+    app = make_app(outbound={"port": relay.port, "tls": "starttls", "ca_file": str(ca_file)})
+    queue_one(app)
+    assert app.sender.drain() == {"deferred": 1}
+    assert "530" in (outbound(app).last_error or "")

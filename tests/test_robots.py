@@ -51,7 +51,18 @@ def naive_robot(received: Received) -> EmailMessage:
     return reply
 
 
-@pytest.mark.parametrize("robot", [exchange_oof, naive_robot])
+def vacation_robot(received: Received) -> EmailMessage:
+    """A responder with no markers at all, not even in its subject, answering the envelope
+    sender (our VERP address)."""
+    reply = EmailMessage()
+    reply["From"] = received.rcpt_tos[0]
+    reply["To"] = received.mail_from
+    reply["Subject"] = "Vacation"
+    reply.set_content("Back on the 3rd.")
+    return reply
+
+
+@pytest.mark.parametrize("robot", [exchange_oof, naive_robot, vacation_robot])
 def test_out_of_office_robot_exchange_ends(
     app: App, sink: Sink, robot: Callable[[Received], EmailMessage]
 ) -> None:
@@ -145,28 +156,62 @@ def test_hard_bounce_to_verp_marks_the_address(
     sink.expect(2)
 
 
-def test_bounce_matched_by_the_quoted_message_id(app: App, sink: Sink) -> None:
-    """A bounce sent to the plain address still finds its mail by the original's
-    Message-ID; a soft (4.x.x, delayed) one is counted, not blocking."""
+def test_clear_sends_what_the_mark_held_back(app: App, sink: Sink, tmp_path: Path) -> None:
+    """Mail queued before a hard bounce is held (failed as undeliverable); clearing the
+    address sends it."""
     ack = first_ack(app, sink)
-    app.intake.accept(dsn("support@example.com", "ann@customer.org", "4.2.2",
-                          ack["Message-ID"] or "", action="delayed"),
+    config = str(tmp_path / "mailcase.toml")
+    assert main(["-c", config, "cases", "reply", "1000", "--body", "Queued first"]) == 0
+    app.intake.accept(dsn(ack.mail_from, "ann@customer.org", "5.1.1", ack["Message-ID"] or ""),
+                      mail_from="", rcpt_to=[ack.mail_from], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    sink.expect(1)
+    assert main(["-c", config, "outbox", "clear", "ann@customer.org"]) == 0
+    assert app.sender.drain() == {"sent": 1}
+    assert "Queued first" in sink.expect(2)[1].text
+
+
+@pytest.mark.parametrize(("status", "action"), [("4.2.2", "delayed"), ("5.1.1", "failed")])
+def test_bounce_matched_by_the_quoted_message_id(app: App, sink: Sink, status: str,
+                                                 action: str) -> None:
+    """A bounce sent to the plain address still finds its mail by the original's
+    Message-ID and is counted, but cannot stop mail to the address: anyone who saw that
+    Message-ID in a References header could have written it."""
+    ack = first_ack(app, sink)
+    app.intake.accept(dsn("support@example.com", "ann@customer.org", status,
+                          ack["Message-ID"] or "", action=action),
                       mail_from="", rcpt_to=["support@example.com"], source="test")
     app.processor.drain()
     with app.sessions() as session:
         bounce = session.scalars(select(Bounce)).one()
-        assert (bounce.outbound_id, bounce.permanent) == (1, False)
-        status = session.get(RecipientStatus, "ann@customer.org")
-        assert status is not None and (status.undeliverable, status.soft_bounces) == (False, 1)
+        assert (bounce.outbound_id, bounce.permanent) == (1, action == "failed")
+        state = session.get(RecipientStatus, "ann@customer.org")
+        assert state is not None and (state.undeliverable, state.soft_bounces) == (False, 1)
+
+
+def test_bounce_after_alias_expansion_marks_the_address_we_sent_to(app: App,
+                                                                   sink: Sink) -> None:
+    """The receiving system expanded ann@ to ann.smith@: the VERP bounce still marks the
+    address we mailed."""
+    ack = first_ack(app, sink)
+    report = dsn(ack.mail_from, "ann.smith@mail.customer.org", "5.1.1",
+                 ack["Message-ID"] or "").replace(
+        b"Action: failed", b"Original-Recipient: rfc822; ann@customer.org\r\nAction: failed")
+    app.intake.accept(report, mail_from="", rcpt_to=[ack.mail_from], source="test")
+    app.processor.drain()
+    with app.sessions() as session:
+        state = session.get(RecipientStatus, "ann@customer.org")
+        assert state is not None and state.undeliverable
 
 
 def test_forged_bounce_marks_nothing(app: App, sink: Sink) -> None:
-    """A bounce naming an address we never sent that mail to is recorded but blocks no
-    one."""
+    """A report sent to the plain address naming someone we never sent that mail to is
+    recorded but blocks no one."""
     ack = first_ack(app, sink)
-    app.intake.accept(dsn(ack.mail_from, "victim@customer.org", "5.1.1",
+    app.intake.accept(dsn("support@example.com", "victim@customer.org", "5.1.1",
                           ack["Message-ID"] or ""),
-                      mail_from="", rcpt_to=[ack.mail_from], source="test")
+                      mail_from="", rcpt_to=["support@example.com"], source="test")
     app.processor.drain()
     assert count(app, RecipientStatus) == 0
     assert count(app, Bounce) == 1
@@ -229,6 +274,7 @@ def test_auto_response_rules_pick_the_template(make_app: Callable[..., App], sin
         "auto_response_rule": [
             {"senders": ["@partner.example"], "template": ""},
             {"subject_words": ["URGENT", "down"], "template": "urgent"},
+            {"priority": "Low", "template": ""},
         ]})
     for number, (sender, subject) in enumerate([("p@partner.example", "urgent: all down"),
                                                 ("ann@customer.org", "Site is DOWN"),
@@ -243,3 +289,9 @@ def test_auto_response_rules_pick_the_template(make_app: Callable[..., App], sin
     assert urgent["Subject"] == "[Case #00001001] We are on it: Site is DOWN"
     [plain] = sink.expect(1, to="bob@customer.org")
     assert "We have logged your request" in plain.text
+    app.intake.accept(mail(sender="carl@customer.org", subject="whenever", message_id="<low@x>",
+                           X_Priority="5 (Lowest)").as_bytes(), mail_from="carl@customer.org",
+                      rcpt_to=["support@example.com"], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    sink.expect(0, to="carl@customer.org")  # the Low-priority rule answers nothing

@@ -12,6 +12,7 @@ from sqlalchemy.orm import defer
 from mailcase.cli.common import UserError, opened, positive_int
 from mailcase.cli.output import emit_json, table
 from mailcase.models import OutboundMail, RecipientStatus
+from mailcase.outbox import UNDELIVERABLE
 
 STATUSES = ("pending", "sent", "failed")
 
@@ -112,5 +113,13 @@ def cmd_clear(args: argparse.Namespace) -> int:
             raise UserError(f"{min(unknown)} is not marked undeliverable")
         for row in rows:
             row.undeliverable, row.reason, row.soft_bounces = False, None, 0
-    print(f"mailcase will mail {', '.join(addresses)} again")
+        held = session.scalars(select(OutboundMail).where(
+            OutboundMail.rcpt_to.in_(addresses), OutboundMail.status == "failed",
+            OutboundMail.last_error == UNDELIVERABLE)).all()
+        now = app.clock()
+        for mail in held:  # what was held back only because of the mark goes out now
+            mail.status, mail.attempts, mail.next_attempt_at = "pending", 0, now
+            mail.deadline_at = now + timedelta(hours=app.settings.outbound.retry_deadline_hours)
+    print(f"mailcase will mail {', '.join(addresses)} again"
+          + (f"; {len(held)} held mail(s) queued again" if held else ""))
     return 0

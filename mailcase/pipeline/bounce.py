@@ -2,8 +2,11 @@
 
 A hard bounce (5.x.x) marks the address undeliverable, and mailcase mails it no more
 until an operator clears it; a soft one is counted. Only a failure that names the
-recipient of the outbound mail it came back for marks anything, so a forged bounce
-cannot silence an address. A bounce never opens a case and is never answered.
+recipient of the outbound mail it came back for counts, and only one that came back
+to that mail's signed VERP address can stop mail to an address, so a forged bounce
+cannot silence anyone. Mail to a VERP address that is no bounce (a vacation
+responder answering our envelope sender) is automatic by definition. A bounce never
+opens a case and is never answered.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from sqlalchemy import select
 from mailcase import bounces
 from mailcase.db import insert_unless_present
 from mailcase.matching import recipient_addresses
-from mailcase.models import Bounce, OutboundMail, RecipientStatus
+from mailcase.models import Bounce, Case, OutboundMail, RecipientStatus
 from mailcase.pipeline.context import Context, Drop
 from mailcase.tokens import is_bounce_token, token_of
 
@@ -27,18 +30,27 @@ def take_bounces(ctx: Context) -> None:
         return
     report = bounces.read(ctx.inbound.raw)
     if not report.failures:
-        return  # e.g. an out-of-office reply sent to our return path: screening decides
+        if ctx.verp_outbound is not None:
+            _robot_on_return_path(ctx, ctx.verp_outbound)
+        return
+    verified = ctx.verp_outbound is not None
     outbound = ctx.verp_outbound or _by_original(ctx, report.original_message_id)
     said = []
     for failure in report.failures:
-        ours = outbound is not None and outbound.rcpt_to == failure.recipient
+        ours = outbound is not None and (
+            outbound.rcpt_to in (failure.recipient, failure.original)
+            # a VERP address names one mail to one recipient: its only failure is about it
+            or (verified and len(report.failures) == 1)
+        )
         ctx.session.add(Bounce(
             inbound_id=ctx.inbound.id, outbound_id=outbound.id if ours and outbound else None,
             recipient=failure.recipient, permanent=failure.permanent, status=failure.status,
             diagnostic=failure.diagnostic, created_at=ctx.now,
         ))
-        if ours:
-            _mark(ctx, failure)
+        if ours and outbound is not None:
+            # Only a bounce on a signed VERP address may stop mail to an address: anyone
+            # can write a report quoting a Message-ID they have seen in References.
+            _mark(ctx, outbound.rcpt_to, failure, hard=failure.permanent and verified)
         kind = "hard" if failure.permanent else "soft"
         said.append(f"{kind} bounce for {failure.recipient}"
                     + (f" ({failure.status})" if failure.status else "")
@@ -67,14 +79,28 @@ def _by_original(ctx: Context, message_id: str | None) -> OutboundMail | None:
     )
 
 
-def _mark(ctx: Context, failure: bounces.Failure) -> None:
+def _robot_on_return_path(ctx: Context, outbound: OutboundMail) -> None:
+    """Mail to our envelope sender is automatic by definition (people answer From or
+    Reply-To): note it on the case and drop it, whatever its headers claim."""
+    if outbound.case_id is not None:
+        case = ctx.session.get(Case, outbound.case_id)
+        if case is not None:
+            sender = ctx.parsed.sender.email if ctx.parsed.sender else ctx.inbound.mail_from
+            ctx.book.record(case, "automatic reply", sender, reason="sent to our return path",
+                            subject=ctx.parsed.subject, inbound_id=ctx.inbound.id)
+            raise Drop(f"automatic mail: sent to the return path of outbound {outbound.id}; "
+                       f"noted on case {case.display_number}", keep=True)
+    raise Drop(f"automatic mail: sent to the return path of outbound {outbound.id}")
+
+
+def _mark(ctx: Context, email: str, failure: bounces.Failure, *, hard: bool) -> None:
     insert_unless_present(ctx.session, RecipientStatus,
-                          {"email": failure.recipient, "undeliverable": False,
-                           "soft_bounces": 0}, ["email"])
-    status = ctx.session.get(RecipientStatus, failure.recipient, with_for_update=True)
+                          {"email": email, "undeliverable": False, "soft_bounces": 0},
+                          ["email"])
+    status = ctx.session.get(RecipientStatus, email, with_for_update=True)
     assert status is not None
     status.last_bounce_at = ctx.now
-    if failure.permanent:
+    if hard:
         status.undeliverable = True
         status.reason = " ".join(filter(None, (failure.status, failure.diagnostic)))[:500] or \
             "hard bounce"

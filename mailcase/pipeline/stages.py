@@ -163,7 +163,7 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
     description = replytext.comment_text(mail) if parent is not None else mail.text
     case, clipped = ctx.book.open(
         subject=mail.subject or "(no subject)", description=description, mailbox=mailbox,
-        contact=sender, parent=parent,
+        contact=sender, parent=parent, priority=_priority(mail),
     )
     ctx.case, ctx.new_case = case, True
     ctx.message = _store_message(ctx, case)
@@ -197,6 +197,17 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
         except CaseError as exc:
             ctx.notes.append(str(exc))
             return
+
+
+def _priority(mail: parsing.ParsedMail) -> str:
+    """The priority the sender's client marked (X-Priority 1-2 / 4-5, Importance)."""
+    x_priority = (mail.header("x-priority") or "").strip()[:1]
+    importance = (mail.header("importance") or mail.header("priority") or "").strip().lower()
+    if x_priority in ("1", "2") or importance in ("high", "urgent"):
+        return "High"
+    if x_priority in ("4", "5") or importance in ("low", "non-urgent"):
+        return "Low"
+    return "Medium"
 
 
 def _add_reply(ctx: Context, case: Case) -> None:

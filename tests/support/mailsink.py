@@ -100,7 +100,7 @@ class Sink:
         if login is not None:
             # aiosmtpd only counts STARTTLS as TLS for auth_require_tls; an implicit-TLS
             # listener is encrypted from the first byte.
-            options.update(authenticator=self._authenticate,
+            options.update(authenticator=self._authenticate, auth_required=True,
                            auth_require_tls=tls != "implicit")
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
                                       **options)
