@@ -19,6 +19,7 @@ from mailcase import db, migrate
 from mailcase.compose import Composer
 from mailcase.config import Settings
 from mailcase.intake import Intake
+from mailcase.notify import Notifier
 from mailcase.outbox import OutboxSender
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
@@ -86,7 +87,8 @@ class App:
         sessions = db.session_factory(engine)
         signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
         composer = Composer(settings, Templates(settings.templates.dir), signer)
-        services = Services(settings=settings, signer=signer, composer=composer)
+        services = Services(settings=settings, signer=signer, composer=composer,
+                            notifier=Notifier(composer))
         return cls(
             settings=settings,
             engine=engine,

@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailcase.app import App
 from mailcase.cases import CaseBook, CaseError
-from mailcase.compose import Recipient
 from mailcase.models import Agent, Case
-from mailcase.tokens import Participant
 from mailcase.views import case_detail, case_summary
 
 
@@ -68,31 +66,28 @@ class Desk:
             return case_detail(session, book.get(number, lock=False))
 
     def reply(self, number: int, body: str, author: Author) -> int:
-        """A public answer, mailed to the contact and collaborators; returns mails queued."""
+        """A public answer, mailed to the contact, collaborators and owner; returns the
+        number of mails queued."""
         _need_text(body)
         with self._book() as book:
             case = book.get(number)
             self._agent(book.session, author)
             comment = book.comment(case, body, author_email=author.email,
                                    author_name=author.name, author_kind="agent", public=True)
-            queued = 0
-            for recipient in self._audience(book, case, exclude=author.email):
-                row = self.app.services.composer.queue(
-                    book.session, case, recipient, template="agent_reply", kind="reply",
-                    now=book.now, auto_submitted=None,
-                    extra={"comment": {"body": comment.body, "author": author.name or
-                                       author.email, "public": True}},
-                )
-                queued += row is not None
-            return queued
+            return self.app.services.notifier.comment(book.session, case, comment,
+                                                      book.now).queued
 
-    def note(self, number: int, body: str, author: Author) -> None:
-        """An internal note: recorded on the case, never mailed to the customer."""
+    def note(self, number: int, body: str, author: Author) -> int:
+        """An internal note: recorded on the case, mailed to the owner only (never to the
+        customer or collaborators); returns the number of mails queued."""
         _need_text(body)
         with self._book() as book:
+            case = book.get(number)
             self._agent(book.session, author)
-            book.comment(book.get(number), body, author_email=author.email,
-                         author_name=author.name, author_kind="agent", public=False)
+            comment = book.comment(case, body, author_email=author.email,
+                                   author_name=author.name, author_kind="agent", public=False)
+            return self.app.services.notifier.comment(book.session, case, comment,
+                                                      book.now).queued
 
     def update(self, number: int, *, status: str | None, priority: str | None,
                owner: str | None, author: Author) -> None:
@@ -108,25 +103,16 @@ class Desk:
                 book.record(case, "owner", author.email, new=agent.email if agent else None)
                 case.owner_agent, case.owner_queue = agent, None
 
-    def close(self, number: int, resolution: str, author: Author) -> None:
+    def close(self, number: int, resolution: str, author: Author) -> int:
+        """Close with a resolution, which goes to the contact and collaborators."""
         with self._book() as book:
-            book.close(book.get(number), resolution, author.email)
+            case = book.get(number)
+            book.close(case, resolution, author.email)
+            return self.app.services.notifier.closed(book.session, case, book.now).queued
 
     def reopen(self, number: int, author: Author) -> None:
         with self._book() as book:
             book.reopen(book.get(number), author.email)
-
-    def _audience(self, book: CaseBook, case: Case, exclude: str) -> Iterator[Recipient]:
-        """The contact, then each collaborator, each once, never the author."""
-        seen = {exclude.lower()}
-        people = [(case.contact.email, case.contact.name)] if case.contact else []
-        people += [(c.email, c.name) for c in case.collaborators]
-        for email, name in people:
-            if email.lower() in seen:
-                continue
-            seen.add(email.lower())
-            contact = book.contact(email, name)
-            yield Recipient(contact.email, contact.name, Participant("c", contact.id))
 
     @staticmethod
     def _agent(session: Session, author: Author) -> Agent:

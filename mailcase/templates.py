@@ -22,9 +22,15 @@ from jinja2 import (
     select_autoescape,
 )
 
-REQUIRED_SETS = ("acknowledgement", "agent_reply")
+REQUIRED_SETS = (
+    "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
+    "case_closed", "collaborator_welcome",
+)
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
-EXTRA_VARIABLES = {"agent_reply": ("comment",)}
+EXTRA_VARIABLES = {
+    "agent_reply": ("comment",), "new_comment": ("comment",), "internal_note": ("comment",),
+    "collaborator_welcome": ("history",),
+}
 
 
 class TemplateProblem(Exception):
@@ -111,6 +117,8 @@ def sample_context(name: str) -> dict[str, Any]:
         "recipient": {"email": "ann@example.org", "name": "Ann"},
         "mailbox": {"address": "support@example.com", "name": "Support"},
         "comment": {"body": "We are on it.", "author": "Bob", "public": True},
+        "history": [{"body": "We are on it.", "author": "Bob",
+                     "created_at": "2026-11-23 10:00 UTC"}],
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
     }
     extra = EXTRA_VARIABLES.get(name, ())

@@ -194,8 +194,8 @@ def test_reply_from_someone_else_on_a_token_names_both(app: App) -> None:
     with app.sessions() as session:
         row = session.get(InboundMail, inbound)
         assert row is not None
-        assert row.outcome == ("reply token was sent to ann@customer.org, "
-                               "reply came from bob@customer.org")
+        assert row.outcome is not None and row.outcome.startswith(
+            "reply token was sent to ann@customer.org, reply came from bob@customer.org")
 
 
 def test_collaborators_from_the_command_line(

@@ -49,6 +49,8 @@ def cmd_add(args: argparse.Namespace) -> int:
             raise CaseError(f"{email} cannot collaborate on case {case.display_number}: "
                             f"{refusal}")
         added = book.add_collaborator(case, email, args.name, args.author)
+        if added is not None:  # one welcome mail with the case's public history
+            app.services.notifier.welcome(session, case, added, book.now)
     print(f"{email} {'added to' if added else 'already collaborates on'} case {number:08d}")
     return 0
 

@@ -11,7 +11,8 @@ from mailcase.cases import CaseBook
 from mailcase.compose import Composer
 from mailcase.config import MailboxSettings, Settings
 from mailcase.matching import Match
-from mailcase.models import Case, Contact, InboundMail, Message, OutboundMail
+from mailcase.models import Case, Comment, Contact, InboundMail, Message, OutboundMail
+from mailcase.notify import Notifier
 from mailcase.parsing import ParsedMail
 from mailcase.tokens import TokenSigner
 
@@ -50,6 +51,7 @@ class Services:
     settings: Settings
     signer: TokenSigner
     composer: Composer
+    notifier: Notifier
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Context:
     case: Case | None = None
     new_case: bool = False
     message: Message | None = None
+    comment: Comment | None = None
     verp_outbound: OutboundMail | None = None
     notes: list[str] = field(default_factory=list)
 

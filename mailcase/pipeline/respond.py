@@ -58,6 +58,28 @@ def acknowledge(ctx: Context) -> None:
         ctx.notes.append(f"acknowledgement not sent: {exc}")
 
 
+def notify(ctx: Context) -> None:
+    """Tell everyone else on the case: collaborators of a new case, everyone of a reply."""
+    if ctx.inbound.source in QUIET_SOURCES or ctx.case is None:
+        return
+    notifier, case = ctx.services.notifier, ctx.case
+    try:
+        with ctx.session.begin_nested():
+            if ctx.new_case:
+                sent = notifier.logged(ctx.session, case, ctx.now)
+            elif ctx.comment is not None:
+                sent = notifier.comment(ctx.session, case, ctx.comment, ctx.now)
+            else:
+                return
+    except Exception as exc:  # noqa: BLE001 - the case is recorded; say what was not sent
+        log.error("notifications failed inbound=%s message_id=%s: %s",
+                  ctx.inbound.id, ctx.inbound.message_id, exc)
+        ctx.notes.append(f"notifications not sent: {exc}")
+        return
+    if sent.queued:
+        ctx.notes.append(f"{sent.queued} notification(s) queued")
+
+
 def choose_template(
     mailbox: MailboxSettings, mail: ParsedMail, sender: str, priority: str
 ) -> str:

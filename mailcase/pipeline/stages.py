@@ -18,7 +18,7 @@ from mailcase.models import Attachment, Blob, Case, Contact, Message
 from mailcase.models.base import clean_text
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
-from mailcase.pipeline.respond import acknowledge
+from mailcase.pipeline.respond import acknowledge, notify
 
 
 def parse(ctx: Context) -> None:
@@ -221,6 +221,7 @@ def _add_reply(ctx: Context, case: Case) -> None:
         author_kind="contact" if is_contact else "participant", public=True,
         message_id=message.id,
     )
+    ctx.comment = comment
     _store_attachments(ctx, case, message, comment.id)
 
 
@@ -266,4 +267,5 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
 
 PIPELINE = (
     parse, route, skip_known, take_bounces, screen_robots, identify, match, record, acknowledge,
+    notify,
 )

@@ -54,6 +54,13 @@ class _Handler:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a handler that hooks EHLO
+        with self.sink.lock:
+            self.sink.connections += 1
+        return responses
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           options: list[str]) -> str:
         injected = self.sink._injected("RCPT")
@@ -85,6 +92,7 @@ class Sink:
         self.port = port or free_port()
         self.messages: list[Received] = []
         self.logins: list[str] = []
+        self.connections = 0
         self.lock = threading.Lock()
         self._failures: deque[tuple[str, str]] = deque()
         self._login = login
