@@ -105,6 +105,7 @@ class MailboxSettings(_Section):
     auto_response_rule: tuple[AutoResponseRule, ...] = ()
     flood_mails: Annotated[int, Field(ge=1)] = 10
     flood_seconds: Annotated[float, Field(gt=0)] = 600.0
+    foreign_reply: Literal["accept", "park"] = "accept"
     collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
     collaborator_domains: tuple[str, ...] = ()
 

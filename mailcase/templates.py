@@ -24,12 +24,12 @@ from jinja2 import (
 
 REQUIRED_SETS = (
     "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
-    "case_closed", "collaborator_welcome",
+    "case_closed", "collaborator_welcome", "command_refused",
 )
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
 EXTRA_VARIABLES = {
     "agent_reply": ("comment",), "new_comment": ("comment",), "internal_note": ("comment",),
-    "collaborator_welcome": ("history",),
+    "collaborator_welcome": ("history",), "command_refused": ("refusals",),
 }
 
 
@@ -119,6 +119,7 @@ def sample_context(name: str) -> dict[str, Any]:
         "comment": {"body": "We are on it.", "author": "Bob", "public": True},
         "history": [{"body": "We are on it.", "author": "Bob",
                      "created_at": "2026-11-23 10:00 UTC"}],
+        "refusals": ["/cc eve@evil.example: only addresses at example.org may be added"],
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
     }
     extra = EXTRA_VARIABLES.get(name, ())

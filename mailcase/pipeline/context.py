@@ -11,7 +11,15 @@ from mailcase.cases import CaseBook
 from mailcase.compose import Composer
 from mailcase.config import MailboxSettings, Settings
 from mailcase.matching import Match
-from mailcase.models import Case, Comment, Contact, InboundMail, Message, OutboundMail
+from mailcase.models import (
+    Agent,
+    Case,
+    Comment,
+    Contact,
+    InboundMail,
+    Message,
+    OutboundMail,
+)
 from mailcase.notify import Notifier
 from mailcase.parsing import ParsedMail
 from mailcase.tokens import TokenSigner
@@ -71,6 +79,7 @@ class Context:
     new_case: bool = False
     message: Message | None = None
     comment: Comment | None = None
+    token_agent: Agent | None = None  # an agent replying through their own token
     verp_outbound: OutboundMail | None = None
     notes: list[str] = field(default_factory=list)
 

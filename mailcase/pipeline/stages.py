@@ -10,12 +10,13 @@ import hashlib
 
 from sqlalchemy import select, text
 
-from mailcase import eligibility, parsing, replytext, screen
+from mailcase import commands, eligibility, parsing, replytext, screen
 from mailcase.cases import CaseError
 from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
-from mailcase.models import Attachment, Blob, Case, Contact, Message
+from mailcase.models import Agent, Attachment, Blob, Case, Contact, Message
 from mailcase.models.base import clean_text
+from mailcase.pipeline.actions import carry_out
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.respond import acknowledge, notify
@@ -114,14 +115,21 @@ def match(ctx: Context) -> None:
         sender=sender,
     )
     claimed = ctx.match.participant if ctx.match else None
-    if claimed is not None and ctx.sender is not None and not (
-        claimed.kind == "c" and claimed.id == ctx.sender.id
-    ):
-        # Accept, and keep both on record: forwarded replies and shared mailboxes are
-        # common; the token says whose copy was answered.
-        named = ctx.session.get(Contact, claimed.id) if claimed.kind == "c" else None
-        ctx.notes.append(f"reply token was sent to {named.email if named else claimed}, "
-                         f"reply came from {ctx.sender.email}")
+    if claimed is None or ctx.sender is None:
+        return
+    person: Contact | Agent | None = (
+        ctx.session.get(Contact, claimed.id) if claimed.kind == "c"
+        else ctx.session.get(Agent, claimed.id)
+    )
+    if person is not None and person.email == ctx.sender.email:
+        ctx.token_agent = person if isinstance(person, Agent) and person.active else None
+        return
+    whom = person.email if person is not None else "a participant"
+    if ctx.mailbox is not None and ctx.mailbox.foreign_reply == "park":
+        raise Park(f"reply through the token sent to {whom} came from {ctx.sender.email}")
+    # Accept, and keep both on record: forwarded replies and shared mailboxes are
+    # common; the token says whose copy was answered.
+    ctx.notes.append(f"reply token was sent to {whom}, reply came from {ctx.sender.email}")
 
 
 def record(ctx: Context) -> None:
@@ -215,14 +223,22 @@ def _add_reply(ctx: Context, case: Case) -> None:
     message = _store_message(ctx, case)
     ctx.message = message
     is_contact = sender is not None and case.contact_id == sender.id
-    comment = ctx.book.comment(
-        case, replytext.comment_text(mail), author_email=sender.email if sender else None,
-        author_name=sender.name if sender else None,
-        author_kind="contact" if is_contact else "participant", public=True,
-        message_id=message.id,
-    )
+    text, orders = commands.extract(replytext.comment_text(mail))
+    agent = ctx.token_agent
+    internal = agent is not None and any(c.name == "internal" for c in orders)
+    if orders and sender is not None:
+        carry_out(ctx, case, orders, agent)
+    comment = None
+    if text or not orders:  # a reply of commands only adds no empty comment
+        comment = ctx.book.comment(
+            case, text or replytext.comment_text(mail),
+            author_email=sender.email if sender else None,
+            author_name=sender.name if sender else None,
+            author_kind="agent" if agent else "contact" if is_contact else "participant",
+            public=not internal, message_id=message.id,
+        )
     ctx.comment = comment
-    _store_attachments(ctx, case, message, comment.id)
+    _store_attachments(ctx, case, message, comment.id if comment else None)
 
 
 def _store_message(ctx: Context, case: Case) -> Message:

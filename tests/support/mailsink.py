@@ -140,10 +140,13 @@ class Sink:
                 return self._failures.popleft()[1]
         return None
 
-    def expect(self, count: int, to: str | None = None) -> list[Received]:
-        """Exactly ``count`` mails (to ``to``, when given); says what arrived when not."""
+    def expect(self, count: int, to: str | None = None,
+               subject_starts: str | None = None) -> list[Received]:
+        """Exactly ``count`` mails (to ``to``, with a subject starting ``subject_starts``,
+        when given); says what arrived when not."""
         with self.lock:
-            got = [m for m in self.messages if to is None or to in m.rcpt_tos]
+            got = [m for m in self.messages if (to is None or to in m.rcpt_tos) and (
+                subject_starts is None or (m["Subject"] or "").startswith(subject_starts))]
         if len(got) != count:
             seen = "\n".join(f"  {m.rcpt_tos} {m['Subject']!r}" for m in self.messages) or "  none"
             raise AssertionError(f"expected {count} mail(s){f' to {to}' if to else ''}, "

@@ -1,0 +1,102 @@
+"""Carrying out the commands of a reply, for the people allowed to give them.
+
+``/cc`` and ``/uncc`` are for the case's contact and agents; ``/unsubscribe`` for a
+collaborator leaving; ``/internal``, ``/close``, ``/status``, ``/priority`` and
+``/assign`` only for an agent replying through their own valid token. A refused or
+failed command is explained to whoever gave it, by mail, and noted.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from mailcase import eligibility
+from mailcase.cases import CaseError
+from mailcase.commands import AGENTS, Command
+from mailcase.compose import Recipient
+from mailcase.models import Agent, Case
+from mailcase.pipeline.context import Context
+from mailcase.tokens import Participant
+
+log = logging.getLogger(__name__)
+
+
+def carry_out(ctx: Context, case: Case, commands: list[Command], agent: Agent | None) -> None:
+    """Apply each command in order; explain refusals to the sender."""
+    refusals = []
+    for command in commands:
+        try:
+            _one(ctx, case, command, agent)
+        except CaseError as exc:
+            refusals.append(f"/{command.name} {command.argument}".strip() + f": {exc}")
+    if refusals:
+        ctx.notes.extend(refusals)
+        _explain(ctx, case, refusals)
+
+
+def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> None:
+    sender = ctx.sender
+    assert sender is not None
+    actor = sender.email
+    if command.name in AGENTS:
+        if agent is None:
+            raise CaseError("only an agent replying through their own link may do that")
+        _agent_command(ctx, case, command, actor)
+        return
+    if command.name == "unsubscribe":
+        ctx.book.remove_collaborator(case, actor, actor)
+        return
+    if agent is None and case.contact_id != sender.id:
+        raise CaseError("only the case's contact or an agent may change who follows it")
+    address = command.argument.strip().strip("<>").lower()
+    if "@" not in address:
+        raise CaseError(f"{command.argument!r} is not an email address")
+    if command.name == "uncc":
+        ctx.book.remove_collaborator(case, address, actor)
+        return
+    mailbox = ctx.services.settings.mailbox_for(case.mailbox) or ctx.services.settings.mailbox[0]
+    refusal = eligibility.refusal(ctx.services.settings, mailbox, case.supplied_email or "",
+                                  address)
+    if refusal is not None:
+        raise CaseError(f"{address} cannot follow this case: {refusal}")
+    added = ctx.book.add_collaborator(case, address, "", actor)
+    if added is not None:
+        ctx.services.notifier.welcome(ctx.session, case, added, ctx.now)
+
+
+def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> None:
+    book = ctx.book
+    if command.name == "internal":
+        return  # read by the caller: the comment becomes an internal note
+    if command.name == "close":
+        book.close(case, command.argument, actor)
+        ctx.services.notifier.closed(ctx.session, case, ctx.now)
+    elif command.name == "status":
+        book.set_status(case, command.argument, actor)
+    elif command.name == "priority":
+        book.set_priority(case, command.argument, actor)
+    elif command.name == "assign":
+        email = command.argument.strip().lower()
+        owner = ctx.session.scalar(select(Agent).where(Agent.email == email,
+                                                       Agent.active.is_(True)))
+        if owner is None:
+            raise CaseError(f"{email or '(nobody)'} is not an agent")
+        book.record(case, "owner", actor, new=owner.email)
+        case.owner_agent, case.owner_queue = owner, None
+
+
+def _explain(ctx: Context, case: Case, refusals: list[str]) -> None:
+    sender = ctx.sender
+    assert sender is not None
+    try:
+        with ctx.session.begin_nested():
+            ctx.services.composer.queue(
+                ctx.session, case, Recipient(sender.email, sender.name,
+                                             Participant("c", sender.id)),
+                template="command_refused", kind="notice", now=ctx.now,
+                auto_submitted="auto-replied", extra={"refusals": refusals},
+            )
+    except Exception as exc:  # noqa: BLE001 - the reply is recorded; the notice is a courtesy
+        log.error("command notice failed inbound=%s: %s", ctx.inbound.id, exc)
