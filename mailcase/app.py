@@ -88,7 +88,7 @@ class App:
         signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
         composer = Composer(settings, Templates(settings.templates.dir), signer)
         services = Services(settings=settings, signer=signer, composer=composer,
-                            notifier=Notifier(composer))
+                            notifier=Notifier(composer, settings.attachments.notify_max_size))
         return cls(
             settings=settings,
             engine=engine,

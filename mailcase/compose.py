@@ -8,6 +8,7 @@ the change that caused it does. Delivery is the ``outbox`` module's job.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
@@ -66,6 +67,7 @@ class Composer:
         now: datetime,
         auto_submitted: str | None,
         extra: dict[str, Any] | None = None,
+        files: Sequence[tuple[str, str, bytes]] = (),
     ) -> OutboundMail | None:
         """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed).
 
@@ -111,6 +113,10 @@ class Composer:
         mail.set_content(rendered.text)
         if rendered.html is not None:
             mail.add_alternative(rendered.html, subtype="html")
+        for filename, content_type, content in files:
+            maintype, _, subtype = content_type.partition("/")
+            mail.add_attachment(content, maintype=maintype or "application",
+                                subtype=subtype or "octet-stream", filename=filename)
 
         row = OutboundMail(
             case_id=case.id, kind=kind, mail_from=mailbox.address, rcpt_to=recipient.email,

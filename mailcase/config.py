@@ -161,6 +161,7 @@ class AttachmentSettings(_Section):
     """Limits on the files stored apart from the raw mail (which always keeps them)."""
 
     max_size: Annotated[int, Field(ge=0)] = 25 * 1024 * 1024
+    notify_max_size: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
 
 
 class TemplateSettings(_Section):

@@ -14,15 +14,16 @@ not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailcase.compose import Composer, Recipient
-from mailcase.models import Case, Collaborator, Comment, Contact
+from mailcase.models import Attachment, Blob, Case, Collaborator, Comment, Contact
 from mailcase.tokens import Participant
 
 
@@ -36,8 +37,9 @@ class Sent:
 class Notifier:
     """Queues the notifications of case events through the composer."""
 
-    def __init__(self, composer: Composer) -> None:
+    def __init__(self, composer: Composer, attachment_cap: int) -> None:
         self.composer = composer
+        self.attachment_cap = attachment_cap
 
     def logged(self, session: Session, case: Case, now: datetime) -> Sent:
         """Tell the collaborators copied on a new case that it was logged."""
@@ -55,9 +57,29 @@ class Notifier:
             people, template = list(self._owner(case)), "internal_note"
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,
                 "public": comment.public}
+        listed, files = self._files(session, comment)
         auto = None if comment.author_kind == "agent" and comment.public else "auto-generated"
         return self._queue(session, case, [p for p in people if p.email != author], template,
-                           now=now, extra={"comment": view}, auto_submitted=auto)
+                           now=now, extra={"comment": view, "attachments": listed},
+                           auto_submitted=auto, files=files)
+
+    def _files(
+        self, session: Session, comment: Comment
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, bytes]]]:
+        """The comment's files: all attached while they fit under the cap, else listed."""
+        rows = session.scalars(select(Attachment).where(Attachment.comment_id == comment.id)
+                               .order_by(Attachment.id)).all()
+        stored = [r for r in rows if r.blob_sha256 is not None]
+        attach = 0 < sum(r.size for r in stored) <= self.attachment_cap
+        files = []
+        if attach:
+            for row in stored:
+                blob = session.get(Blob, row.blob_sha256)
+                if blob is not None:
+                    files.append((row.filename, row.content_type, blob.content))
+        listed = [{"filename": r.filename, "size": r.size,
+                   "attached": attach and r.blob_sha256 is not None} for r in rows]
+        return listed, files
 
     def closed(self, session: Session, case: Case, now: datetime) -> Sent:
         """Send the resolution to the contact and the collaborators."""
@@ -78,12 +100,14 @@ class Notifier:
 
     def _queue(self, session: Session, case: Case, people: list[Recipient], template: str, *,
                now: datetime, extra: dict[str, Any],
-               auto_submitted: str | None = "auto-generated") -> Sent:
+               auto_submitted: str | None = "auto-generated",
+               files: Sequence[tuple[str, str, bytes]] = ()) -> Sent:
         queued = 0
         for person in _once(people):
             row = self.composer.queue(session, case, person, template=template,
                                       kind="notification" if auto_submitted else "reply",
-                                      now=now, auto_submitted=auto_submitted, extra=extra)
+                                      now=now, auto_submitted=auto_submitted, extra=extra,
+                                      files=files)
             queued += row is not None
         return Sent(queued)
 

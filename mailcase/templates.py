@@ -28,7 +28,8 @@ REQUIRED_SETS = (
 )
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
 EXTRA_VARIABLES = {
-    "agent_reply": ("comment",), "new_comment": ("comment",), "internal_note": ("comment",),
+    "agent_reply": ("comment", "attachments"), "new_comment": ("comment", "attachments"),
+    "internal_note": ("comment", "attachments"),
     "collaborator_welcome": ("history",), "command_refused": ("refusals",),
 }
 
@@ -119,6 +120,7 @@ def sample_context(name: str) -> dict[str, Any]:
         "comment": {"body": "We are on it.", "author": "Bob", "public": True},
         "history": [{"body": "We are on it.", "author": "Bob",
                      "created_at": "2026-11-23 10:00 UTC"}],
+        "attachments": [{"filename": "log.txt", "size": 120, "attached": True}],
         "refusals": ["/cc eve@evil.example: only addresses at example.org may be added"],
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
     }

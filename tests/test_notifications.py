@@ -147,3 +147,48 @@ def test_late_collaborator_gets_the_public_history(make_app: Callable[..., App],
     assert "Second public answer." in welcome.text
     assert "Secret internal remark." not in welcome.text
     assert len(sink.messages) == 1
+
+
+def test_files_travel_with_notifications_up_to_the_cap(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """A reply's files go along with its notifications while they fit under
+    attachments.notify_max_size; above it the notification lists them instead."""
+    app = make_app(attachments={"notify_max_size": 1000},
+                   mailbox={"address": "support@example.com", "collaborators": "anyone"})
+    app.intake.accept(mail(message_id="<files@customer.org>", Cc="carl@customer.org")
+                      .as_bytes(), mail_from="ann@customer.org",
+                      rcpt_to=["support@example.com"], source="test")
+    app.processor.drain()
+    for number, size in enumerate((100, 5000)):
+        reply = mail(message_id=f"<file{number}@customer.org>", subject="Re: files",
+                     In_Reply_To="<files@customer.org>", body=f"File {number} attached.")
+        reply.add_attachment(b"x" * size, maintype="text", subtype="plain",
+                             filename=f"log{number}.txt")
+        app.intake.accept(reply.as_bytes(), mail_from="ann@customer.org",
+                          rcpt_to=["support@example.com"], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    small, big = [m for m in sink.expect(3, to="carl@customer.org") if "File" in m.text]
+    [attached] = list(small.message.iter_attachments())
+    assert attached.get_filename() == "log0.txt"
+    assert attached.get_content() == "x" * 100
+    assert list(big.message.iter_attachments()) == []
+    assert "log1.txt (5000 bytes, too large to send along" in big.text
+
+
+def test_refused_copies_are_explained_to_the_sender(make_app: Callable[..., App],
+                                                    sink: Sink) -> None:
+    """Copied addresses the mailbox's policy refuses are explained to the sender in one
+    mail; the case opens all the same."""
+    app = make_app()
+    app.intake.accept(mail(message_id="<refused@customer.org>",
+                           Cc="vendor@supplier.example, carl@customer.org").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+    app.sender.drain()
+    [notice] = sink.expect(1, to="ann@customer.org", subject_starts="Not done:")
+    assert "vendor@supplier.example not made a collaborator: only addresses at " \
+           "customer.org may be added" in notice.text
+    sink.expect(1, to="carl@customer.org")

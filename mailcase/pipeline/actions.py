@@ -33,7 +33,7 @@ def carry_out(ctx: Context, case: Case, commands: list[Command], agent: Agent | 
             refusals.append(f"/{command.name} {command.argument}".strip() + f": {exc}")
     if refusals:
         ctx.notes.extend(refusals)
-        _explain(ctx, case, refusals)
+        explain(ctx, case, refusals)
 
 
 def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> None:
@@ -87,7 +87,9 @@ def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> No
         case.owner_agent, case.owner_queue = owner, None
 
 
-def _explain(ctx: Context, case: Case, refusals: list[str]) -> None:
+def explain(ctx: Context, case: Case, refusals: list[str]) -> None:
+    """Mail the sender why some of what they asked was not done (never to a robot: robot
+    mail never gets this far)."""
     sender = ctx.sender
     assert sender is not None
     try:

@@ -16,7 +16,7 @@ from mailcase.db import insert_unless_present
 from mailcase.matching import find_case, recipient_addresses
 from mailcase.models import Agent, Attachment, Blob, Case, Contact, Message
 from mailcase.models.base import clean_text
-from mailcase.pipeline.actions import carry_out
+from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.respond import acknowledge, notify
@@ -192,19 +192,23 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
     if sender is None or mailbox is None:
         return
     settings = ctx.services.settings
+    refused = []
     for person in (*ctx.parsed.to, *ctx.parsed.cc):
-        if person.email == sender.email:
+        if person.email == sender.email or settings.mailbox_for(person.email) is not None:
             continue
         reason = eligibility.refusal(settings, mailbox, sender.email, person.email)
         if reason is not None:
-            if settings.mailbox_for(person.email) is None:
-                ctx.notes.append(f"{person.email} not made a collaborator: {reason}")
+            refused.append(f"{person.email} not made a collaborator: {reason}")
             continue
         try:
             ctx.book.add_collaborator(case, person.email, person.name, sender.email)
         except CaseError as exc:
-            ctx.notes.append(str(exc))
-            return
+            refused.append(str(exc))
+            break
+    if refused:
+        ctx.notes.extend(refused)
+        if mailbox.collaborators != "none" and ctx.inbound.source != "import":
+            explain(ctx, case, refused)
 
 
 def _priority(mail: parsing.ParsedMail) -> str:
