@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import getaddresses
 
 PEOPLE = frozenset({"cc", "uncc", "unsubscribe"})
 AGENTS = frozenset({"internal", "close", "status", "priority", "assign"})
 _LINE = re.compile(
     rf"^\s*/({'|'.join(sorted(PEOPLE | AGENTS))})\b[ \t]*(.*?)\s*$", re.IGNORECASE
 )
+
+
+# A plain addr-spec: a dot-atom local part and a domain of labels (IDN letters allowed).
+_ADDR_SPEC = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+[\w-]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -26,15 +31,23 @@ class Command:
     argument: str
 
 
-def extract(text: str) -> tuple[str, list[Command]]:
-    """The text without its command lines, and the commands in order.
+def single_address(text: str) -> str | None:
+    """The one plain address in ``text`` (lower case), or None: lists, quotes, spaces and
+    control characters are refused rather than guessed at, so an address can never
+    smuggle a second recipient into a collaborator list."""
+    found = getaddresses([text.strip()])
+    if len(found) != 1 or found[0][0]:
+        return None
+    address = found[0][1].strip().lower()
+    return address if _ADDR_SPEC.match(address) else None
 
-    ``/internal`` counts only on the first line, where a note is declared.
-    """
+
+def extract(text: str) -> tuple[str, list[Command]]:
+    """The text without its command lines, and the commands in order."""
     kept, found = [], []
-    for number, line in enumerate(text.split("\n")):
+    for line in text.split("\n"):
         match = _LINE.match(line)
-        if match is None or (match.group(1).lower() == "internal" and number > 0):
+        if match is None:
             kept.append(line)
             continue
         found.append(Command(match.group(1).lower(), match.group(2)))

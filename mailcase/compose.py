@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from sqlalchemy import select
@@ -73,6 +73,8 @@ class Composer:
 
         Returns None, queuing nothing, when the address is marked undeliverable.
         """
+        if parseaddr(recipient.email)[1] != recipient.email or "," in recipient.email:
+            raise ValueError(f"{recipient.email!r} is not one plain address")
         if undeliverable(session, recipient.email):
             return None
         mailbox = self._mailbox(case)

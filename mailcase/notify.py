@@ -54,7 +54,9 @@ class Notifier:
             people = [*self._customers(session, case), *self._owner(case)]
             template = "agent_reply" if comment.author_kind == "agent" else "new_comment"
         else:
-            people, template = list(self._owner(case)), "internal_note"
+            people = [Recipient(p.email, p.name, Participant("n", p.participant.id))
+                      for p in self._owner(case)]
+            template = "internal_note"
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,
                 "public": comment.public}
         listed, files = self._files(session, comment)

@@ -21,7 +21,9 @@ from pathlib import Path
 
 MAC_CHARS = 20  # 20 base32 characters = 100 bits
 _BOUNCE = re.compile(r"^bounce-(?P<id>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
-_TOKEN = re.compile(r"^(?P<case>[0-9]{1,9})-(?P<kind>[ca])(?P<pid>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
+_TOKEN = re.compile(
+    r"^(?P<case>[0-9]{1,9})-(?P<kind>[can])(?P<pid>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$"
+)
 
 
 class SecretError(Exception):
@@ -30,7 +32,8 @@ class SecretError(Exception):
 
 @dataclass(frozen=True)
 class Participant:
-    """Who a token was sent to: a contact (``c``) or an agent (``a``), by database id."""
+    """Who a token was sent to, by database id: a contact (``c``), an agent (``a``), or an
+    agent on an internal note (``n``), whose replies stay internal too."""
 
     kind: str
     id: int

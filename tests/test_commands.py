@@ -136,3 +136,84 @@ def test_foreign_reply_can_be_parked(make_app: Callable[..., App], sink: Sink,
         assert row is not None and row.status == "parked"
         assert row.outcome == ("reply through the token sent to ann@customer.org came from "
                                "mallory@customer.org")
+
+
+def test_internal_words_never_reach_the_customer(make_app: Callable[..., App], sink: Sink,
+                                                 tmp_path: Path) -> None:
+    """/internal keeps a reply private wherever the line stands and whoever sends it (an
+    agent without their token, from an alias), and a reply to an internal-note mail stays
+    internal."""
+    app = owned_case(make_app, sink, tmp_path)
+    bob = token_of(sink.expect(1, to=OWNER)[0])
+    secret = "Customer is lying, refund denied."
+    deliver(app, OWNER, "support@example.com", f"/internal\n{secret}", "<tag@example.com>")
+    deliver(app, "bob.smith@example.com", bob, f"/internal\n{secret}", "<alias@example.com>")
+    deliver(app, OWNER, bob, f"Team:\n/internal\n{secret}", "<second@example.com>")
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "note", "1000", "--body",
+                 "Check the warranty.", "--as", "eve@example.com"]) == 0
+    app.sender.drain()
+    note = sink.expect(2, to=OWNER, subject_starts="[internal]")[-1]  # the alias's, then Eve's
+    assert "Check the warranty." in note.text
+    deliver(app, OWNER, token_of(note), "Agreed, deny the claim.", "<agree@example.com>")
+    for message in sink.messages:
+        if "ann@customer.org" in message.rcpt_tos:
+            assert secret not in message.text and "deny the claim" not in message.text
+    bodies = {c.body: c.public for c in case(app).comments}
+    assert bodies["Agreed, deny the claim."] is False
+    assert bodies[secret] is False and bodies[f"Team:\n{secret}"] is False
+
+
+def test_bad_cc_address_costs_nothing_and_smuggles_nothing(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """A malformed or list-shaped /cc address is refused and explained; the reply is still
+    recorded and sent, and no one outside the policy is added."""
+    app = owned_case(make_app, sink, tmp_path, collaborators="anyone")
+    bob = token_of(sink.expect(1, to=OWNER)[0])
+    deliver(app, OWNER, bob,
+            "The fix is X.\n/cc x@[customer.org\n/cc mallory@evil.com, x@customer.org\n"
+            '/cc a"b@customer.org', "<badcc@example.com>")
+    current = case(app)
+    assert current.collaborators == []
+    assert current.comments[-1].body == "The fix is X."
+    assert any("The fix is X." in m.text for m in sink.expect(2, to="ann@customer.org"))
+    notice = sink.expect(1, to=OWNER, subject_starts="Not done:")[0]
+    assert notice.text.count("is not one plain email address") == 3
+    assert all("mallory@evil.com" not in m.rcpt_tos for m in sink.messages)
+
+
+def test_two_auto_responders_on_a_case_do_not_loop(make_app: Callable[..., App], sink: Sink,
+                                                   tmp_path: Path) -> None:
+    """Two plain vacation responders answering each other's notifications through us
+    stop at once: a word-for-word repeat notifies no one."""
+    app = make_app(mailbox={"address": "support@example.com", "collaborators": "anyone"})
+    deliver(app, "ann@customer.org", "support@example.com", "Help", "<loop0@customer.org>",
+            subject="Printer on fire")
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "collaborators", "add", "1000",
+                 "carol@other.org"]) == 0
+    app.sender.drain()
+    for round_number in range(6):
+        waiting = list(sink.messages)
+        sink.messages.clear()
+        for received in waiting:
+            person = received.rcpt_tos[0]
+            deliver(app, person, token_of(received), "I am on vacation.",
+                    f"<vac{round_number}-{person}>")
+    assert len(sink.messages) == 0
+    assert len(case(app).comments) <= 4
+
+
+def test_agent_reply_to_closed_case_opens_no_follow_up(make_app: Callable[..., App],
+                                                       sink: Sink, tmp_path: Path) -> None:
+    """With follow-up cases on, an agent's reply to a closed case is recorded on it; it
+    does not open a case with the agent as its contact."""
+    app = owned_case(make_app, sink, tmp_path)
+    bob = token_of(sink.expect(1, to=OWNER)[0])
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "close", "1000",
+                 "--resolution", "done"]) == 0
+    app.processor.drain()
+    with app.sessions.begin() as session:
+        session.scalars(select(Case)).one()  # still one case before the reply
+    deliver(app, OWNER, bob, "One more thing for the record.", "<late@example.com>")
+    with app.sessions() as session:
+        assert session.scalars(select(Case.number)).all() == [1000]

@@ -13,6 +13,7 @@ from mailcase import eligibility
 from mailcase.cases import CaseBook, CaseError, parse_number
 from mailcase.cli.common import opened
 from mailcase.cli.output import emit_json, table
+from mailcase.commands import single_address
 
 
 def register(commands: Any) -> None:
@@ -37,9 +38,9 @@ def register(commands: Any) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    number, email = parse_number(args.number), args.email.strip().lower()
-    if "@" not in email:
-        raise CaseError(f"{args.email!r} is not an email address")
+    number, email = parse_number(args.number), single_address(args.email)
+    if email is None:
+        raise CaseError(f"{args.email!r} is not one plain email address")
     with opened(args) as app, app.sessions.begin() as session:
         book = CaseBook(session, app.settings.cases, app.clock())
         case = book.get(number)

@@ -9,12 +9,13 @@ failed command is explained to whoever gave it, by mail, and noted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from mailcase import eligibility
 from mailcase.cases import CaseError
-from mailcase.commands import AGENTS, Command
+from mailcase.commands import AGENTS, Command, single_address
 from mailcase.compose import Recipient
 from mailcase.models import Agent, Case
 from mailcase.pipeline.context import Context
@@ -40,6 +41,8 @@ def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> Non
     sender = ctx.sender
     assert sender is not None
     actor = sender.email
+    if command.name == "internal":
+        return  # anyone may keep their own words private: the caller makes them a note
     if command.name in AGENTS:
         if agent is None:
             raise CaseError("only an agent replying through their own link may do that")
@@ -50,9 +53,9 @@ def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> Non
         return
     if agent is None and case.contact_id != sender.id:
         raise CaseError("only the case's contact or an agent may change who follows it")
-    address = command.argument.strip().strip("<>").lower()
-    if "@" not in address:
-        raise CaseError(f"{command.argument!r} is not an email address")
+    address = single_address(command.argument.strip().strip("<>"))
+    if address is None:
+        raise CaseError(f"{command.argument!r} is not one plain email address")
     if command.name == "uncc":
         ctx.book.remove_collaborator(case, address, actor)
         return
@@ -63,16 +66,15 @@ def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> Non
         raise CaseError(f"{address} cannot follow this case: {refusal}")
     added = ctx.book.add_collaborator(case, address, "", actor)
     if added is not None:
-        ctx.services.notifier.welcome(ctx.session, case, added, ctx.now)
+        _mail_safely(ctx, lambda: ctx.services.notifier.welcome(ctx.session, case, added,
+                                                                ctx.now))
 
 
 def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> None:
     book = ctx.book
-    if command.name == "internal":
-        return  # read by the caller: the comment becomes an internal note
     if command.name == "close":
         book.close(case, command.argument, actor)
-        ctx.services.notifier.closed(ctx.session, case, ctx.now)
+        _mail_safely(ctx, lambda: ctx.services.notifier.closed(ctx.session, case, ctx.now))
     elif command.name == "status":
         book.set_status(case, command.argument, actor)
     elif command.name == "priority":
@@ -85,6 +87,17 @@ def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> No
             raise CaseError(f"{email or '(nobody)'} is not an agent")
         book.record(case, "owner", actor, new=owner.email)
         case.owner_agent, case.owner_queue = owner, None
+
+
+def _mail_safely(ctx: Context, send: Callable[[], object]) -> None:
+    """Queue mail in a savepoint: a mail that cannot be composed is noted, and costs
+    neither the reply nor the command that caused it."""
+    try:
+        with ctx.session.begin_nested():
+            send()
+    except Exception as exc:  # noqa: BLE001 - the change is recorded; say what was not sent
+        log.error("mail not queued inbound=%s: %s", ctx.inbound.id, exc)
+        ctx.notes.append(f"mail not sent: {exc}")
 
 
 def explain(ctx: Context, case: Case, refusals: list[str]) -> None:

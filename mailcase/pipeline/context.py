@@ -80,6 +80,7 @@ class Context:
     message: Message | None = None
     comment: Comment | None = None
     token_agent: Agent | None = None  # an agent replying through their own token
+    reply_internal: bool = False  # a reply through an internal note's token
     verp_outbound: OutboundMail | None = None
     notes: list[str] = field(default_factory=list)
 

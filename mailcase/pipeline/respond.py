@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from mailcase.compose import Recipient
 from mailcase.config import MailboxSettings
-from mailcase.models import Message, OutboundMail
+from mailcase.models import Comment, Message, OutboundMail
 from mailcase.parsing import ParsedMail
 from mailcase.pipeline.context import Context
 from mailcase.tokens import Participant
@@ -63,6 +63,12 @@ def notify(ctx: Context) -> None:
     if ctx.inbound.source in QUIET_SOURCES or ctx.case is None:
         return
     notifier, case = ctx.services.notifier, ctx.case
+    quiet = _echo(ctx) if ctx.comment is not None and not ctx.new_case else None
+    if quiet:
+        log.warning("no notifications inbound=%s message_id=%s: %s", ctx.inbound.id,
+                    ctx.inbound.message_id, quiet)
+        ctx.notes.append(f"no notifications: {quiet}")
+        return
     try:
         with ctx.session.begin_nested():
             if ctx.new_case:
@@ -78,6 +84,27 @@ def notify(ctx: Context) -> None:
         return
     if sent.queued:
         ctx.notes.append(f"{sent.queued} notification(s) queued")
+
+
+def _echo(ctx: Context) -> str | None:
+    """Why a reply should notify no one: it repeats its writer's earlier words on the case,
+    or its writer floods the case. Two auto-responders on one case would otherwise mail
+    each other through us forever."""
+    comment, mailbox, sender = ctx.comment, ctx.mailbox, ctx.sender
+    if comment is None or mailbox is None or sender is None:
+        return None
+    since = ctx.now - timedelta(seconds=mailbox.flood_seconds)
+    earlier = ctx.session.scalars(
+        select(Comment.body).where(
+            Comment.case_id == comment.case_id, Comment.author_email == sender.email,
+            Comment.id != comment.id, Comment.created_at > since,
+        )
+    ).all()
+    if comment.body in earlier:
+        return f"{sender.email} repeated an earlier comment word for word"
+    if len(earlier) >= mailbox.flood_mails:
+        return f"{sender.email} wrote {len(earlier) + 1} comments in {mailbox.flood_seconds:g} s"
+    return None
 
 
 def choose_template(

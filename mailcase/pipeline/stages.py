@@ -117,6 +117,8 @@ def match(ctx: Context) -> None:
     claimed = ctx.match.participant if ctx.match else None
     if claimed is None or ctx.sender is None:
         return
+    # A reply to an internal note stays internal, whoever sends it.
+    ctx.reply_internal = claimed.kind == "n"
     person: Contact | Agent | None = (
         ctx.session.get(Contact, claimed.id) if claimed.kind == "c"
         else ctx.session.get(Agent, claimed.id)
@@ -148,8 +150,8 @@ def record(ctx: Context) -> None:
 
 def _case_for_reply(ctx: Context, case: Case) -> Case | None:
     """The case a reply goes to: closed cases are reopened, or followed up by a new child."""
-    if not case.is_closed:
-        return case
+    if not case.is_closed or ctx.token_agent is not None:
+        return case  # an agent's reply is recorded on the case as it is
     if ctx.services.settings.cases.on_reply_to_closed == "reopen":
         ctx.book.reopen(case, ctx.sender.email if ctx.sender else None)
         return case
@@ -229,7 +231,9 @@ def _add_reply(ctx: Context, case: Case) -> None:
     is_contact = sender is not None and case.contact_id == sender.id
     text, orders = commands.extract(replytext.comment_text(mail))
     agent = ctx.token_agent
-    internal = agent is not None and any(c.name == "internal" for c in orders)
+    # "/internal" anywhere keeps the text private whoever wrote it: words meant for
+    # agents must never reach a customer because the command was misplaced.
+    internal = ctx.reply_internal or any(c.name == "internal" for c in orders)
     if orders and sender is not None:
         carry_out(ctx, case, orders, agent)
     comment = None
