@@ -35,6 +35,7 @@ class Recipient:
     email: str
     name: str
     participant: Participant
+    collaborator: bool = False  # may leave the case: their mail offers List-Unsubscribe
 
 
 def undeliverable(session: Session, email: str) -> bool:
@@ -112,6 +113,10 @@ class Composer:
         mail["X-Auto-Response-Suppress"] = "All"  # keeps Exchange out-of-office replies away
         mail[LOOP_HEADER] = mailbox.address
         mail["X-Mailcase-Case"] = case.display_number
+        if recipient.collaborator:
+            # RFC 2369: mail clients show an unsubscribe button; it mails the
+            # collaborator's own token address with the subject "unsubscribe".
+            mail["List-Unsubscribe"] = f"<mailto:{reply_address}?subject=unsubscribe>"
         mail.set_content(rendered.text)
         if rendered.html is not None:
             mail.add_alternative(rendered.html, subtype="html")

@@ -130,7 +130,8 @@ class Notifier:
     def _collaborator(session: Session, collaborator: Collaborator) -> Recipient:
         contact = session.get(Contact, collaborator.contact_id) if collaborator.contact_id else None
         contact_id = contact.id if contact is not None else 0
-        return Recipient(collaborator.email, collaborator.name, Participant("c", contact_id))
+        return Recipient(collaborator.email, collaborator.name, Participant("c", contact_id),
+                         collaborator=True)
 
 
 def _once(people: list[Recipient]) -> Iterator[Recipient]:

@@ -217,3 +217,24 @@ def test_agent_reply_to_closed_case_opens_no_follow_up(make_app: Callable[..., A
     deliver(app, OWNER, bob, "One more thing for the record.", "<late@example.com>")
     with app.sessions() as session:
         assert session.scalars(select(Case.number)).all() == [1000]
+
+
+def test_unsubscribe_button_of_a_notification(make_app: Callable[..., App], sink: Sink,
+                                              tmp_path: Path) -> None:
+    """A collaborator's notification offers List-Unsubscribe (their own token address);
+    the mail that button sends removes them and adds no comment. The contact's mail
+    offers no such button."""
+    app = owned_case(make_app, sink, tmp_path, collaborators="anyone")
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "collaborators", "add", "1000",
+                 "carol@other.org"]) == 0
+    app.sender.drain()
+    [welcome] = sink.expect(1, to="carol@other.org")
+    button = (welcome["List-Unsubscribe"] or "").strip()
+    assert button == f"<mailto:{token_of(welcome)}?subject=unsubscribe>"
+    assert all(m["List-Unsubscribe"] is None for m in sink.expect(1, to="ann@customer.org"))
+    comments_before = len(case(app).comments)
+    deliver(app, "carol@other.org", token_of(welcome), "", "<unsub@other.org>",
+            subject="unsubscribe")
+    current = case(app)
+    assert current.collaborators == []
+    assert len(current.comments) == comments_before

@@ -230,6 +230,9 @@ def _add_reply(ctx: Context, case: Case) -> None:
     ctx.message = message
     is_contact = sender is not None and case.contact_id == sender.id
     text, orders = commands.extract(replytext.comment_text(mail))
+    if mail.subject.strip().lower() == "unsubscribe" and ctx.match and ctx.match.by == "token":
+        # The List-Unsubscribe button of a collaborator's notification: leave, say nothing.
+        orders, text = [*orders, commands.Command("unsubscribe", "")], ""
     agent = ctx.token_agent
     # "/internal" anywhere keeps the text private whoever wrote it: words meant for
     # agents must never reach a customer because the command was misplaced.
