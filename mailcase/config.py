@@ -95,6 +95,33 @@ class AutoResponseRule(_Section):
         return cleaned
 
 
+class ImapSettings(_Section):
+    """A hosted mailbox mailcase polls over IMAP instead of receiving by SMTP."""
+
+    host: str
+    port: Port = 993
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    username: str
+    password_file: Path
+    folder: str = "INBOX"
+    # How a stored mail is marked on the server, always after the commit: "keyword"
+    # (a flag people never set, the default), "seen", "move" to processed_folder, or
+    # "delete".
+    acknowledge: Literal["keyword", "seen", "move", "delete"] = "keyword"
+    keyword: str = "$MailcaseStored"
+    processed_folder: str | None = None
+    poll_seconds: Seconds = 60.0
+    timeout: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _folder_for_move(self) -> ImapSettings:
+        if self.acknowledge == "move" and not self.processed_folder:
+            raise ValueError('processed_folder: required when acknowledge = "move"')
+        return self
+
+
 class MailboxSettings(_Section):
     """One support address; its plus-addresses (support+token@…) carry reply tokens."""
 
@@ -106,6 +133,7 @@ class MailboxSettings(_Section):
     flood_mails: Annotated[int, Field(ge=1)] = 10
     flood_seconds: Annotated[float, Field(gt=0)] = 600.0
     foreign_reply: Literal["accept", "park"] = "accept"
+    imap: ImapSettings | None = None
     collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
     collaborator_domains: tuple[str, ...] = ()
 
@@ -328,6 +356,13 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "templates": settings.templates.model_copy(update={"dir": rooted(settings.templates.dir)}),
         "tokens": settings.tokens.model_copy(
             update={"secret_file": rooted(settings.tokens.secret_file)}
+        ),
+        "mailbox": tuple(
+            box.model_copy(update={"imap": box.imap.model_copy(update={
+                "password_file": rooted(box.imap.password_file),
+                "ca_file": rooted(box.imap.ca_file) if box.imap.ca_file else None,
+            })}) if box.imap is not None else box
+            for box in settings.mailbox
         ),
     }
     return settings.model_copy(update=update)

@@ -15,16 +15,29 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailcase.app import App
+from mailcase.imap import ImapPoller, PollError
 from mailcase.listener import IntakeHandler, make_accept, smtp_factory
 
 log = logging.getLogger(__name__)
 
 INTAKE_THREADS = 4
 FAILURE_PAUSE_SECONDS = 5.0
+
+
+def _poll(poller: ImapPoller) -> None:
+    """One scheduled IMAP pass; a failure is logged and the next pass tries again."""
+    try:
+        poller.poll()
+    except PollError:
+        pass  # logged by the poller, with how many passes in a row failed
+    except Exception:
+        log.exception("IMAP poll of %s failed before its mail was stored; it stays on the "
+                      "server for the next pass", poller.mailbox.address)
 
 
 class ListenError(Exception):
@@ -107,7 +120,20 @@ class Daemon:
             self._wake_all, "interval", seconds=self.app.settings.processing.poll_seconds,
             id="retries", coalesce=True, max_instances=1,
         )
+        for mailbox in self.app.settings.mailbox:
+            if mailbox.imap is not None:
+                poller = ImapPoller(mailbox, self.app.intake, self._wake_from_thread)
+                self.scheduler.add_job(
+                    _poll, "interval", args=[poller], seconds=mailbox.imap.poll_seconds,
+                    id=f"imap {mailbox.address}", coalesce=True, max_instances=1,
+                    next_run_time=datetime.now(UTC),
+                )
         self.scheduler.start()
+
+    def _wake_from_thread(self) -> None:
+        """Wake the processor from a poller's worker thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.processor.wake)
 
     def _wake_all(self) -> None:
         self.processor.wake()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from mailcase import config, db, migrate
 from mailcase.app import App
+from tests.support.dovecot import Dovecot
 from tests.support.mailsink import Sink
 from tests.support.servers import require, running_daemon, write_config  # noqa: F401
 
@@ -117,6 +119,20 @@ def make_app(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Callable
 def app(make_app: Callable[..., App]) -> App:
     """The app with the default test config: SMTP outbound to the sink."""
     return make_app()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot on a free port with a throwaway config, for this test only.
+
+    Its folder lives outside pytest's private (mode 0700) tmp tree, because Dovecot's
+    own unprivileged users must reach the password file and the Maildir.
+    """
+    root = Path(tempfile.mkdtemp(prefix="mailcase-dovecot-"))
+    server = Dovecot(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

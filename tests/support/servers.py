@@ -66,8 +66,12 @@ def write_config(
     lines.append("[[mailbox]]")
     tables = {k: v for k, v in mailboxes.items() if isinstance(v, list) and v
               and isinstance(v[0], dict)}
+    subtables = {k: v for k, v in mailboxes.items() if isinstance(v, dict)}
     lines += [f"{key} = {_toml_value(value)}" for key, value in mailboxes.items()
-              if key not in tables]
+              if key not in tables and key not in subtables]
+    for key, entry in subtables.items():
+        lines.append(f"[mailbox.{key}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
     for key, entries in tables.items():
         for entry in entries:
             lines.append(f"[[mailbox.{key}]]")

@@ -1,0 +1,115 @@
+"""The IMAP poller against a real Dovecot: new mail becomes a case and is marked only after
+the commit; a failure before it leaves the mail untouched; a crash between commit and mark
+is healed by the next pass; a new UIDVALIDITY imports nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, select
+
+from mailcase.app import App
+from mailcase.imap import ImapPoller
+from mailcase.models import Case, InboundMail
+from tests.support.dovecot import PASSWORD, USER, Dovecot
+from tests.support.servers import mail
+
+
+def imap_app(make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path,
+             **imap: object) -> tuple[App, ImapPoller]:
+    secret = tmp_path / "imap-password"
+    secret.write_text(PASSWORD + "\n")
+    settings = {"host": "127.0.0.1", "port": dovecot.port, "tls": "none",
+                "username": USER, "password_file": str(secret), **imap}
+    app = make_app(mailbox={"address": "support@example.com", "imap": settings})
+    return app, ImapPoller(app.settings.mailbox[0], app.intake)
+
+
+def cases(app: App) -> int:
+    with app.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Case)) or 0)
+
+
+@pytest.mark.parametrize(("mode", "mark"), [("keyword", b"$MailcaseStored"),
+                                             ("seen", b"\\Seen")])
+def test_new_mail_becomes_a_case_and_is_marked(make_app: Callable[..., App], dovecot: Dovecot,
+                                               tmp_path: Path, mode: str, mark: bytes) -> None:
+    """A mail in the folder is stored, processed into a case, and marked as configured
+    (fetched with BODY.PEEK[], so nothing else changed its flags)."""
+    dovecot.append(mail(message_id="<imap1@customer.org>").as_bytes())
+    app, poller = imap_app(make_app, dovecot, tmp_path, acknowledge=mode)
+    result = poller.poll()
+    assert (result.found, result.stored, result.duplicates) == (1, 1, 0)
+    [flags] = dovecot.flags().values()
+    assert mark in flags
+    if mode == "keyword":
+        assert b"\\Seen" not in flags  # a person reading the mailbox still sees it as new
+    app.processor.drain()
+    assert cases(app) == 1
+    assert poller.poll().found == 0
+
+
+def test_failure_before_the_commit_leaves_the_mail_untouched(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """With the database refusing the commit, the mail is not marked; the next pass, with
+    the database back, stores it."""
+    dovecot.append(mail(message_id="<imap2@customer.org>").as_bytes())
+    app, poller = imap_app(make_app, dovecot, tmp_path)
+
+    def refuse(_connection: object) -> None:
+        raise RuntimeError("database down")
+
+    event.listen(app.engine, "commit", refuse)
+    try:
+        with pytest.raises(RuntimeError):
+            poller.poll()
+    finally:
+        event.remove(app.engine, "commit", refuse)
+    assert [flags for flags in dovecot.flags().values()] == [()]
+    assert poller.poll().stored == 1
+
+
+def test_crash_between_commit_and_mark_heals_on_the_next_pass(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stored but not marked (the process died in between): the next pass finds it, knows
+    it, marks it, and there is still one case."""
+    dovecot.append(mail(message_id="<imap3@customer.org>").as_bytes())
+    app, poller = imap_app(make_app, dovecot, tmp_path)
+    original = ImapPoller._mark
+
+    def die(*_args: object) -> None:
+        raise SystemExit("killed before marking")
+
+    monkeypatch.setattr(ImapPoller, "_mark", die)
+    with pytest.raises(SystemExit):
+        poller.poll()
+    monkeypatch.setattr(ImapPoller, "_mark", original)
+    result = poller.poll()
+    assert (result.found, result.stored, result.duplicates) == (1, 0, 1)
+    app.processor.drain()
+    assert cases(app) == 1
+    with app.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(InboundMail)) == 1
+
+
+def test_new_uidvalidity_imports_nothing_twice(make_app: Callable[..., App], dovecot: Dovecot,
+                                               tmp_path: Path) -> None:
+    """The folder deleted and made again with the same mail (a new UIDVALIDITY): the mail
+    is recognised, marked, and opens no second case."""
+    raw = mail(message_id="<imap4@customer.org>").as_bytes()
+    dovecot.append(raw, folder="Support")
+    app, poller = imap_app(make_app, dovecot, tmp_path, folder="Support")
+    poller.poll()
+    client = dovecot.client()
+    client.delete_folder("Support")
+    client.logout()
+    dovecot.append(raw, folder="Support")
+    result = poller.poll()
+    assert (result.found, result.stored, result.duplicates) == (1, 0, 1)
+    app.processor.drain()
+    assert cases(app) == 1
