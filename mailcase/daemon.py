@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,13 +22,14 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailcase.app import App
-from mailcase.imap import ImapPoller, PollError
+from mailcase.imap import IdleWatcher, ImapPoller, PollError
 from mailcase.listener import IntakeHandler, make_accept, smtp_factory
 
 log = logging.getLogger(__name__)
 
 INTAKE_THREADS = 4
 FAILURE_PAUSE_SECONDS = 5.0
+WATCHER_STOP_SECONDS = 5.0
 
 
 def _poll(poller: ImapPoller) -> None:
@@ -85,6 +88,8 @@ class Daemon:
         self.processor = Worker("processor", app.processor.drain, self.sender.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.server: asyncio.base_events.Server | None = None
+        self.stopping = threading.Event()
+        self.watchers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -123,12 +128,22 @@ class Daemon:
         for mailbox in self.app.settings.mailbox:
             if mailbox.imap is not None:
                 poller = ImapPoller(mailbox, self.app.intake, self._wake_from_thread)
-                self.scheduler.add_job(
-                    _poll, "interval", args=[poller], seconds=mailbox.imap.poll_seconds,
-                    id=f"imap {mailbox.address}", coalesce=True, max_instances=1,
-                    next_run_time=datetime.now(UTC),
-                )
+                watcher = IdleWatcher(poller, self.stopping, functools.partial(self._poll_on,
+                                                                              poller))
+                thread = threading.Thread(target=watcher.run, daemon=True,
+                                          name=f"imap {mailbox.address}")
+                self.watchers.append(thread)
+                thread.start()
         self.scheduler.start()
+
+    def _poll_on(self, poller: ImapPoller) -> None:
+        """Interval polling for a server without IDLE."""
+        interval = poller.settings.poll_seconds
+        self.scheduler.add_job(
+            _poll, "interval", args=[poller], seconds=interval,
+            id=f"imap {poller.mailbox.address}", coalesce=True, max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
 
     def _wake_from_thread(self) -> None:
         """Wake the processor from a poller's worker thread."""
@@ -144,6 +159,9 @@ class Daemon:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        self.stopping.set()
+        for thread in self.watchers:  # each leaves IDLE within about a second
+            await asyncio.to_thread(thread.join, WATCHER_STOP_SECONDS)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for worker in (self.processor, self.sender):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,38 +59,47 @@ class ImapPoller:
         self.failures = 0
 
     def poll(self) -> PollResult:
-        """One pass over the folder: store what is new, then mark it."""
+        """One pass over the folder on a connection of its own."""
         try:
-            with self._session() as client:
+            with self.session() as client:
                 client.select_folder(self.settings.folder)
-                uids = client.search(self._unmarked())
-                stored = duplicates = 0
-                for start in range(0, len(uids), FETCH_BATCH):
-                    chunk = uids[start : start + FETCH_BATCH]
-                    fetched = client.fetch(chunk, ["BODY.PEEK[]"])
-                    for uid in chunk:
-                        raw = fetched.get(uid, {}).get(b"BODY[]")
-                        if raw is None:
-                            continue  # expunged meanwhile by someone else
-                        accepted = self.intake.accept(
-                            raw, mail_from=return_path(raw), rcpt_to=[self.mailbox.address],
-                            source="imap",
-                        )
-                        self._mark(client, uid)  # only now: the mail is committed
-                        stored += not accepted.duplicate
-                        duplicates += accepted.duplicate
-                    if self.settings.acknowledge in ("move", "delete"):
-                        client.expunge()
+                return self.catch_up(client)
         except (IMAPClientError, OSError, ssl.SSLError) as exc:
-            self.failures += 1
-            log.error("IMAP poll of %s failed (%d in a row): %s", self.mailbox.address,
-                      self.failures, exc)
-            raise PollError(str(exc)) from exc
+            raise self.failed(exc) from exc
+
+    def failed(self, exc: BaseException) -> PollError:
+        """Count and log a failed pass loudly; the error to raise."""
+        self.failures += 1
+        log.error("IMAP poll of %s failed (%d in a row): %s", self.mailbox.address,
+                  self.failures, exc)
+        return PollError(str(exc))
+
+    def catch_up(self, client: IMAPClient) -> PollResult:
+        """Store and mark whatever is new in the selected folder."""
+        uids = client.search(self._unmarked())
+        stored = duplicates = 0
+        for start in range(0, len(uids), FETCH_BATCH):
+            chunk = uids[start : start + FETCH_BATCH]
+            fetched = client.fetch(chunk, ["BODY.PEEK[]"])
+            for uid in chunk:
+                raw = fetched.get(uid, {}).get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged meanwhile by someone else
+                accepted = self.intake.accept(
+                    raw, mail_from=return_path(raw), rcpt_to=[self.mailbox.address],
+                    source="imap",
+                )
+                self._mark(client, uid)  # only now: the mail is committed
+                stored += not accepted.duplicate
+                duplicates += accepted.duplicate
+            if self.settings.acknowledge in ("move", "delete"):
+                client.expunge()
         self.failures = 0
         if stored:
             self.on_stored()
-        log.info("IMAP poll of %s: %d found, %d stored, %d already stored",
-                 self.mailbox.address, len(uids), stored, duplicates)
+        if uids:
+            log.info("IMAP poll of %s: %d found, %d stored, %d already stored",
+                     self.mailbox.address, len(uids), stored, duplicates)
         return PollResult(len(uids), stored, duplicates)
 
     def _unmarked(self) -> list[Any]:
@@ -114,7 +125,7 @@ class ImapPoller:
             client.add_flags([uid], [DELETED])
 
     @contextmanager
-    def _session(self) -> Iterator[IMAPClient]:
+    def session(self) -> Iterator[IMAPClient]:
         """A logged-in connection, TLS as configured, closed however the pass ends."""
         imap = self.settings
         context = ssl.create_default_context(cafile=str(imap.ca_file) if imap.ca_file else None)
@@ -133,6 +144,61 @@ class ImapPoller:
                 client.logout()
             except (IMAPClientError, OSError):
                 client.shutdown()
+
+
+class IdleWatcher:
+    """Keeps one IMAP connection in IDLE and catches up whenever the server says so.
+
+    The mail-room loop: catch up, IDLE, catch up again; IDLE is renewed every
+    IDLE_RENEW seconds (servers drop idlers after 30 minutes; imapclient's docs ask for
+    10 at most); any socket or protocol error ends the session and a new one starts
+    after a capped exponential backoff. ``stop`` ends it within about a second.
+    Without IDLE on the server, ``no_idle`` is called and the watcher ends, leaving the
+    mailbox to interval polling.
+    """
+
+    IDLE_RENEW = 9 * 60
+    BACKOFF_CAP = 300.0
+
+    def __init__(self, poller: ImapPoller, stop: threading.Event,
+                 no_idle: Callable[[], None]) -> None:
+        self.poller = poller
+        self.stop = stop
+        self.no_idle = no_idle
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                if not self._session():
+                    self.no_idle()
+                    return
+                delay = 1.0
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect after a pause
+                self.poller.failed(exc)
+                self.stop.wait(delay)
+                delay = min(delay * 2, self.BACKOFF_CAP)
+
+    def _session(self) -> bool:
+        """One connection's life; False when the server has no IDLE."""
+        with self.poller.session() as client:
+            if b"IDLE" not in client.capabilities():
+                return False
+            client.select_folder(self.poller.settings.folder)
+            while not self.stop.is_set():
+                self.poller.catch_up(client)
+                self._idle(client)
+        return True
+
+    def _idle(self, client: IMAPClient) -> None:
+        client.idle()
+        renew_at = time.monotonic() + self.IDLE_RENEW
+        try:
+            while not self.stop.is_set() and time.monotonic() < renew_at:
+                if client.idle_check(timeout=1):
+                    return  # something changed in the folder: catch up
+        finally:
+            client.idle_done()
 
 
 def _password(imap: ImapSettings) -> str:

@@ -4,6 +4,8 @@ is healed by the next pass; a new UIDVALIDITY imports nothing twice."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from mailcase.app import App
 from mailcase.imap import ImapPoller
 from mailcase.models import Case, InboundMail
 from tests.support.dovecot import PASSWORD, USER, Dovecot
-from tests.support.servers import mail
+from tests.support.servers import mail, running_daemon, wait_for
 
 
 def imap_app(make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path,
@@ -113,3 +115,38 @@ def test_new_uidvalidity_imports_nothing_twice(make_app: Callable[..., App], dov
     assert (result.found, result.stored, result.duplicates) == (1, 0, 1)
     app.processor.drain()
     assert cases(app) == 1
+
+
+def test_idle_turns_new_mail_into_a_case_within_two_seconds(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """With the daemon watching the folder in IDLE, a mail appended to it is a case within
+    two seconds, and the daemon stops within seconds."""
+    app, _ = imap_app(make_app, dovecot, tmp_path, poll_seconds=3600)
+    with running_daemon(app, workers=True):
+        wait_for(lambda: dovecot_idlers(dovecot), timeout=10, what="the watcher in IDLE")
+        dovecot.append(mail(message_id="<idle@customer.org>").as_bytes())
+        wait_for(lambda: cases(app) == 1, timeout=2.0, what="a case from the IDLE push")
+        started = time.monotonic()
+    assert time.monotonic() - started < 5
+
+
+def test_watcher_reconnects_after_the_connection_is_cut(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """The server goes away mid-session and comes back: the watcher reconnects by itself
+    and goes on."""
+    app, _ = imap_app(make_app, dovecot, tmp_path, poll_seconds=3600)
+    with running_daemon(app, workers=True):
+        wait_for(lambda: dovecot_idlers(dovecot), timeout=10, what="the watcher in IDLE")
+        dovecot.stop()
+        dovecot.start()
+        dovecot.append(mail(message_id="<after-cut@customer.org>").as_bytes())
+        wait_for(lambda: cases(app) == 1, timeout=15, what="a case after the reconnect")
+
+
+def dovecot_idlers(dovecot: Dovecot) -> bool:
+    """Whether a session has entered IDLE (Dovecot logs nothing for it; its process list
+    names the command each imap process runs)."""
+    result = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return any("imap" in line and "IDLE" in line for line in result.stdout.splitlines())

@@ -23,6 +23,7 @@ CONFIG = """\
 base_dir = {root}/run
 state_dir = {root}/state
 protocols = imap
+verbose_proctitle = yes
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -74,9 +75,13 @@ class Dovecot:
         root.chmod(0o755)
         (root / "home").chmod(0o777)  # the mail user (dovecot) creates its Maildir here
         (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        self.binary = str(binary)
         self.config = root / "dovecot.conf"
         self.config.write_text(CONFIG.format(root=root, port=self.port))
-        subprocess.run([str(binary), "-c", str(self.config)], check=True, timeout=30)
+        self.start()
+
+    def start(self) -> None:
+        subprocess.run([self.binary, "-c", str(self.config)], check=True, timeout=30)
         wait_for(self._listening, timeout=10, what="Dovecot listening")
 
     def _listening(self) -> bool:
@@ -112,3 +117,4 @@ class Dovecot:
             pid = int(pid_file.read_text().strip())
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not self._listening(), timeout=10, what="Dovecot stopping")
