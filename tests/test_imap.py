@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 
 from mailcase.app import App
 from mailcase.imap import ImapPoller
-from mailcase.models import Case, InboundMail
+from mailcase.models import Case, InboundMail, OutboundMail
 from tests.support.dovecot import PASSWORD, USER, Dovecot
 from tests.support.servers import mail, running_daemon, wait_for
 
@@ -150,3 +150,26 @@ def dovecot_idlers(dovecot: Dovecot) -> bool:
     names the command each imap process runs)."""
     result = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
     return any("imap" in line and "IDLE" in line for line in result.stdout.splitlines())
+
+
+def test_our_own_mail_in_the_folder_is_never_imported(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path, sink: object
+) -> None:
+    """A copy of mailcase's own acknowledgement landing in the watched folder (a shared
+    Sent folder, a BCC to itself) is recognised and dropped: no case, no answer."""
+    app, poller = imap_app(make_app, dovecot, tmp_path)
+    app.intake.accept(mail(message_id="<first@customer.org>").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+    with app.sessions() as session:
+        own = session.scalars(select(OutboundMail.raw)).one()
+    dovecot.append(own)
+    assert poller.poll().stored == 1
+    app.processor.drain()
+    assert cases(app) == 1
+    with app.sessions() as session:
+        row = session.scalars(select(InboundMail).where(InboundMail.source == "imap")).one()
+        assert row.status == "dropped"
+        assert row.outcome and row.outcome.startswith("duplicate: our own mail")
+        assert session.scalar(select(func.count()).select_from(OutboundMail)) == 1
