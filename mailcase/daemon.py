@@ -128,8 +128,8 @@ class Daemon:
         for mailbox in self.app.settings.mailbox:
             if mailbox.imap is not None:
                 poller = ImapPoller(mailbox, self.app.intake, self._wake_from_thread)
-                watcher = IdleWatcher(poller, self.stopping, functools.partial(self._poll_on,
-                                                                              poller))
+                watcher = IdleWatcher(poller, self.stopping,
+                                      functools.partial(self._poll_on, poller), self.app.engine)
                 thread = threading.Thread(target=watcher.run, daemon=True,
                                           name=f"imap {mailbox.address}")
                 self.watchers.append(thread)

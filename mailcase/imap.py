@@ -22,6 +22,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
+from sqlalchemy import Engine, text
 
 from mailcase.config import ImapSettings, MailboxSettings
 from mailcase.intake import Intake, return_path
@@ -160,13 +161,49 @@ class IdleWatcher:
     IDLE_RENEW = 9 * 60
     BACKOFF_CAP = 300.0
 
+    LEADER_RETRY = 5.0
+
     def __init__(self, poller: ImapPoller, stop: threading.Event,
-                 no_idle: Callable[[], None]) -> None:
+                 no_idle: Callable[[], None], engine: Engine | None = None) -> None:
         self.poller = poller
         self.stop = stop
         self.no_idle = no_idle
+        self.engine = engine
 
     def run(self) -> None:
+        """Watch while this instance holds the mailbox (see ``_leadership``)."""
+        while not self.stop.is_set():
+            with self._leadership() as leading:
+                if leading:
+                    self._watch()
+                    return
+            self.stop.wait(self.LEADER_RETRY)
+
+    @contextmanager
+    def _leadership(self) -> Iterator[bool]:
+        """On PostgreSQL, one instance watches a mailbox at a time: the holder of a
+        session advisory lock, which the server frees when that instance dies, so
+        another takes over. SQLite serves one host: always the leader."""
+        if self.engine is None or self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        key = f"mailcase imap {self.poller.mailbox.address}"
+        with self.engine.connect() as connection:
+            held = connection.execute(
+                text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
+            ).scalar()
+            connection.commit()
+            try:
+                yield bool(held)
+            finally:
+                if held:
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
+                        {"key": key},
+                    )
+                    connection.commit()
+
+    def _watch(self) -> None:
         delay = 1.0
         while not self.stop.is_set():
             try:

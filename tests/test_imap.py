@@ -146,10 +146,9 @@ def test_watcher_reconnects_after_the_connection_is_cut(
 
 
 def dovecot_idlers(dovecot: Dovecot) -> bool:
-    """Whether a session has entered IDLE (Dovecot logs nothing for it; its process list
-    names the command each imap process runs)."""
-    result = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return any("imap" in line and "IDLE" in line for line in result.stdout.splitlines())
+    """Whether a session has entered IDLE (Dovecot's verbose process titles name the
+    command each imap process runs)."""
+    return idle_sessions() > 0
 
 
 def test_our_own_mail_in_the_folder_is_never_imported(
@@ -173,3 +172,28 @@ def test_our_own_mail_in_the_folder_is_never_imported(
         assert row.status == "dropped"
         assert row.outcome and row.outcome.startswith("duplicate: our own mail")
         assert session.scalar(select(func.count()).select_from(OutboundMail)) == 1
+
+
+def test_one_instance_watches_and_another_takes_over(
+    make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path, database_url: str
+) -> None:
+    """Two instances on one PostgreSQL database: only one watches the mailbox; when it
+    stops, the other takes over. (SQLite serves one host, where there is one watcher.)"""
+    if not database_url.startswith("postgresql"):
+        assert make_app().engine.dialect.name == "sqlite"
+        return
+    first, _ = imap_app(make_app, dovecot, tmp_path, poll_seconds=3600)
+    second, _ = imap_app(make_app, dovecot, tmp_path, poll_seconds=3600)
+    with running_daemon(second, workers=True):
+        with running_daemon(first, workers=True):
+            wait_for(lambda: idle_sessions() == 1, timeout=10, what="one watcher in IDLE")
+            time.sleep(0.5)  # give a second watcher the chance to (wrongly) start
+            assert idle_sessions() == 1
+        wait_for(lambda: idle_sessions() == 1, timeout=15, what="the other instance taking over")
+        dovecot.append(mail(message_id="<takeover@customer.org>").as_bytes())
+        wait_for(lambda: cases(second) == 1, timeout=5, what="a case via the new watcher")
+
+
+def idle_sessions() -> int:
+    result = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return sum("imap [" in line and "IDLE" in line for line in result.stdout.splitlines())
