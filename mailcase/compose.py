@@ -69,6 +69,7 @@ class Composer:
         auto_submitted: str | None,
         extra: dict[str, Any] | None = None,
         files: Sequence[tuple[str, str, bytes]] = (),
+        thread: tuple[str | None, list[str]] | None = None,
     ) -> OutboundMail | None:
         """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed).
 
@@ -93,7 +94,7 @@ class Composer:
         if case_tag(case) not in subject:
             subject = f"{case_tag(case)} {subject}".strip()
         message_id = f"<{uuid.uuid4().hex}.{case.display_number}@{mailbox.domain}>"
-        parent, references = _thread(session, case)
+        parent, references = thread if thread is not None else conversation(session, case)
 
         # An internationalised address (RFC 6532) makes the whole header block UTF-8;
         # the outbox then asks the relay for SMTPUTF8.
@@ -171,7 +172,7 @@ def _case_view(case: Case) -> dict[str, Any]:
     }
 
 
-def _thread(session: Session, case: Case) -> tuple[str | None, list[str]]:
+def conversation(session: Session, case: Case) -> tuple[str | None, list[str]]:
     """In-Reply-To and References for a new mail on ``case``.
 
     The parent is the newest mail the customer side sent (else the newest of ours); the

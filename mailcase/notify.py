@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailcase.compose import Composer, Recipient
+from mailcase.compose import Composer, Recipient, conversation
 from mailcase.models import Attachment, Blob, Case, Collaborator, Comment, Contact
 from mailcase.tokens import Participant
 
@@ -105,11 +105,14 @@ class Notifier:
                auto_submitted: str | None = "auto-generated",
                files: Sequence[tuple[str, str, bytes]] = ()) -> Sent:
         queued = 0
+        # Every recipient answers the same mail: read the conversation once, before this
+        # batch's own mails join it.
+        thread = conversation(session, case)
         for person in _once(people):
             row = self.composer.queue(session, case, person, template=template,
                                       kind="notification" if auto_submitted else "reply",
                                       now=now, auto_submitted=auto_submitted, extra=extra,
-                                      files=files)
+                                      files=files, thread=thread)
             queued += row is not None
         return Sent(queued)
 
