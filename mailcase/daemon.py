@@ -37,7 +37,7 @@ def _poll(poller: ImapPoller) -> None:
     try:
         poller.poll()
     except PollError:
-        pass  # logged by the poller, with how many passes in a row failed
+        return  # the poller logged it, with how many passes in a row failed
     except Exception:
         log.exception("IMAP poll of %s failed before its mail was stored; it stays on the "
                       "server for the next pass", poller.mailbox.address)

@@ -7,6 +7,7 @@ needs but cannot reach makes it skip locally with the reason, and fail on CI
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -67,6 +68,20 @@ def pg_template() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def _pg_database(template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of the test's own (a copy of ``template``, else empty)."""
+    name = f"mailcase_t{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(False)
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each engine, private to the test."""
@@ -75,13 +90,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"mailcase_t{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_database(template=request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -90,12 +100,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    name = f"mailcase_e{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(False)
-    with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_database() as url:
+        yield url
 
 
 @pytest.fixture
