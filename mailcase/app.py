@@ -23,6 +23,7 @@ from mailcase.notify import Notifier
 from mailcase.outbox import OutboxSender
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
+from mailcase.polls import PollRecord
 from mailcase.templates import Templates
 from mailcase.tokens import SecretError, TokenSigner, load_secrets
 from mailcase.transports import MaildirTransport, Relay, SmtpTransport, Transport
@@ -70,6 +71,7 @@ class App:
     intake: Intake
     processor: Processor
     sender: OutboxSender
+    polls: PollRecord
     clock: Clock
 
     @classmethod
@@ -101,6 +103,7 @@ class App:
                 sessions, transport or make_transport(settings), settings.outbound, clock,
                 jitter=jitter,
             ),
+            polls=PollRecord(sessions, clock),
             clock=clock,
         )
 

@@ -104,7 +104,16 @@ class ImapSettings(_Section):
     tls_verify: bool = True
     ca_file: Path | None = None
     username: str
-    password_file: Path
+    # "password": LOGIN with the password in password_file. "xoauth2": SASL XOAUTH2
+    # with an OAuth 2.0 access token from token_file (read at every login, kept fresh
+    # by whatever writes it) or from token_command (an argument list run without a
+    # shell, whose output is the token; run again when the server refuses the token or
+    # token_lifetime has passed).
+    auth: Literal["password", "xoauth2"] = "password"
+    password_file: Path | None = None
+    token_file: Path | None = None
+    token_command: tuple[str, ...] | None = None
+    token_lifetime: Seconds = 3000.0
     folder: str = "INBOX"
     # How a stored mail is marked on the server, always after the commit: "keyword"
     # (a flag people never set, the default), "seen", "move" to processed_folder, or
@@ -112,14 +121,31 @@ class ImapSettings(_Section):
     acknowledge: Literal["keyword", "seen", "move", "delete"] = "keyword"
     keyword: str = "$MailcaseStored"
     processed_folder: str | None = None
+    # Where a copy of mail that could not be processed (parked) is put, for the people
+    # who read the mailbox; none by default.
+    quarantine_folder: str | None = None
     poll_seconds: Seconds = 60.0
     timeout: Seconds = 30.0
 
     @model_validator(mode="after")
-    def _folder_for_move(self) -> ImapSettings:
+    def _consistent(self) -> ImapSettings:
         if self.acknowledge == "move" and not self.processed_folder:
             raise ValueError('processed_folder: required when acknowledge = "move"')
+        if self.auth == "password" and self.password_file is None:
+            raise ValueError('password_file: required when auth = "password"')
+        if self.auth == "xoauth2" and (self.token_file is None) == (self.token_command is None):
+            raise ValueError('auth = "xoauth2" needs exactly one of token_file and token_command')
+        if self.token_command is not None and not self.token_command:
+            raise ValueError("token_command: an empty command")
+        if self.quarantine_folder is not None and _folder_key(self.quarantine_folder) in (
+                _folder_key(self.folder), _folder_key(self.processed_folder or "")):
+            raise ValueError("quarantine_folder: must differ from folder and processed_folder")
         return self
+
+
+def _folder_key(name: str) -> str:
+    """A folder name as the server compares it: INBOX in any letter case is INBOX."""
+    return "INBOX" if name.upper() == "INBOX" else name
 
 
 class MailboxSettings(_Section):
@@ -359,10 +385,21 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         ),
         "mailbox": tuple(
             box.model_copy(update={"imap": box.imap.model_copy(update={
-                "password_file": rooted(box.imap.password_file),
+                "password_file": (rooted(box.imap.password_file)
+                                  if box.imap.password_file else None),
+                "token_file": rooted(box.imap.token_file) if box.imap.token_file else None,
+                "token_command": _rooted_command(box.imap.token_command, base),
                 "ca_file": rooted(box.imap.ca_file) if box.imap.ca_file else None,
             })}) if box.imap is not None else box
             for box in settings.mailbox
         ),
     }
     return settings.model_copy(update=update)
+
+
+def _rooted_command(command: tuple[str, ...] | None, base: Path) -> tuple[str, ...] | None:
+    """A command given as a relative path ("bin/token") is relative to the config file,
+    like every other path; a bare name ("oauth2ms") is looked up on PATH."""
+    if not command or "/" not in command[0] or Path(command[0]).is_absolute():
+        return command
+    return (str(base / command[0]), *command[1:])

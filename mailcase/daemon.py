@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailcase.app import App
-from mailcase.imap import IdleWatcher, ImapPoller, PollError
+from mailcase.imap import IdleWatcher, ImapPoller, poll_once
 from mailcase.listener import IntakeHandler, make_accept, smtp_factory
 
 log = logging.getLogger(__name__)
@@ -30,17 +30,6 @@ log = logging.getLogger(__name__)
 INTAKE_THREADS = 4
 FAILURE_PAUSE_SECONDS = 5.0
 WATCHER_STOP_SECONDS = 5.0
-
-
-def _poll(poller: ImapPoller) -> None:
-    """One scheduled IMAP pass; a failure is logged and the next pass tries again."""
-    try:
-        poller.poll()
-    except PollError:
-        return  # the poller logged it, with how many passes in a row failed
-    except Exception:
-        log.exception("IMAP poll of %s failed before its mail was stored; it stays on the "
-                      "server for the next pass", poller.mailbox.address)
 
 
 class ListenError(Exception):
@@ -127,7 +116,8 @@ class Daemon:
         )
         for mailbox in self.app.settings.mailbox:
             if mailbox.imap is not None:
-                poller = ImapPoller(mailbox, self.app.intake, self._wake_from_thread)
+                poller = ImapPoller(mailbox, self.app.intake, self.app.polls,
+                                    self._wake_from_thread)
                 watcher = IdleWatcher(poller, self.stopping,
                                       functools.partial(self._poll_on, poller), self.app.engine)
                 thread = threading.Thread(target=watcher.run, daemon=True,
@@ -140,7 +130,7 @@ class Daemon:
         """Interval polling for a server without IDLE."""
         interval = poller.settings.poll_seconds
         self.scheduler.add_job(
-            _poll, "interval", args=[poller], seconds=interval,
+            poll_once, "interval", args=[poller, self.app.engine], seconds=interval,
             id=f"imap {poller.mailbox.address}", coalesce=True, max_instances=1,
             next_run_time=datetime.now(UTC),
         )

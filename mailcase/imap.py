@@ -6,12 +6,15 @@ mailbox says (a keyword by default, or ``\\Seen``, a move, a delete). A failure 
 the commit leaves the mail untouched on the server for the next pass; a crash between
 the commit and the mark makes the next pass find it again, where the intake knows it as
 a duplicate and it is only marked. The same content key makes a UIDVALIDITY change
-harmless: renumbered mail is recognised, not imported twice.
+harmless: renumbered mail is recognised, not imported twice. Every pass is recorded
+(``PollRecord``) for health checks; parked mail may be copied to a quarantine folder.
 """
 
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import ssl
 import threading
 import time
@@ -23,9 +26,12 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase.config import ImapSettings, MailboxSettings
+from mailcase.imapauth import Credentials, StaleToken
 from mailcase.intake import Intake, return_path
+from mailcase.polls import PollRecord
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +56,17 @@ class PollResult:
 class ImapPoller:
     """Polls one mailbox's IMAP folder into the intake."""
 
-    def __init__(self, mailbox: MailboxSettings, intake: Intake,
+    def __init__(self, mailbox: MailboxSettings, intake: Intake, record: PollRecord,
                  on_stored: Callable[[], None] = lambda: None) -> None:
         assert mailbox.imap is not None
         self.mailbox = mailbox
         self.settings: ImapSettings = mailbox.imap
         self.intake = intake
+        self.record = record
         self.on_stored = on_stored
+        self.credentials = Credentials(mailbox.imap)
         self.failures = 0
+        self.logged_in_at = 0.0
 
     def poll(self) -> PollResult:
         """One pass over the folder on a connection of its own."""
@@ -65,15 +74,21 @@ class ImapPoller:
             with self.session() as client:
                 client.select_folder(self.settings.folder)
                 return self.catch_up(client)
-        except (IMAPClientError, OSError, ssl.SSLError) as exc:
+        except Exception as exc:  # any failure is a failed pass, counted
             raise self.failed(exc) from exc
 
     def failed(self, exc: BaseException) -> PollError:
-        """Count and log a failed pass loudly; the error to raise."""
+        """Count, record and log a failed pass loudly; the error to raise."""
         self.failures += 1
-        log.error("IMAP poll of %s failed (%d in a row): %s", self.mailbox.address,
-                  self.failures, exc)
-        return PollError(str(exc))
+        reason = str(exc) or type(exc).__name__
+        try:
+            self.record.failed(self.mailbox.address, reason)
+        except Exception as db_error:  # noqa: BLE001 - the database may be what failed
+            log.error("could not record the failed IMAP poll of %s: %s",
+                      self.mailbox.address, db_error)
+        log.error("IMAP poll of %s failed (%d in a row; mail stays on the server): %s",
+                  self.mailbox.address, self.failures, reason)
+        return PollError(reason)
 
     def catch_up(self, client: IMAPClient) -> PollResult:
         """Store and mark whatever is new in the selected folder."""
@@ -101,6 +116,11 @@ class ImapPoller:
         if uids:
             log.info("IMAP poll of %s: %d found, %d stored, %d already stored",
                      self.mailbox.address, len(uids), stored, duplicates)
+        try:
+            self.record.succeeded(self.mailbox.address)
+        except SQLAlchemyError as exc:  # the mail is safe; only the health record is late
+            log.error("could not record the IMAP poll of %s: %s", self.mailbox.address, exc)
+        self._quarantine(client)
         return PollResult(len(uids), stored, duplicates)
 
     def _unmarked(self) -> list[Any]:
@@ -125,6 +145,28 @@ class ImapPoller:
         else:
             client.add_flags([uid], [DELETED])
 
+    def _quarantine(self, client: IMAPClient) -> None:
+        """Copy parked mail to the quarantine folder, once each (a crash between the
+        copy and its record may leave a second copy there, never none)."""
+        folder = self.settings.quarantine_folder
+        if folder is None:
+            return
+        copied = 0
+        try:
+            for mail in self.record.to_quarantine(self.mailbox.address):
+                if not copied and not client.folder_exists(folder):
+                    client.create_folder(folder)
+                client.append(folder, mail.raw, flags=(), msg_time=mail.received_at)
+                self.record.quarantined(mail.id)
+                copied += 1
+        except (IMAPClientError, OSError, SQLAlchemyError) as exc:
+            # Never fails the pass: the mail is stored and parked; the next pass retries.
+            log.error("IMAP: could not copy parked mail of %s to %s: %s",
+                      self.mailbox.address, folder, exc)
+        if copied:
+            log.warning("IMAP: %d parked mail of %s copied to %s", copied,
+                        self.mailbox.address, folder)
+
     @contextmanager
     def session(self) -> Iterator[IMAPClient]:
         """A logged-in connection, TLS as configured, closed however the pass ends."""
@@ -133,18 +175,44 @@ class ImapPoller:
         if not imap.tls_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        client = IMAPClient(imap.host, port=imap.port, ssl=imap.tls == "implicit",
-                            ssl_context=context, timeout=imap.timeout)
+        client = self._connect(context)
         try:
-            if imap.tls == "starttls":
-                client.starttls(context)
-            client.login(imap.username, _password(imap))
+            try:
+                self.credentials.login(client)
+            except StaleToken:
+                _close(client)
+                client = self._connect(context)
+                self.credentials.login(client, refresh=True)
+            self.logged_in_at = time.monotonic()
             yield client
         finally:
+            _close(client)
+
+    def _connect(self, context: ssl.SSLContext) -> IMAPClient:
+        """A connection, TLS as configured, with TCP keepalive so that a host that
+        vanished without closing the connection is noticed in about two minutes."""
+        imap = self.settings
+        client = IMAPClient(imap.host, port=imap.port, ssl=imap.tls == "implicit",
+                            ssl_context=context, timeout=imap.timeout)
+        sock = client.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        if imap.tls == "starttls":
             try:
-                client.logout()
-            except (IMAPClientError, OSError):
+                client.starttls(context)
+            except BaseException:
                 client.shutdown()
+                raise
+        return client
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except (IMAPClientError, OSError):
+        client.shutdown()
 
 
 class IdleWatcher:
@@ -171,37 +239,13 @@ class IdleWatcher:
         self.engine = engine
 
     def run(self) -> None:
-        """Watch while this instance holds the mailbox (see ``_leadership``)."""
+        """Watch while this instance holds the mailbox (see ``mailbox_lock``)."""
         while not self.stop.is_set():
-            with self._leadership() as leading:
+            with mailbox_lock(self.engine, self.poller.mailbox.address) as leading:
                 if leading:
                     self._watch()
                     return
             self.stop.wait(self.LEADER_RETRY)
-
-    @contextmanager
-    def _leadership(self) -> Iterator[bool]:
-        """On PostgreSQL, one instance watches a mailbox at a time: the holder of a
-        session advisory lock, which the server frees when that instance dies, so
-        another takes over. SQLite serves one host: always the leader."""
-        if self.engine is None or self.engine.dialect.name != "postgresql":
-            yield True
-            return
-        key = f"mailcase imap {self.poller.mailbox.address}"
-        with self.engine.connect() as connection:
-            held = connection.execute(
-                text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
-            ).scalar()
-            connection.commit()
-            try:
-                yield bool(held)
-            finally:
-                if held:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"),
-                        {"key": key},
-                    )
-                    connection.commit()
 
     def _watch(self) -> None:
         delay = 1.0
@@ -222,24 +266,69 @@ class IdleWatcher:
             if b"IDLE" not in client.capabilities():
                 return False
             client.select_folder(self.poller.settings.folder)
-            while not self.stop.is_set():
+            ends = self.poller.credentials.session_ends(self.poller.logged_in_at)
+            while not self.stop.is_set() and time.monotonic() < ends:
                 self.poller.catch_up(client)
-                self._idle(client)
+                self._idle(client, min(ends, time.monotonic() + self.IDLE_RENEW))
         return True
 
-    def _idle(self, client: IMAPClient) -> None:
+    def _idle(self, client: IMAPClient, until: float) -> None:
+        """IDLE until the server reports a change, ``until`` (monotonic), or stop."""
         client.idle()
-        renew_at = time.monotonic() + self.IDLE_RENEW
         try:
-            while not self.stop.is_set() and time.monotonic() < renew_at:
+            while not self.stop.is_set() and time.monotonic() < until:
                 if client.idle_check(timeout=1):
                     return  # something changed in the folder: catch up
+                if _hung_up(client.socket()):
+                    # imapclient's idle_check swallows an EOF and would return nothing,
+                    # at once, forever: a server that died must end the session here.
+                    raise ConnectionError("the IMAP server closed the connection")
         finally:
             client.idle_done()
 
 
-def _password(imap: ImapSettings) -> str:
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the peer closed the connection (or it broke), without reading from it."""
+    poller = select.poll()
+    poller.register(sock, getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
+
+
+@contextmanager
+def mailbox_lock(engine: Engine | None, address: str) -> Iterator[bool]:
+    """Whether this instance may poll ``address`` now, held for the block.
+
+    On PostgreSQL, one instance polls a mailbox at a time: the holder of a session
+    advisory lock, which the server frees when that instance dies, so another takes
+    over. SQLite serves one host: always yes.
+    """
+    if engine is None or engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = f"mailcase imap {address}"
+    with engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
+        ).scalar()
+        connection.commit()
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
+                )
+                connection.commit()
+
+
+def poll_once(poller: ImapPoller, engine: Engine | None) -> PollResult | None:
+    """One scheduled pass for a server without IDLE, unless another instance holds the
+    mailbox; a failure is logged (by the poller) and the next pass tries again."""
     try:
-        return imap.password_file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise PollError(f"password_file {imap.password_file}: {exc.strerror}") from None
+        with mailbox_lock(engine, poller.mailbox.address) as leading:
+            return poller.poll() if leading else None
+    except PollError:
+        return None  # counted, recorded and logged by the poller
+    except Exception as exc:  # noqa: BLE001 - the lock's database is down: a failed pass
+        poller.failed(exc)
+        return None

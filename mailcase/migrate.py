@@ -77,12 +77,14 @@ def _exclusive(engine: Engine) -> Iterator[Connection]:
                 connection.commit()
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Migrate to the newest schema; returns (revision before, revision after)."""
+def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
+    """Migrate to ``target`` (the newest schema by default); returns (before, after)."""
     with _exclusive(engine) as connection:
         before = _revision(connection)
-        command.upgrade(_config(connection), "head")
-    return before, head()
+        command.upgrade(_config(connection), target)
+        after = _revision(connection)
+    assert after is not None
+    return before, after
 
 
 def ensure_current(engine: Engine) -> None:

@@ -272,3 +272,33 @@ def test_mailbox_address_with_plus_is_refused(tmp_path: Path) -> None:
     [problem] = refusal(tmp_path, '[[mailbox]]\naddress = "help+desk@example.com"\n')
     assert problem.startswith("mailbox[0].address: ")
     assert "has a '+'" in problem
+
+
+IMAP = MAILBOX + '[mailbox.imap]\nhost = "imap.example.com"\nusername = "support"\n'
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("", 'password_file: required when auth = "password"'),
+    ('auth = "xoauth2"\n', 'auth = "xoauth2" needs exactly one of token_file and token_command'),
+    ('auth = "xoauth2"\ntoken_file = "t"\ntoken_command = ["x"]\n',
+     'auth = "xoauth2" needs exactly one of token_file and token_command'),
+    ('auth = "xoauth2"\ntoken_command = []\n', "token_command: an empty command"),
+    ('password_file = "p"\nquarantine_folder = "INBOX"\n',
+     "quarantine_folder: must differ from folder and processed_folder"),
+    ('auth = "kerberos"\npassword_file = "p"\n', "'password' or 'xoauth2'"),
+])
+def test_imap_credentials_and_folders_are_checked(tmp_path: Path, extra: str,
+                                                  expected: str) -> None:
+    """Each way to get IMAP login or folders wrong is one problem under mailbox[0].imap."""
+    [problem] = refusal(tmp_path, IMAP + extra)
+    assert problem.startswith("mailbox[0].imap"), problem
+    assert expected in problem, problem
+
+
+def test_imap_token_file_follows_the_config_file(tmp_path: Path) -> None:
+    """A relative token_file is relative to the config file, like every other path."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(IMAP + 'auth = "xoauth2"\ntoken_file = "secrets/token"\n', encoding="utf-8")
+    imap = config.load(path).mailbox[0].imap
+    assert imap is not None and imap.token_file == tmp_path / "secrets" / "token"
+    assert imap.token_lifetime == 3000.0 and imap.password_file is None

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases import CaseError
-from mailcase.cli import admin, cases, collaborators, outbox
+from mailcase.cli import admin, cases, collaborators, mailboxes, outbox
 from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.migrate import SchemaBehind
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(commands)
     cases.register(commands)
     collaborators.register(commands)
+    mailboxes.register(commands)
     outbox.register(commands)
     return parser
 

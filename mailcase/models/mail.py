@@ -50,6 +50,8 @@ class InboundMail(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     # True when this mail opened its case; False when it was added to one as a comment.
     opened_case: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When a parked mail from an IMAP mailbox was copied to its quarantine folder.
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case | None] = relationship()
 
@@ -141,3 +143,20 @@ class RecipientStatus(Base):
     reason: Mapped[str | None] = mapped_column(CleanText)
     soft_bounces: Mapped[int] = mapped_column(Integer, default=0)
     last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MailboxPoll(Base):
+    """How polling one IMAP mailbox goes: the last pass that worked and the failures since.
+
+    Written by the instance that polls the mailbox; read by health checks and by
+    ``mailcase mailboxes`` to tell a quiet mailbox from a stalled poller.
+    """
+
+    __tablename__ = "mailbox_polls"
+
+    address: Mapped[str] = mapped_column(Clipped(320), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Failed passes in a row; 0 once a pass succeeds.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(CleanText)

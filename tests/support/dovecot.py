@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from tests.support.mailsink import free_port
 from tests.support.servers import require, wait_for
@@ -27,7 +28,8 @@ verbose_proctitle = yes
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2
+auth_failure_delay = 0
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = 1
@@ -53,6 +55,11 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # Moved away so the auth process finds no penalty service: the tests' deliberate
+  # failed logins must not slow every later login down by seconds.
+  unix_listener anvil-auth-penalty {{
+    path = anvil-auth-penalty-disabled
+  }}
 }}
 """
 
@@ -74,14 +81,34 @@ class Dovecot:
             (root / sub).mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)
         (root / "home").chmod(0o777)  # the mail user (dovecot) creates its Maildir here
-        (root / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        self.set_password(PASSWORD)
         self.binary = str(binary)
         self.config = root / "dovecot.conf"
         self.config.write_text(CONFIG.format(root=root, port=self.port))
         self.start()
 
+    def set_password(self, secret: str) -> None:
+        """The user's password, which Dovecot also takes as its XOAUTH2 access token:
+        changing it stands in for a provider expiring one token and issuing the next.
+        Dovecot looks at the file at most once a second: wait until the new one works."""
+        self.password = secret
+        users = self.root / "users"
+        existed = users.exists()
+        users.write_text(f"{USER}:{{PLAIN}}{secret}\n")
+        if existed:
+            wait_for(self._password_works, timeout=10, what="Dovecot reading the new password")
+
+    def _password_works(self) -> bool:
+        try:
+            self.client().logout()
+        except LoginError:
+            return False
+        return True
+
     def start(self) -> None:
-        subprocess.run([self.binary, "-c", str(self.config)], check=True, timeout=30)
+        # In the foreground and a session of its own, so stop() ends all of it at once.
+        self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)],
+                                        start_new_session=True)
         wait_for(self._listening, timeout=10, what="Dovecot listening")
 
     def _listening(self) -> bool:
@@ -90,7 +117,7 @@ class Dovecot:
 
     def client(self) -> IMAPClient:
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
-        client.login(USER, PASSWORD)
+        client.login(USER, self.password)
         return client
 
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
@@ -106,15 +133,31 @@ class Dovecot:
         client = self.client()
         try:
             client.select_folder(folder)
-            return {uid: data[b"FLAGS"] for uid, data in
-                    client.fetch(client.search(["ALL"]), ["FLAGS"]).items()}
+            # \Recent only says which session saw the mail first: not a mark.
+            return {uid: tuple(f for f in data[b"FLAGS"] if f != b"\\Recent") for uid, data
+                    in client.fetch(client.search(["ALL"]), ["FLAGS"]).items()}
         finally:
             client.logout()
 
+    def children(self) -> list[tuple[int, str]]:
+        """(pid, process title) of every process this Dovecot's master started."""
+        result = subprocess.run(["ps", "--ppid", str(self.process.pid), "-o", "pid=,args="],
+                                capture_output=True, text=True, check=False)
+        return [(int(pid), title) for pid, _, title in
+                (line.strip().partition(" ") for line in result.stdout.splitlines())]
+
+    def idle_sessions(self) -> int:
+        """Sessions of this server in IDLE (verbose process titles name the command)."""
+        return sum("imap [" in title and "IDLE" in title for _, title in self.children())
+
     def stop(self) -> None:
-        pid_file = self.root / "run" / "master.pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().strip())
+        """Kill the server and every process it started: to its clients, the
+        connection is cut (a graceful stop costs a second per test)."""
+        children = [pid for pid, _ in self.children()]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        for pid in children:  # those that left the process group too
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not self._listening(), timeout=10, what="Dovecot stopping")
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        wait_for(lambda: not self._listening(), timeout=10, what="Dovecot stopping")
