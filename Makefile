@@ -16,7 +16,7 @@ run: $(BIN)/.installed
 	$(BIN)/mailcase -c config.example.toml serve
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check mailcase tests
+	$(BIN)/ruff check mailcase tests bench
 	$(BIN)/mypy
 
 test: lint

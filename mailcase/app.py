@@ -87,6 +87,7 @@ class App:
         """Wire every part; ``create_secret`` makes the token secret file on first start."""
         engine = db.create(settings.database.url)
         sessions = db.session_factory(engine)
+        gate = db.WriterGate.for_engine(engine)
         signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
         composer = Composer(settings, Templates(settings.templates.dir), signer)
         services = Services(settings=settings, signer=signer, composer=composer,
@@ -97,8 +98,8 @@ class App:
             sessions=sessions,
             readers=db.reader_factory(engine),
             services=services,
-            intake=Intake(sessions, clock, settings.smtp.max_message_size),
-            processor=Processor(sessions, services, clock, jitter=jitter),
+            intake=Intake(sessions, clock, settings.smtp.max_message_size, gate),
+            processor=Processor(sessions, services, clock, jitter=jitter, gate=gate),
             sender=OutboxSender(
                 sessions, transport or make_transport(settings), settings.outbound, clock,
                 jitter=jitter,

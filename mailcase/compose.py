@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailcase import mimebuild
 from mailcase.config import MailboxSettings, Settings
 from mailcase.models import Case, Message, OutboundMail, RecipientStatus
 from mailcase.screen import LOOP_HEADER
@@ -96,39 +97,35 @@ class Composer:
         message_id = f"<{uuid.uuid4().hex}.{case.display_number}@{mailbox.domain}>"
         parent, references = thread if thread is not None else conversation(session, case)
 
-        # An internationalised address (RFC 6532) makes the whole header block UTF-8;
-        # the outbox then asks the relay for SMTPUTF8.
-        utf8 = not (recipient.email.isascii() and mailbox.address.isascii())
-        mail = EmailMessage(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
-        mail["From"] = _address(mailbox.name, mailbox.address)
-        mail["To"] = _address(recipient.name, recipient.email)
-        mail["Reply-To"] = _address(mailbox.name, reply_address)
-        mail["Subject"] = subject
-        mail["Date"] = format_datetime(now)
-        mail["Message-ID"] = message_id
+        headers = [
+            ("From", _address(mailbox.name, mailbox.address)),
+            ("To", _address(recipient.name, recipient.email)),
+            ("Reply-To", _address(mailbox.name, reply_address)),
+            ("Subject", subject),
+            ("Date", format_datetime(now)),
+            ("Message-ID", message_id),
+        ]
         if parent:
-            mail["In-Reply-To"] = parent
-            mail["References"] = " ".join(references)
+            headers += [("In-Reply-To", parent), ("References", " ".join(references))]
         if auto_submitted:
-            mail["Auto-Submitted"] = auto_submitted  # RFC 3834 section 5
-        mail["X-Auto-Response-Suppress"] = "All"  # keeps Exchange out-of-office replies away
-        mail[LOOP_HEADER] = mailbox.address
-        mail["X-Mailcase-Case"] = case.display_number
+            headers.append(("Auto-Submitted", auto_submitted))  # RFC 3834 section 5
+        headers += [
+            ("X-Auto-Response-Suppress", "All"),  # keeps Exchange out-of-office replies away
+            (LOOP_HEADER, mailbox.address),
+            ("X-Mailcase-Case", case.display_number),
+        ]
         if recipient.collaborator:
             # RFC 2369: mail clients show an unsubscribe button; it mails the
             # collaborator's own token address with the subject "unsubscribe".
-            mail["List-Unsubscribe"] = f"<mailto:{reply_address}?subject=unsubscribe>"
-        mail.set_content(rendered.text)
-        if rendered.html is not None:
-            mail.add_alternative(rendered.html, subtype="html")
-        for filename, content_type, content in files:
-            maintype, _, subtype = content_type.partition("/")
-            mail.add_attachment(content, maintype=maintype or "application",
-                                subtype=subtype or "octet-stream", filename=filename)
+            headers.append(("List-Unsubscribe", f"<mailto:{reply_address}?subject=unsubscribe>"))
+        if recipient.email.isascii() and mailbox.address.isascii():
+            raw = mimebuild.build(headers, rendered.text, rendered.html, files)
+        else:
+            raw = _internationalised(headers, rendered.text, rendered.html, files)
 
         row = OutboundMail(
             case_id=case.id, kind=kind, mail_from=mailbox.address, rcpt_to=recipient.email,
-            message_id=message_id, raw=mail.as_bytes(), status="pending", attempts=0,
+            message_id=message_id, raw=raw, status="pending", attempts=0,
             next_attempt_at=now, created_at=now,
             deadline_at=now + timedelta(hours=self.settings.outbound.retry_deadline_hours),
         )
@@ -154,6 +151,24 @@ class Composer:
 
     def _mailbox(self, case: Case) -> MailboxSettings:
         return self.settings.mailbox_for(case.mailbox) or self.settings.mailbox[0]
+
+
+def _internationalised(headers: Sequence[tuple[str, str]], text: str, html: str | None,
+                       files: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """A mail to or from an internationalised address (RFC 6532): the whole header block
+    is UTF-8, and the outbox asks the relay for SMTPUTF8. Rare; the modern email API
+    does it right."""
+    mail = EmailMessage(policy=policy.SMTPUTF8)
+    for name, value in headers:
+        mail[name] = value
+    mail.set_content(text)
+    if html is not None:
+        mail.add_alternative(html, subtype="html")
+    for filename, content_type, content in files:
+        maintype, _, subtype = content_type.partition("/")
+        mail.add_attachment(content, maintype=maintype or "application",
+                            subtype=subtype or "octet-stream", filename=filename)
+    return mail.as_bytes()
 
 
 def _address(name: str, email: str) -> str:

@@ -266,6 +266,9 @@ class ProcessingSettings(_Section):
     retry_base_seconds: Seconds = 30.0
     retry_max_seconds: Seconds = 3600.0
     poll_seconds: Seconds = 15.0
+    # serve: process and send mail in a child process at a lower CPU priority, so a
+    # burst of SMTP never waits for processing; false keeps them in one process.
+    worker_process: bool = True
 
 
 class LoggingSettings(_Section):

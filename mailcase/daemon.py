@@ -1,8 +1,11 @@
 """The running daemon: the SMTP listener, the processing and outbox workers, and the scheduler.
 
-All of it lives on one asyncio loop; database work runs in worker threads. A message
-accepted over SMTP wakes the processor at once; the scheduler wakes both workers every
-``processing.poll_seconds`` so retries that come due are picked up without new mail.
+All of it lives on one asyncio loop; database work runs in worker threads, and SMTP
+mail is committed by the group-commit writer (several sessions' mail per transaction,
+each answered after it). A message accepted over SMTP wakes the processor at once —
+in this process, or in the processing child ``mailcase serve`` starts (see
+workerprocess); the scheduler wakes both workers every ``processing.poll_seconds`` so
+retries that come due are picked up without new mail.
 """
 
 from __future__ import annotations
@@ -16,20 +19,21 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from mailcase.app import App
+from mailcase.groupcommit import GroupCommit
 from mailcase.imap import IdleWatcher, ImapPoller, poll_once
-from mailcase.listener import IntakeHandler, make_accept, smtp_factory
+from mailcase.listener import IntakeHandler, smtp_factory
+from mailcase.workerprocess import WorkerProcess
 
 log = logging.getLogger(__name__)
 
-INTAKE_THREADS = 4
 FAILURE_PAUSE_SECONDS = 5.0
 WATCHER_STOP_SECONDS = 5.0
+CHILD_CHECK_SECONDS = 5.0
 
 
 class ListenError(Exception):
@@ -67,12 +71,23 @@ class Worker:
 
 
 class Daemon:
-    """Starts and stops every long-running part of mailcase."""
+    """Starts and stops every long-running part of mailcase.
 
-    def __init__(self, app: App, *, workers: bool = True) -> None:
+    ``listen``: the SMTP listener, and the IMAP pollers when mail is processed at all.
+    ``workers``: the processor and the outbox sender in this process. ``worker_process``:
+    instead, they run in a child (see workerprocess) that this daemon wakes and keeps
+    alive. ``mailcase serve`` listens and has a child; the child, ``mailcase work``, is
+    a Daemon with workers and no listener.
+    """
+
+    def __init__(self, app: App, *, workers: bool = True, listen: bool = True,
+                 worker_process: WorkerProcess | None = None) -> None:
+        assert not (workers and worker_process), "processing runs here or in the child"
         self.app = app
         self.workers = workers
-        self.executor = ThreadPoolExecutor(INTAKE_THREADS, thread_name_prefix="intake")
+        self.listen = listen
+        self.remote = worker_process
+        self.group_commit: GroupCommit | None = None
         self.sender = Worker("outbox sender", app.sender.drain, lambda: None)
         self.processor = Worker("processor", app.processor.drain, self.sender.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -90,12 +105,18 @@ class Daemon:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         settings = self.app.settings
+        if self.remote is not None:
+            self.remote.start()
+            self.scheduler.add_job(self.remote.check, "interval", seconds=CHILD_CHECK_SECONDS,
+                                   id="worker process", coalesce=True, max_instances=1)
         if self.workers:
             self._start_workers()
-        if settings.smtp.enabled:
-            handler = IntakeHandler(
-                settings, make_accept(self.app.intake, self.executor), self.processor.wake
-            )
+        if self.listen and (self.workers or self.remote is not None):
+            self._start_pollers()
+        self.scheduler.start()
+        if self.listen and settings.smtp.enabled:
+            self.group_commit = GroupCommit(self.app.intake)
+            handler = IntakeHandler(settings, self.group_commit.accept, self.wake_processor)
             try:
                 self.server = await self._loop.create_server(
                     smtp_factory(settings, handler), settings.smtp.host, settings.smtp.port
@@ -114,6 +135,8 @@ class Daemon:
             self._wake_all, "interval", seconds=self.app.settings.processing.poll_seconds,
             id="retries", coalesce=True, max_instances=1,
         )
+
+    def _start_pollers(self) -> None:
         for mailbox in self.app.settings.mailbox:
             if mailbox.imap is not None:
                 poller = ImapPoller(mailbox, self.app.intake, self.app.polls,
@@ -124,7 +147,6 @@ class Daemon:
                                           name=f"imap {mailbox.address}")
                 self.watchers.append(thread)
                 thread.start()
-        self.scheduler.start()
 
     def _poll_on(self, poller: ImapPoller) -> None:
         """Interval polling for a server without IDLE."""
@@ -135,10 +157,17 @@ class Daemon:
             next_run_time=datetime.now(UTC),
         )
 
+    def wake_processor(self) -> None:
+        """New mail is committed: wake the processor, here or in the child."""
+        if self.remote is not None:
+            self.remote.wake()
+        else:
+            self.processor.wake()
+
     def _wake_from_thread(self) -> None:
         """Wake the processor from a poller's worker thread."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.processor.wake)
+            self._loop.call_soon_threadsafe(self.wake_processor)
 
     def _wake_all(self) -> None:
         self.processor.wake()
@@ -149,6 +178,8 @@ class Daemon:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.group_commit is not None:
+            await asyncio.to_thread(self.group_commit.close)
         self.stopping.set()
         for thread in self.watchers:  # each leaves IDLE within about a second
             await asyncio.to_thread(thread.join, WATCHER_STOP_SECONDS)
@@ -159,14 +190,31 @@ class Daemon:
                 worker.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.task
-        self.executor.shutdown(wait=True)
+        if self.remote is not None:
+            await asyncio.to_thread(self.remote.stop)
 
-    async def serve_forever(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop cleanly."""
+    async def serve_forever(self, wake_fd: int | None = None) -> None:
+        """Run until SIGTERM or SIGINT (or, for the processing child, until its wake-up
+        pipe ``wake_fd`` closes), then stop cleanly."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        if wake_fd is not None:
+            os.set_blocking(wake_fd, False)
+
+            def readable() -> None:
+                try:
+                    data = os.read(wake_fd, 4096)
+                except BlockingIOError:
+                    return
+                if data:
+                    self.processor.wake()
+                else:  # the listener stopped or died
+                    loop.remove_reader(wake_fd)
+                    stop.set()
+
+            loop.add_reader(wake_fd, readable)
         await self.start()
         try:
             await stop.wait()

@@ -18,10 +18,9 @@ from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailcase.db import insert_unless_present
+from mailcase.db import WriterGate, insert_unless_present
 from mailcase.models import MESSAGE_ID_MAX, InboundMail
 from mailcase.parsing import message_ids
 
@@ -30,6 +29,15 @@ log = logging.getLogger(__name__)
 
 class TooLarge(Exception):
     """The mail is larger than ``smtp.max_message_size``: a permanent refusal."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A mail as it arrives: raw bytes and envelope (None: the sender is unknown)."""
+
+    raw: bytes
+    mail_from: str | None
+    rcpt_to: list[str]
 
 
 @dataclass(frozen=True)
@@ -82,35 +90,65 @@ class Intake:
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
         max_size: int,
+        gate: WriterGate | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.max_size = max_size
+        self.gate = gate or WriterGate(None)
 
     def accept(
         self, raw: bytes, *, mail_from: str | None, rcpt_to: Sequence[str], source: str
     ) -> Accepted:
         """Commit ``raw`` as pending inbound mail; raises if it could not be committed."""
-        if len(raw) > self.max_size:
-            raise TooLarge(f"message is {len(raw)} bytes, the limit is {self.max_size}")
-        key, message_id = idempotency_key(raw)
+        [result] = self.accept_batch([Incoming(raw, mail_from, list(rcpt_to))], source=source)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def accept_batch(
+        self, mails: Sequence[Incoming], *, source: str
+    ) -> list[Accepted | Exception]:
+        """Commit several mails in one transaction (group commit, imports).
+
+        One result per mail, in order: Accepted (``duplicate`` when it had been stored
+        before, or earlier in the same batch), or TooLarge for a mail over the limit,
+        which is not stored. When the transaction fails, this raises and none of the
+        batch is stored.
+        """
         now = self.clock()
-        row = InboundMail(
-            idempotency_key=key, source=source, mail_from=mail_from, rcpt_to=list(rcpt_to),
-            message_id=message_id[:MESSAGE_ID_MAX] if message_id else None, size=len(raw),
-            raw=raw, received_at=now, status="pending", attempts=0, next_attempt_at=now,
-        )
-        try:
-            with self.sessions.begin() as session:
-                session.add(row)
-            accepted = Accepted(row.id, False, message_id)
-        except IntegrityError:
-            accepted = Accepted(self._existing(key), True, message_id)
-        log.info(
-            "accepted inbound=%s message_id=%s source=%s size=%d%s",
-            accepted.id, message_id, source, len(raw), " (duplicate)" if accepted.duplicate else "",
-        )
-        return accepted
+        results: list[Accepted | Exception | None] = []
+        pending: list[tuple[int, str, str | None, dict[str, Any]]] = []
+        for mail in mails:
+            if len(mail.raw) > self.max_size:
+                results.append(TooLarge(
+                    f"message is {len(mail.raw)} bytes, the limit is {self.max_size}"))
+                continue
+            key, message_id = idempotency_key(mail.raw)
+            pending.append((len(results), key, message_id, {
+                "idempotency_key": key, "source": source, "mail_from": mail.mail_from,
+                "rcpt_to": list(mail.rcpt_to),
+                "message_id": message_id[:MESSAGE_ID_MAX] if message_id else None,
+                "size": len(mail.raw), "raw": mail.raw, "received_at": now,
+                "status": "pending", "attempts": 0, "next_attempt_at": now, "outcome": None,
+                "last_error": None, "processed_at": None, "skip_screening": False,
+                "case_id": None, "opened_case": False, "quarantined_at": None,
+            }))
+            results.append(None)
+        if pending:
+            with self.gate.first(), self.sessions.begin() as session:
+                for index, key, message_id, values in pending:
+                    new_id = insert_unless_present(session, InboundMail, values,
+                                                   ["idempotency_key"])
+                    stored_id = new_id if new_id is not None else self._existing(session, key)
+                    results[index] = Accepted(stored_id, new_id is None, message_id)
+        for index, _key, message_id, values in pending:
+            accepted = results[index]
+            assert isinstance(accepted, Accepted)
+            log.info("accepted inbound=%s message_id=%s source=%s size=%d%s", accepted.id,
+                     message_id, source, values["size"],
+                     " (duplicate)" if accepted.duplicate else "")
+        return [result for result in results if result is not None]
 
     def accept_many(
         self, mails: Sequence[tuple[bytes, str | None]], *, source: str
@@ -120,29 +158,14 @@ class Intake:
         Returns the ids of the mails stored now and how many were already stored; any
         failure stores none of the batch.
         """
-        now = self.clock()
-        rows: list[dict[str, Any]] = []
-        for raw, mail_from in mails:
-            key, message_id = idempotency_key(raw)
-            rows.append({
-                "idempotency_key": key, "source": source, "mail_from": mail_from,
-                "rcpt_to": [], "message_id": message_id, "size": len(raw), "raw": raw,
-                "received_at": now, "status": "pending", "attempts": 0,
-                "next_attempt_at": now, "outcome": None, "last_error": None,
-                "processed_at": None, "skip_screening": False, "case_id": None,
-                "opened_case": False,
-            })
-        stored: list[int] = []
-        with self.sessions.begin() as session:
-            for row in rows:
-                inserted = insert_unless_present(session, InboundMail, row, ["idempotency_key"])
-                if inserted is not None:
-                    stored.append(inserted)
-        return stored, len(rows) - len(stored)
+        results = self.accept_batch([Incoming(raw, mail_from, []) for raw, mail_from in mails],
+                                    source=source)
+        stored = [r.id for r in results if isinstance(r, Accepted) and not r.duplicate]
+        return stored, len(results) - len(stored)
 
-    def _existing(self, key: str) -> int:
-        with self.sessions() as session:
-            found = session.scalar(select(InboundMail.id).where(InboundMail.idempotency_key == key))
-        if found is None:  # the unique violation came from something else: not stored
+    @staticmethod
+    def _existing(session: Session, key: str) -> int:
+        found = session.scalar(select(InboundMail.id).where(InboundMail.idempotency_key == key))
+        if found is None:  # skipped as a duplicate, yet gone: not stored
             raise RuntimeError(f"inbound mail with key {key} could not be stored")
         return found

@@ -8,16 +8,15 @@ for anything that kept the mail from being committed, so the sender retries.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailcase.config import Settings
-from mailcase.intake import Accepted, Intake, TooLarge
+from mailcase.intake import Accepted, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +68,6 @@ class IntakeHandler:
         return "451 4.3.0 Temporary failure, please try again later"
 
 
-def make_accept(intake: Intake, executor: Executor | None) -> AcceptFn:
-    """Run the blocking commit in a worker thread so the event loop keeps serving."""
-
-    async def accept(raw: bytes, mail_from: str, rcpt_to: Sequence[str]) -> Accepted:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            executor, lambda: intake.accept(raw, mail_from=mail_from, rcpt_to=rcpt_to,
-                                            source="smtp")
-        )
-
-    return accept
-
-
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP server, taking data lines longer than RFC 5321's 1,000 octets.
 
@@ -102,7 +88,8 @@ def smtp_factory(settings: Settings, handler: IntakeHandler) -> Callable[[], SMT
         "line_length_limit": max(1001, settings.smtp.max_message_size),
         "enable_SMTPUTF8": True,
         "ident": "mailcase ESMTP",
+        # Resolved once here: aiosmtpd would otherwise look up the host's FQDN (a DNS
+        # query) for every connection.
+        "hostname": settings.smtp.hostname or socket.getfqdn(),
     }
-    if settings.smtp.hostname:
-        kwargs["hostname"] = settings.smtp.hostname
     return lambda: GatewaySMTP(handler, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 from tqdm import tqdm
 
-from mailcase import importer, migrate
+from mailcase import config, importer, migrate
 from mailcase.app import App
 from mailcase.cli.common import (
     EXIT_CONFIG,
@@ -28,11 +29,13 @@ from mailcase.cli.common import (
     settings_of,
 )
 from mailcase.cli.output import emit_json, table
+from mailcase.config import Settings
 from mailcase.daemon import Daemon, ListenError
 from mailcase.intake import TooLarge, return_path
 from mailcase.models import InboundMail
 from mailcase.templates import Templates
 from mailcase.tokens import load_secrets
+from mailcase.workerprocess import WorkerProcess
 
 log = logging.getLogger("mailcase")
 
@@ -42,6 +45,12 @@ REPLAYABLE = ("parked", "dropped")
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the daemon (SMTP listener and workers)")
     serve.set_defaults(handler=cmd_serve)
+
+    work = commands.add_parser(
+        "work", help="process and send mail only, no listener (serve starts one itself)")
+    work.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+    work.add_argument("--nice", type=int, default=0, help="lower the CPU priority by N")
+    work.set_defaults(handler=cmd_work)
 
     check = commands.add_parser("check-config", help="check the config, templates and database")
     check.set_defaults(handler=cmd_check_config)
@@ -90,19 +99,44 @@ def register(commands: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    logging.getLogger().setLevel(settings.logging.level)
-    # aiosmtpd logs every SMTP command, Alembic its context, APScheduler every job run.
-    for chatty in ("mail.log", "alembic", "apscheduler"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    _quiet_libraries(settings)
     app = App.build(settings, create_secret=schema_revision(settings) is None)
     try:
         app.ensure_schema()
-        asyncio.run(Daemon(app).serve_forever())
+        if settings.processing.worker_process:
+            child = WorkerProcess(config.config_path(args.config).resolve())
+            daemon = Daemon(app, workers=False, worker_process=child)
+        else:
+            daemon = Daemon(app)
+        asyncio.run(daemon.serve_forever())
     except ListenError as exc:
         raise UserError(str(exc)) from None
     finally:
         app.close()
     return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    """The processor and the outbox sender without a listener: the child ``serve``
+    starts (woken through ``--wake-fd``), or a processing-only instance on PostgreSQL."""
+    if args.nice:
+        os.nice(args.nice)
+    settings = settings_of(args)
+    _quiet_libraries(settings)
+    app = App.build(settings)
+    try:
+        app.ensure_schema()
+        asyncio.run(Daemon(app, listen=False).serve_forever(wake_fd=args.wake_fd))
+    finally:
+        app.close()
+    return 0
+
+
+def _quiet_libraries(settings: Settings) -> None:
+    logging.getLogger().setLevel(settings.logging.level)
+    # aiosmtpd logs every SMTP command, Alembic its context, APScheduler every job run.
+    for chatty in ("mail.log", "alembic", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

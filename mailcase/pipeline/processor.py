@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases import CaseBook
+from mailcase.db import WriterGate
 from mailcase.models import InboundMail
 from mailcase.outbox import backoff
 from mailcase.pipeline.context import Context, Outcome, Services
@@ -37,11 +38,13 @@ class Processor:
         services: Services,
         clock: Callable[[], datetime],
         jitter: bool = True,
+        gate: WriterGate | None = None,
     ) -> None:
         self.sessions = sessions
         self.services = services
         self.clock = clock
         self.jitter = jitter
+        self.gate = gate or WriterGate(None)
 
     def drain(self) -> Counter[str]:
         """Process every due message; counts how each ended (processed, dropped, parked,
@@ -82,7 +85,7 @@ class Processor:
         query = (query.where(InboundMail.id == inbound_id) if inbound_id is not None
                  else query.where(InboundMail.next_attempt_at <= now))
         try:
-            with self.sessions.begin() as session:
+            with self.gate.turn(), self.sessions.begin() as session:
                 row = session.scalars(query).first()
                 if row is None:
                     return None

@@ -1,0 +1,1 @@
+"""mailcase's benchmark: a reproducible corpus, real servers, baselines in the same run."""

@@ -1,0 +1,493 @@
+"""Run the whole benchmark and print one table: ``python -m bench.run``.
+
+Every machine-dependent figure stands beside a baseline measured in the same run — a
+bare aiosmtpd server for SMTP, a loop of bare durable commits for the database — and
+the ratio between them, because absolute numbers drift between runs and machines.
+See bench/README.md for what each row measures and the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, text
+
+from bench import load, seed
+from bench.corpus import generate, write_mbox
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the result table."""
+
+    measure: str
+    engine: str
+    value: float
+    unit: str
+    baseline: str = ""
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+
+    def cells(self) -> list[str]:
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}×"
+        met = {True: "yes", False: "**no**", None: ""}[self.met]
+        return [self.measure, self.engine, f"{self.value:,.1f} {self.unit}", self.baseline,
+                ratio, self.target, met]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in bytes."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+class Bench:
+    """The run's scratch space, servers and settings."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.rows: list[Row] = []
+        self.databases: list[str] = []
+
+    # -- servers ------------------------------------------------------------------
+
+    @contextmanager
+    def bare(self) -> Iterator[int]:
+        """The baseline server (also the outbound relay mailcase sends its answers to)."""
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "bench.bare", str(port)], cwd=ROOT,
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            wait_port(port)
+            yield port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+    def database(self, engine: str, name: str) -> str:
+        """A new empty database for one measure."""
+        if engine == "sqlite":
+            return f"sqlite:///{self.workdir / (name + '.db')}"
+        database = f"mailcase_bench_{name}_{os.getpid()}"
+        admin = create_engine(self.args.pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        admin.dispose()
+        self.databases.append(database)
+        return str(self.args.pg_url).rsplit("/", 1)[0] + "/" + database
+
+    def drop_databases(self) -> None:
+        if not self.databases:
+            return
+        admin = create_engine(self.args.pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for database in self.databases:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+    def config(self, name: str, url: str, relay_port: int) -> tuple[Path, int]:
+        """A config file for mailcase on ``url`` sending its mail to the relay."""
+        folder = self.workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        path = folder / "mailcase.toml"
+        path.write_text(f"""
+[database]
+url = "{url}"
+[smtp]
+host = "127.0.0.1"
+port = {port}
+[[mailbox]]
+address = "support@example.com"
+name = "Support"
+[outbound]
+transport = "smtp"
+host = "127.0.0.1"
+port = {relay_port}
+tls = "none"
+from = "support@example.com"
+[templates]
+dir = "{ROOT / 'templates'}"
+[tokens]
+secret_file = "{folder / 'token-secret'}"
+[logging]
+level = "WARNING"
+""", encoding="utf-8")
+        return path, port
+
+    @contextmanager
+    def daemon(self, config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+        """``mailcase serve`` as operators run it, in its own process."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mailcase", "-c", str(config), "serve"], cwd=config.parent,
+            stdout=subprocess.DEVNULL, stderr=open(config.parent / "serve.log", "ab"))  # noqa: SIM115
+        try:
+            wait_port(port, timeout=60)
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+    # -- measures -----------------------------------------------------------------
+
+    def run(self) -> None:
+        args = self.args
+        corpus = {seed_: generate(args.messages, seed=seed_) for seed_ in (1, 2, 3)}
+        with self.bare() as bare_port:
+            bare_new = load.run(bare_port, corpus[1], concurrency=args.concurrency, reuse=False)
+            bare_reuse = load.run(bare_port, corpus[2], concurrency=args.concurrency,
+                                  reuse=True)
+            self.rows.append(Row("SMTP accept, bare aiosmtpd, new connection each", "-",
+                                 bare_new.rate, "msg/s", "", None, "(baseline)"))
+            self.rows.append(Row("SMTP accept, bare aiosmtpd, reused connections", "-",
+                                 bare_reuse.rate, "msg/s", "", None, "(baseline)"))
+            for engine in args.engines:
+                self.accept_and_e2e(engine, bare_port, corpus, bare_new, bare_reuse)
+                if args.scale_cases:
+                    self.scale(engine, bare_port, corpus[1])
+                self.import_mbox(engine)
+                self.fanout(engine)
+            self.big_mail(bare_port)
+
+    def commit_baseline(self, engine: str) -> float:
+        """Bare durable commits per second, one small row each, one thread."""
+        url = self.database(engine, f"commits_{engine}")
+        db = create_engine(url)
+        with db.begin() as connection:
+            if engine == "sqlite":
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        count = 500
+        started = time.perf_counter()
+        with db.connect() as connection:
+            if engine == "sqlite":
+                connection.exec_driver_sql("PRAGMA synchronous=FULL")
+            for n in range(count):
+                connection.execute(text("INSERT INTO t (id, body) VALUES (:i, :b)"),
+                                   {"i": n, "b": "x" * 1000})
+                connection.commit()
+        rate = count / (time.perf_counter() - started)
+        db.dispose()
+        return rate
+
+    def accept_and_e2e(self, engine: str, bare_port: int, corpus: dict[int, list[bytes]],
+                       bare_new: load.LoadResult, bare_reuse: load.LoadResult) -> None:
+        args = self.args
+        commits = self.commit_baseline(engine)
+        self.rows.append(Row("durable commits, one thread", engine, commits, "commit/s", "", None,
+                             "(baseline)"))
+        url = self.database(engine, f"accept_{engine}")
+        config, port = self.config(f"accept_{engine}", url, bare_port)
+        target = 0.7 if engine == "sqlite" else 0.5
+        with self.daemon(config, port) as process:
+            new = load.run(port, corpus[1], concurrency=args.concurrency, reuse=False)
+            done = wait_processed(url, len(corpus[1]), timeout=args.timeout)
+            ratio = new.rate / bare_new.rate
+            self.rows.append(Row("SMTP accept, new connection each", engine, new.rate, "msg/s",
+                                 f"{bare_new.rate:,.0f} msg/s bare", ratio,
+                                 f"≥ {target} × bare", ratio >= target))
+            self.rows.append(Row("DATA→250 p50 / p99 at full load", engine,
+                                 new.percentile(0.99) * 1000, "ms p99",
+                                 f"p50 {new.percentile(0.5) * 1000:.1f} ms", None, "", None))
+            e2e = len(corpus[1]) / (done - new.started)
+            e2e_target = 500 if engine == "sqlite" else None
+            self.rows.append(Row("end to end: sent → case/comment + ack queued", engine, e2e,
+                                 "msg/s", f"{commits:,.0f} commit/s", e2e / commits,
+                                 f"≥ {e2e_target} msg/s" if e2e_target else "",
+                                 e2e >= e2e_target if e2e_target else None))
+            reuse = load.run(port, corpus[2], concurrency=args.concurrency, reuse=True)
+            wait_processed(url, len(corpus[1]) + len(corpus[2]), timeout=args.timeout)
+            self.rows.append(Row("SMTP accept, reused connections", engine, reuse.rate,
+                                 "msg/s", f"{bare_reuse.rate:,.0f} msg/s bare",
+                                 reuse.rate / bare_reuse.rate, "", None))
+            half = load.run(port, corpus[3], concurrency=args.concurrency, reuse=False,
+                            rate=max(new.rate, 1.0) / 2)
+            wait_processed(url, sum(len(c) for c in corpus.values()), timeout=args.timeout)
+            p99 = half.percentile(0.99) * 1000
+            self.rows.append(Row("DATA→250 p99 at half the peak rate", engine, p99, "ms",
+                                 f"p50 {half.percentile(0.5) * 1000:.1f} ms", None, "< 25 ms",
+                                 p99 < 25))
+            for role, pid in (("listener", process.pid),
+                              *(("processing", child) for child in children(process.pid))):
+                rss = memory(pid)
+                self.rows.append(Row(f"{role} process RSS after the run (peak)", engine,
+                                     rss["VmRSS"] / 2**20, "MB",
+                                     f"peak {rss['VmHWM'] / 2**20:,.0f} MB", None, "< 150 MB",
+                                     rss["VmRSS"] < 150 * 2**20))
+            refused = new.refused + reuse.refused + half.refused
+            if refused:
+                self.rows.append(Row("mail refused (not 250) during the run", engine, refused,
+                                     "msg", "", None, "0", False))
+        self._last_empty = (new.rate, e2e)
+
+    def scale(self, engine: str, bare_port: int, mails: list[bytes]) -> None:
+        args = self.args
+        url = self.database(engine, f"scale_{engine}")
+        config, port = self.config(f"scale_{engine}", url, bare_port)
+        upgrade(config)
+        started = time.perf_counter()
+        db = create_engine(url)
+        seed.seed(db, args.scale_cases)
+        db.dispose()
+        seeded = time.perf_counter() - started
+        empty_accept, empty_e2e = self._last_empty
+        with self.daemon(config, port):
+            new = load.run(port, mails, concurrency=args.concurrency, reuse=False)
+            done = wait_processed(url, len(mails), timeout=args.timeout)
+        e2e = len(mails) / (done - new.started)
+        for what, value, empty in (("SMTP accept", new.rate, empty_accept),
+                                   ("end to end", e2e, empty_e2e)):
+            ratio = value / empty
+            self.rows.append(Row(f"{what} with {args.scale_cases:,} cases (seeded in "
+                                 f"{seeded:.0f} s)", engine, value, "msg/s",
+                                 f"{empty:,.0f} msg/s empty", ratio, "within 10 %",
+                                 ratio >= 0.9))
+
+    def import_mbox(self, engine: str) -> None:
+        mbox = self.workdir / "import.mbox"
+        if not mbox.exists():
+            write_mbox(mbox, generate(self.args.import_messages, seed=4))
+        url = self.database(engine, f"import_{engine}")
+        config, _ = self.config(f"import_{engine}", url, free_port())
+        upgrade(config)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config), "import",
+                        str(mbox)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        rate = self.args.import_messages / (time.perf_counter() - started)
+        self.rows.append(Row(f"import of a {self.args.import_messages:,}-mail mbox", engine,
+                             rate, "msg/s", "", None, "≥ 1,000 msg/s", rate >= 1000))
+
+    def fanout(self, engine: str) -> None:
+        """One agent reply on a case with 20 collaborators, until all 21 mails arrived."""
+        from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
+        from mailcase.app import App  # noqa: PLC0415
+        from mailcase.cases import CaseBook  # noqa: PLC0415
+        from mailcase.casework import Desk  # noqa: PLC0415
+        from mailcase.models import InboundMail  # noqa: PLC0415
+
+        with Counting() as sink:
+            url = self.database(engine, f"fanout_{engine}")
+            path, _ = self.config(f"fanout_{engine}", url, sink.port)
+            app = App.build(mailcase_config.load(path), create_secret=True)
+            app.ensure_schema()
+            raw = generate(1, seed=5)[0]
+            accepted = app.intake.accept(raw, mail_from="user@customer0.example",
+                                         rcpt_to=["support@example.com"], source="bench")
+            app.processor.drain()
+            with app.sessions.begin() as session:
+                inbound = session.get(InboundMail, accepted.id)
+                assert inbound is not None and inbound.case is not None
+                number = inbound.case.number
+                book = CaseBook(session, app.settings.cases, app.clock())
+                case = book.get(number)
+                for n in range(20):
+                    book.add_collaborator(case, f"colleague{n}@customer0.example", "", None)
+            app.sender.drain()
+            sink.reset()
+            desk = Desk(app)
+            started = time.perf_counter()
+            queued = desk.reply(number, "We have replaced the printer.", desk.author(None))
+            app.sender.drain()
+            sink.wait(queued, timeout=30)
+            elapsed = (sink.last - started) * 1000
+            app.close()
+        self.rows.append(Row(f"fan-out: one reply to {queued} people, until all at the sink",
+                             engine, elapsed, "ms", "", None, "< 150 ms", elapsed < 150))
+
+    def big_mail(self, bare_port: int) -> None:
+        """Peak memory of the daemon while it accepts and processes one large mail."""
+        url = self.database("sqlite", "bigmail")
+        config, port = self.config("bigmail", url, bare_port)
+        message = EmailMessage()
+        message["From"] = "Ann <ann@customer.example>"
+        message["To"] = "support@example.com"
+        message["Subject"] = "The whole log"
+        message["Message-ID"] = "<big@customer.example>"
+        message.set_content("The log is attached.")
+        message.add_attachment(os.urandom(self.args.big_mail_bytes * 3 // 4 - 4096),
+                               maintype="application", subtype="octet-stream",
+                               filename="server.log")
+        raw = message.as_bytes()
+        with self.daemon(config, port) as process:
+            time.sleep(2.0)
+            pids = {"listener": process.pid}
+            pids.update(("processing", pid) for pid in children(process.pid))
+            before = {role: memory(pid)["VmRSS"] for role, pid in pids.items()}
+            with smtplib.SMTP("127.0.0.1", port, timeout=300) as client:
+                client.sendmail("ann@customer.example", ["support@example.com"], raw)
+            wait_processed(url, 1, timeout=self.args.timeout)
+            peaks = {role: memory(pid)["VmHWM"] for role, pid in pids.items()}
+        for role in pids:
+            growth = (peaks[role] - before[role]) / len(raw)
+            self.rows.append(Row(
+                f"peak RSS growth of the {role} process for one {len(raw) / 2**20:.1f} MB mail",
+                "sqlite", (peaks[role] - before[role]) / 2**20, "MB",
+                f"{before[role] / 2**20:,.0f} MB before", growth, "< 4 × the mail", growth < 4))
+
+
+class Counting:
+    """An in-process aiosmtpd sink that counts mail and notes when the last arrived."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.count = 0
+        self.last = 0.0
+        self.lock = threading.Condition()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, _server: Any, _session: Any, _envelope: Any) -> str:
+        with self.lock:
+            self.count += 1
+            self.last = time.perf_counter()
+            self.lock.notify_all()
+        return "250 OK"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count = 0
+
+    def wait(self, count: int, timeout: float) -> None:
+        with self.lock:
+            if not self.lock.wait_for(lambda: self.count >= count, timeout):
+                raise RuntimeError(f"the sink got {self.count} of {count} mails")
+
+    def __enter__(self) -> Counting:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.controller.stop()
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (serve's processing child)."""
+    command = ["ps", "--ppid", str(pid), "-o", "pid="]  # procps, as on every Linux
+    listed = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    return [int(line) for line in listed.split()]
+
+
+def upgrade(config: Path) -> None:
+    """Create the schema of a new database, as an operator would."""
+    subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config), "db", "upgrade"],
+                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def wait_processed(url: str, expected: int, timeout: float,
+                   clock: Callable[[], float] = time.monotonic) -> float:
+    """Wait until ``expected`` inbound mails are stored and none is pending; the time
+    (monotonic) when that was first seen."""
+    db = create_engine(url)
+    deadline = clock() + timeout
+    try:
+        while clock() < deadline:
+            with db.connect() as connection:
+                total, pending = connection.execute(text(
+                    "SELECT count(*), coalesce(sum(CASE WHEN status = 'pending' THEN 1 "
+                    "ELSE 0 END), 0) FROM inbound_mail")).one()
+            if total >= expected and pending == 0:
+                return clock()
+            time.sleep(0.02)
+    finally:
+        db.dispose()
+    raise RuntimeError(f"{expected} mails were not processed within {timeout} s")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (f"{os.cpu_count()} cores ({cpu}), {memory_kb / 2**20:.0f} GiB, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def table(rows: list[Row]) -> str:
+    headers = ["measure", "engine", "result", "baseline (same run)", "ratio", "target", "met"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--messages", type=int, default=3000,
+                        help="mails per SMTP measure (default 3000)")
+    parser.add_argument("--import-messages", type=int, default=10_000)
+    parser.add_argument("--scale-cases", type=int, default=1_000_000,
+                        help="cases seeded for the scale measure (0 skips it)")
+    parser.add_argument("--concurrency", type=int, default=8, help="SMTP client processes")
+    parser.add_argument("--engines", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
+    parser.add_argument("--pg-url", default=PG_ADMIN_URL,
+                        help="a PostgreSQL server where databases may be created")
+    parser.add_argument("--big-mail-bytes", type=int, default=25 * 10**6 - 100_000)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--output", type=Path, help="also write the table (Markdown) here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parse(argv)
+    with tempfile.TemporaryDirectory(prefix="mailcase-bench-") as scratch:
+        bench = Bench(args, Path(scratch))
+        try:
+            bench.run()
+        finally:
+            bench.drop_databases()
+    report = (f"mailcase benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
+              f"{args.messages} mails per SMTP measure from {args.concurrency} client "
+              f"processes on the same machine\n\n{table(bench.rows)}\n")
+    print(report)
+    if args.output:
+        args.output.write_text(report, encoding="utf-8")
+    return bench.rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Processing in a process of its own: the listener never waits for the processor.
+
+Processing a mail (parsing, threading, rendering answers) costs milliseconds of Python;
+in the listener's process that time competes with the SMTP sessions for the interpreter,
+so a burst would make senders wait for processing they do not need. ``mailcase serve``
+therefore starts ``mailcase work`` as a child at a lower CPU priority: it runs the
+processor, the outbox sender and their retries; the listener (and the IMAP pollers)
+wake it through a pipe after each commit. The child ends when the pipe closes — when
+the listener stops or dies — after finishing the mail in hand; if the child dies, the
+listener starts a new one. Mail is never handed over in the pipe, only wake-ups: the
+database is the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10
+STOP_SECONDS = 30.0
+
+
+class WorkerProcess:
+    """The listener's handle on its ``mailcase work`` child."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._wake_fd: int | None = None
+
+    def start(self) -> None:
+        """Start the child with the read end of a fresh wake-up pipe."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        command = [sys.executable, "-m", "mailcase", "-c", str(self.config_path), "work",
+                   "--wake-fd", str(read_fd), "--nice", str(NICENESS)]
+        try:
+            self.process = subprocess.Popen(command, pass_fds=(read_fd,))  # noqa: S603 - ourselves
+        finally:
+            os.close(read_fd)
+        self._wake_fd = write_fd
+        log.info("processing runs in process %d", self.process.pid)
+
+    def wake(self) -> None:
+        """Tell the child there is work; a full pipe means it has been told already."""
+        if self._wake_fd is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._wake_fd, b".")
+
+    def check(self) -> None:
+        """Start a new child if the last one died (it is logged loudly)."""
+        if self.process is not None and self.process.poll() is not None:
+            log.error("the processing process exited with %s; starting a new one",
+                      self.process.returncode)
+            self._close_pipe()
+            self.start()
+
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Close the pipe (the child finishes its mail and exits); kill it after
+        ``timeout`` seconds."""
+        self._close_pipe()
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("the processing process did not stop within %s s; killing it", timeout)
+            self.process.kill()
+            self.process.wait()
+
+    def _close_pipe(self) -> None:
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None
