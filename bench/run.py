@@ -258,6 +258,11 @@ level = "WARNING"
                                      rss["VmRSS"] / 2**20, "MB",
                                      f"peak {rss['VmHWM'] / 2**20:,.0f} MB", None, "< 150 MB",
                                      rss["VmRSS"] < 150 * 2**20))
+            unprocessed = not_processed(url)
+            if unprocessed:
+                self.rows.append(Row(f"mail not processed into a case or comment ({unprocessed})",
+                                     engine, sum(unprocessed.values()), "msg", "", None, "0",
+                                     False))
             refused = new.refused + reuse.refused + half.refused
             if refused:
                 self.rows.append(Row("mail refused (not 250) during the run", engine, refused,
@@ -409,6 +414,20 @@ def children(pid: int) -> list[int]:
     command = ["ps", "--ppid", str(pid), "-o", "pid="]  # procps, as on every Linux
     listed = subprocess.run(command, capture_output=True, text=True, check=False).stdout
     return [int(line) for line in listed.split()]
+
+
+def not_processed(url: str) -> dict[str, int]:
+    """Inbound mail that ended other than processed (dropped, parked), by status: the
+    end-to-end figure counts only if this is empty."""
+    db = create_engine(url)
+    try:
+        with db.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT status, count(*) FROM inbound_mail WHERE status <> 'processed' "
+                "GROUP BY status")).all()
+    finally:
+        db.dispose()
+    return {status: count for status, count in rows}
 
 
 def upgrade(config: Path) -> None:

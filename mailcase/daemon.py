@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FAILURE_PAUSE_SECONDS = 5.0
 WATCHER_STOP_SECONDS = 5.0
-CHILD_CHECK_SECONDS = 5.0
+CHILD_CHECK_SECONDS = 2.0
 
 
 class ListenError(Exception):
@@ -88,11 +88,17 @@ class Daemon:
         self.listen = listen
         self.remote = worker_process
         self.group_commit: GroupCommit | None = None
-        self.sender = Worker("outbox sender", app.sender.drain, lambda: None)
-        self.processor = Worker("processor", app.processor.drain, self.sender.wake)
+        self.stopping = threading.Event()
+        # Both drains look at ``stopping`` between mails: a stop finishes the mail in
+        # hand, not the backlog.
+        self.sender = Worker("outbox sender",
+                             functools.partial(app.sender.drain, self.stopping.is_set),
+                             lambda: None)
+        self.processor = Worker("processor",
+                                functools.partial(app.processor.drain, self.stopping.is_set),
+                                self.sender.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.server: asyncio.base_events.Server | None = None
-        self.stopping = threading.Event()
         self.watchers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -5,8 +5,12 @@ Every stage receives a ``sessionmaker`` from here; nothing else creates engines.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +20,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "mailcase_read_only"
@@ -64,23 +71,36 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
+class GateTimeout(OperationalError):
+    """The writer gate stayed closed as long as SQLite's busy timeout: the caller
+    answers as it would to a locked database (SMTP 451, exit 75)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"waiting for {path.name}", None, Exception("writer gate timeout"))
+
+
 class WriterGate:
     """Lets the intake's commits go ahead of the processor's on SQLite.
 
     SQLite has one write lock and no queue for it: a processor running transaction
     after transaction would take it again before a waiting SMTP commit's busy handler
     (which sleeps 1, 2, 5, 10… ms between looks) noticed it was free, and senders would
-    wait for processing. Two flocks beside the database make the order explicit and
-    wake the waiter at once: the intake announces itself on the first, then takes the
-    second for its transaction; the processor passes the first (waiting while a commit
-    of new mail is announced) and holds the second for each of its transactions. New
-    mail waits for at most the one processing transaction already running, and never
-    for a busy handler's sleep. On PostgreSQL, whose row locks need no help, the gate
-    is open.
+    wait for processing. Two flocks beside the database make the order explicit: the
+    intake announces itself on the first, then takes the second for its transaction;
+    the processor passes the first (waiting while a commit of new mail is announced)
+    and holds the second for each of its transactions. New mail waits for at most the
+    one processing transaction already running. No wait lasts longer than SQLite's
+    busy timeout (then GateTimeout, a temporary failure). The files take the database
+    file's mode and owner, like SQLite's own -wal and -shm; where they cannot be
+    opened (another user's files), the gate stays open and SQLite's lock alone
+    decides. On PostgreSQL, whose row locks need no help, the gate is open.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    POLL_SECONDS = (0.0002, 0.0005, 0.001, 0.002)
+
+    def __init__(self, path: Path | None, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = path
+        self.timeout = timeout
 
     @classmethod
     def for_engine(cls, engine: Engine) -> WriterGate:
@@ -95,7 +115,7 @@ class WriterGate:
         if self.path is None:
             yield
             return
-        with _flock(self.path, fcntl.LOCK_EX), _flock(self._turn, fcntl.LOCK_EX):
+        with self._flock(self.path, fcntl.LOCK_EX), self._flock(self._turn, fcntl.LOCK_EX):
             yield
 
     @contextmanager
@@ -104,9 +124,9 @@ class WriterGate:
         if self.path is None:
             yield
             return
-        with _flock(self.path, fcntl.LOCK_SH):
+        with self._flock(self.path, fcntl.LOCK_SH):
             pass  # wait while new mail is announced
-        with _flock(self._turn, fcntl.LOCK_EX):
+        with self._flock(self._turn, fcntl.LOCK_EX):
             yield
 
     @property
@@ -114,15 +134,50 @@ class WriterGate:
         assert self.path is not None
         return self.path.with_name(self.path.name + "-turn")
 
+    @contextmanager
+    def _flock(self, path: Path, mode: int) -> Iterator[None]:
+        fd = self._open(path)
+        if fd is None:
+            yield
+            return
+        try:
+            self._wait(fd, mode, path)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
-@contextmanager
-def _flock(path: Path, mode: int) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+    def _open(self, path: Path) -> int | None:
+        database = path.parent / path.name.split("-gate", 1)[0]
+        try:
+            existing = database.stat()
+        except OSError:
+            existing = None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError:
+            log.warning("cannot open %s (another user's file?); SQLite's lock alone orders "
+                        "the writers", path)
+            self.path = None
+            return None
+        if existing is not None:
+            mine = os.fstat(fd)
+            with contextlib.suppress(OSError):  # not ours to change: leave it
+                if mine.st_mode & 0o777 != existing.st_mode & 0o666:
+                    os.fchmod(fd, existing.st_mode & 0o666)
+                if (mine.st_uid, mine.st_gid) != (existing.st_uid, existing.st_gid):
+                    os.fchown(fd, existing.st_uid, existing.st_gid)  # as root only
+        return fd
+
+    def _wait(self, fd: int, mode: int, path: Path) -> None:
+        deadline = time.monotonic() + self.timeout
+        for attempt in itertools.count():
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GateTimeout(path) from None
+                time.sleep(self.POLL_SECONDS[min(attempt, len(self.POLL_SECONDS) - 1)])
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,16 +6,20 @@ thread takes everything that queued up while the previous commit ran and commits
 together. Under light load a batch is a single mail and nothing waits longer than it
 would have; under heavy load the batches grow by themselves. Hashing and the insert
 run in that thread, off the event loop. If a batch fails as a whole, its mails are
-committed one by one, so one bad mail never costs the others their 250.
+committed one by one, so one bad mail never costs the others their 250 — unless the
+database itself is down or locked, when every session hears 451 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from mailcase.intake import Accepted, Incoming, Intake
 
@@ -51,7 +55,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Accepted] = loop.create_future()
         with self._changed:
-            if self._closing:
+            if self._closing or not self._thread.is_alive():
                 raise RuntimeError("mailcase is stopping")
             self._waiting.append(_Waiting(Incoming(raw, mail_from, list(rcpt_to)), loop, future))
             self._changed.notify()
@@ -72,9 +76,16 @@ class GroupCommit:
                 if not self._waiting:
                     return
                 batch = self._take()
-            results = self._commit([waiting.mail for waiting in batch])
+            try:
+                results = self._commit([waiting.mail for waiting in batch])
+                if len(results) != len(batch):
+                    raise ValueError(f"{len(results)} results for {len(batch)} mails")
+            except Exception as exc:  # every session hears 451, none hangs
+                log.exception("the commit writer failed")
+                results = [exc] * len(batch)
             for waiting, result in zip(batch, results, strict=True):
-                waiting.loop.call_soon_threadsafe(_settle, waiting.future, result)
+                with contextlib.suppress(RuntimeError):  # that session's loop is gone
+                    waiting.loop.call_soon_threadsafe(_settle, waiting.future, result)
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting mail, up to a batch's count and size."""
@@ -90,7 +101,12 @@ class GroupCommit:
     def _commit(self, mails: list[Incoming]) -> list[Accepted | Exception]:
         try:
             return self.intake.accept_batch(mails, source=self.source)
-        except Exception as exc:  # noqa: BLE001 - retried one by one below
+        except (OperationalError, DisconnectionError) as exc:
+            # The database is down or locked: every mail would fail the same way, one
+            # timeout after the other. All sessions hear 451 now and their senders retry.
+            log.error("could not commit %d mails (answered 451): %s", len(mails), exc)
+            return [exc] * len(mails)
+        except Exception as exc:  # noqa: BLE001 - one mail may be at fault: one by one
             if len(mails) == 1:
                 return [exc]
             log.warning("a batch of %d mails could not be committed (%s); committing them "

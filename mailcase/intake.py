@@ -160,6 +160,9 @@ class Intake:
         """
         results = self.accept_batch([Incoming(raw, mail_from, []) for raw, mail_from in mails],
                                     source=source)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result  # the importer leaves out mail over the limit beforehand
         stored = [r.id for r in results if isinstance(r, Accepted) and not r.duplicate]
         return stored, len(results) - len(stored)
 

@@ -20,12 +20,17 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
 from typing import Any
+from urllib.parse import quote
 
 WIRE = compat32.clone(linesep="\r\n")
 
 
+LINE_MAX = 78  # RFC 5322's "should"; longer lines (up to its 998 "must") go as QP
+PARAM_CHUNK = 40
+
+
 def _charset(text: str) -> Charset | str:
-    if text.isascii():
+    if text.isascii() and all(len(line) <= LINE_MAX for line in text.splitlines()):
         return "us-ascii"
     utf8 = Charset("utf-8")
     utf8.body_encoding = QP
@@ -43,9 +48,30 @@ def _file(filename: str, content_type: str, content: bytes) -> MIMEBase:
     else:
         part = MIMEApplication(content)
         part.replace_header("Content-Type", f"{maintype}/{subtype or 'octet-stream'}")
-    name: str | tuple[str, str, str] = filename if filename.isascii() else ("utf-8", "", filename)
-    part.add_header("Content-Disposition", "attachment", filename=name)
+    part["Content-Disposition"] = _disposition(filename)
     return part
+
+
+def _disposition(filename: str) -> str:
+    """``attachment`` with the filename; RFC 2231 percent-encoding, in continuation
+    pieces the header folding can break between, when it is not short plain ASCII."""
+    plain = filename.isascii() and filename.isprintable() and not set(filename) & set('"\\')
+    if plain and len(filename) <= PARAM_CHUNK:
+        return f'attachment; filename="{filename}"'
+    tokens = _percent_tokens(filename)
+    pieces, current = [], "utf-8''"
+    for token in tokens:
+        if len(current) + len(token) > PARAM_CHUNK and current.strip("utf-8'"):
+            pieces.append(current)
+            current = ""
+        current += token
+    pieces.append(current)
+    return "attachment; " + "; ".join(f"filename*{n}*={piece}" for n, piece in enumerate(pieces))
+
+
+def _percent_tokens(text: str) -> list[str]:
+    """``text`` percent-encoded as UTF-8, one token per character (never split a %XX)."""
+    return [quote(char, safe="") for char in text]
 
 
 def build(headers: Sequence[tuple[str, str]], text: str, html: str | None = None,

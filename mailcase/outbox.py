@@ -55,10 +55,11 @@ class OutboxSender:
         self.clock = clock
         self.jitter = jitter
 
-    def drain(self) -> Counter[str]:
-        """Send batches until nothing is due; counts the mails sent, deferred and failed."""
+    def drain(self, stop: Callable[[], bool] = lambda: False) -> Counter[str]:
+        """Send batches until nothing is due, or until ``stop()`` says so between two;
+        counts the mails sent, deferred and failed."""
         outcomes: Counter[str] = Counter()
-        while batch := self._claim():
+        while not stop() and (batch := self._claim()):
             lease = Lease(self, [envelope.id for envelope in batch])
             for result in self.transport.deliver(batch):
                 outcomes[self._record(result)] += 1

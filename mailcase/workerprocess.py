@@ -18,6 +18,9 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,20 @@ STOP_SECONDS = 30.0
 class WorkerProcess:
     """The listener's handle on its ``mailcase work`` child."""
 
-    def __init__(self, config_path: Path) -> None:
+    RESTART_FIRST = 5.0
+    RESTART_CAP = 300.0
+    HEALTHY_AFTER = 60.0  # a child that lived this long resets the restart delay
+
+    def __init__(self, config_path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.config_path = config_path
+        self.clock = clock
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._started_at = 0.0
+        self._not_before = 0.0
+        self._stopping = False
         self._wake_fd: int | None = None
+        self._lock = threading.Lock()  # wake() runs on the loop, check() in the scheduler
 
     def start(self) -> None:
         """Start the child with the read end of a fresh wake-up pipe."""
@@ -44,27 +57,43 @@ class WorkerProcess:
             self.process = subprocess.Popen(command, pass_fds=(read_fd,))  # noqa: S603 - ourselves
         finally:
             os.close(read_fd)
-        self._wake_fd = write_fd
+        with self._lock:
+            self._wake_fd = write_fd
+        self._started_at = self.clock()
         log.info("processing runs in process %d", self.process.pid)
 
     def wake(self) -> None:
         """Tell the child there is work; a full pipe means it has been told already."""
-        if self._wake_fd is None:
-            return
-        with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(self._wake_fd, b".")
+        with self._lock:
+            if self._wake_fd is not None:
+                with contextlib.suppress(BlockingIOError, BrokenPipeError):
+                    os.write(self._wake_fd, b".")
 
     def check(self) -> None:
-        """Start a new child if the last one died (it is logged loudly)."""
-        if self.process is not None and self.process.poll() is not None:
-            log.error("the processing process exited with %s; starting a new one",
-                      self.process.returncode)
-            self._close_pipe()
-            self.start()
+        """Start a new child if the last one died, loudly, with a growing delay between
+        restarts when it keeps dying (a broken config file, a database that is down)."""
+        if self._stopping or self.process is None or self.process.poll() is None:
+            return
+        now = self.clock()
+        if self._not_before == 0.0:
+            lived = now - self._started_at
+            self.restarts = 0 if lived >= self.HEALTHY_AFTER else self.restarts + 1
+            delay = 0.0 if self.restarts <= 1 else min(
+                self.RESTART_FIRST * 2 ** (self.restarts - 2), self.RESTART_CAP)
+            self._not_before = now + delay
+            log.error("the processing process exited with %s; %s", self.process.returncode,
+                      "starting a new one" if not delay else
+                      f"starting a new one in {delay:.0f} s (it keeps failing: see its log)")
+        if now < self._not_before:
+            return
+        self._not_before = 0.0
+        self._close_pipe()
+        self.start()
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """Close the pipe (the child finishes its mail and exits); kill it after
+        """Close the pipe (the child finishes the mail in hand and exits); kill it after
         ``timeout`` seconds."""
+        self._stopping = True
         self._close_pipe()
         if self.process is None:
             return
@@ -76,6 +105,7 @@ class WorkerProcess:
             self.process.wait()
 
     def _close_pipe(self) -> None:
-        if self._wake_fd is not None:
-            os.close(self._wake_fd)
-            self._wake_fd = None
+        with self._lock:
+            if self._wake_fd is not None:
+                os.close(self._wake_fd)
+                self._wake_fd = None

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from mailcase.app import App
 from mailcase.groupcommit import GroupCommit
@@ -124,3 +127,84 @@ def test_close_commits_what_is_queued(app: App, count: int) -> None:
 
     assert len(asyncio.run(main())) == count
     assert stored(app) == count
+
+
+def run_accepts(group: GroupCommit, raws: list[bytes]) -> list[Accepted | BaseException]:
+    async def main() -> list[Accepted | BaseException]:
+        return await asyncio.gather(*(group.accept(raw, "a@customer.org", ["to@example.com"])
+                                      for raw in raws), return_exceptions=True)
+    return asyncio.run(main())
+
+
+def test_a_locked_database_fails_the_whole_batch_at_once(app: App) -> None:
+    """The database is locked or down: every waiting session hears 451 after one try,
+    not after one timeout per mail."""
+    calls: list[int] = []
+
+    def locked(mails: Sequence[Incoming], *, source: str) -> list[Accepted | Exception]:
+        calls.append(len(mails))
+        raise OperationalError("INSERT", None, Exception("database is locked"))
+
+    app.intake.accept_batch = locked  # type: ignore[method-assign]
+    group = GroupCommit(app.intake)
+    group._changed.acquire()  # queue all three before the writer looks
+    try:
+        raws = [mail(message_id=f"<locked{n}@customer.org>").as_bytes() for n in range(3)]
+
+        async def main() -> list[Accepted | BaseException]:
+            tasks = [asyncio.ensure_future(group.accept(raw, "a@customer.org", ["t@x.org"]))
+                     for raw in raws]
+            await asyncio.sleep(0.05)
+            group._changed.release()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+        results = asyncio.run(main())
+    finally:
+        group.close(timeout=10)
+    assert all(isinstance(r, OperationalError) for r in results)
+    assert calls == [3]
+
+
+def test_the_writer_survives_a_bug_and_keeps_answering(app: App) -> None:
+    """An unexpected error in the writer answers that batch's sessions with an error
+    (451) and the writer goes on: later mail is stored, nobody hangs."""
+    original = app.intake.accept_batch
+    broken = [True]
+
+    def flaky(mails: Sequence[Incoming], *, source: str) -> list[Accepted | Exception]:
+        if broken[0]:
+            broken[0] = False
+            return []  # a bug: fewer results than mails
+        return original(mails, source=source)
+
+    app.intake.accept_batch = flaky  # type: ignore[method-assign]
+    group = GroupCommit(app.intake)
+    try:
+        [first] = run_accepts(group, [mail(message_id="<bug1@customer.org>").as_bytes()])
+        [second] = run_accepts(group, [mail(message_id="<bug2@customer.org>").as_bytes()])
+    finally:
+        group.close(timeout=10)
+    assert isinstance(first, ValueError)
+    assert isinstance(second, Accepted) and stored(app) == 1
+
+
+def test_the_gate_gives_up_after_the_busy_timeout(app: App) -> None:
+    """A processing transaction that never ends (a stopped process) cannot hang the
+    intake: after the gate's timeout the commit fails as a locked database would."""
+    gate = app.intake.gate
+    if gate.path is None:
+        assert app.engine.dialect.name == "postgresql"  # row locks: no gate needed
+        return
+    gate.timeout = 0.3
+    with gate.turn():  # what a stuck processor would hold
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            app.intake.accept(mail(message_id="<stuck@customer.org>").as_bytes(),
+                              mail_from="a@customer.org", rcpt_to=[], source="test")
+        assert time.monotonic() - started < 5
+    app.intake.accept(mail(message_id="<unstuck@customer.org>").as_bytes(),
+                      mail_from="a@customer.org", rcpt_to=[], source="test")
+    assert stored(app) == 1
+    database = Path(str(app.engine.url.database))
+    for gate_file in (gate.path, gate.path.with_name(gate.path.name + "-turn")):
+        assert gate_file.stat().st_mode & 0o777 == database.stat().st_mode & 0o666

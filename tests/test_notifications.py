@@ -192,3 +192,4 @@ def test_refused_copies_are_explained_to_the_sender(make_app: Callable[..., App]
     assert "vendor@supplier.example not made a collaborator: only addresses at " \
            "customer.org may be added" in notice.text
     sink.expect(1, to="carl@customer.org")
+

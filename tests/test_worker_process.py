@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from mailcase.app import App
+from mailcase.workerprocess import WorkerProcess
 from tests.support.mailsink import free_port
 from tests.support.servers import mail, send, wait_for
 from tests.test_serve import MAILCASE, example_config, listening, run
@@ -81,3 +83,77 @@ def test_the_child_stops_when_the_listener_dies(tmp_path: Path) -> None:
     daemon.kill()
     daemon.wait(timeout=10)
     wait_for(lambda: not alive(child), timeout=15, what="the orphaned child to exit")
+
+
+class DeadChild:
+    """Stands in for a child process that has exited."""
+
+    def __init__(self, code: int) -> None:
+        self.returncode = code
+        self.pid = 1
+
+    def poll(self) -> int:
+        return self.returncode
+
+    def wait(self, _timeout: float | None = None) -> int:
+        return self.returncode
+
+
+def test_a_child_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path: Path) -> None:
+    """The first death restarts at once; quick deaths in a row wait 5, 10, 20 s … (capped);
+    a child that lived a minute resets the delay. No restarts once stopping."""
+    now = [1000.0]
+    child = WorkerProcess(tmp_path / "mailcase.toml", clock=lambda: now[0])
+    starts: list[float] = []
+
+    def fake_start() -> None:
+        starts.append(now[0])
+        child.process = DeadChild(78)  # type: ignore[assignment]
+        child._started_at = now[0]
+
+    child.start = fake_start  # type: ignore[method-assign]
+    child.start()
+    now[0] += 100  # lived long: restart at once
+    child.check()
+    assert starts[-1] == 1100
+    now[0] += 1  # died quickly: still at once (first quick death)
+    child.check()
+    assert starts[-1] == 1101
+    now[0] += 1  # died quickly again: 5 s
+    child.check()
+    assert starts[-1] == 1101
+    now[0] += 4.9
+    child.check()
+    assert starts[-1] == 1101
+    now[0] += 0.2
+    child.check()
+    assert len(starts) == 4 and starts[-1] == now[0]
+    now[0] += 1  # and again: 10 s
+    child.check()
+    now[0] += 9
+    child.check()
+    assert len(starts) == 4
+    now[0] += 1.1
+    child.check()
+    assert len(starts) == 5
+    child.stop()
+    now[0] += 1000
+    child.check()
+    assert len(starts) == 5
+
+
+def test_a_stop_finishes_the_mail_in_hand_not_the_backlog(app: App) -> None:
+    """The processor looks at its stop flag between mails: asked to stop after the
+    second, it leaves the rest pending for the next start."""
+    for n in range(5):
+        app.intake.accept(mail(message_id=f"<backlog{n}@customer.org>").as_bytes(),
+                          mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                          source="test")
+    looks: list[int] = []
+
+    def stop() -> bool:
+        looks.append(1)
+        return len(looks) > 2
+
+    assert app.processor.drain(stop) == {"processed": 2}
+    assert app.processor.drain() == {"processed": 3}

@@ -46,11 +46,11 @@ class Processor:
         self.jitter = jitter
         self.gate = gate or WriterGate(None)
 
-    def drain(self) -> Counter[str]:
-        """Process every due message; counts how each ended (processed, dropped, parked,
-        or pending for a retry)."""
+    def drain(self, stop: Callable[[], bool] = lambda: False) -> Counter[str]:
+        """Process every due message, or until ``stop()`` says so between two; counts
+        how each ended (processed, dropped, parked, or pending for a retry)."""
         outcomes: Counter[str] = Counter()
-        while (status := self._process(None)) is not None:
+        while not stop() and (status := self._process(None)) is not None:
             outcomes[status] += 1
         return outcomes
 
