@@ -2,7 +2,9 @@
 
 Set-based SQL (a recursive CTE on SQLite, generate_series on PostgreSQL) writes the
 cases, their contacts and one stored message each — the rows the threading lookups
-search — in seconds, and moves the case-number counter past them.
+search — plus the processed inbound mail and the sent answer of each (the history the
+queue claims must not wade through), in seconds, and moves the case-number counter
+past them.
 """
 
 from __future__ import annotations
@@ -45,10 +47,21 @@ def seed(engine: Engine, cases: int) -> None:
             "'@customer.example>', 'old' || (1 + i % " + str(contacts) + ") || "
             "'@customer.example', 'support@example.com', '', 'Old case ' || i, "
             f"{when} FROM ({numbers(cases)}) AS s"))
+        connection.execute(text(
+            "INSERT INTO inbound_mail (id, idempotency_key, source, rcpt_to, size, raw, "
+            "received_at, status, attempts, next_attempt_at, skip_screening, case_id, "
+            "opened_case) SELECT i, 'old-' || i, 'smtp', '[]', 1, 'x', "
+            f"{when}, 'processed', 1, {when}, {false}, i, {true} FROM ({numbers(cases)}) AS s"))
+        connection.execute(text(
+            "INSERT INTO outbound_mail (id, case_id, kind, mail_from, rcpt_to, message_id, "
+            "raw, status, attempts, next_attempt_at, deadline_at, created_at, sent_at) "
+            "SELECT i, i, 'acknowledgement', 'support@example.com', 'old' || i || "
+            f"'@customer.example', '<ack-' || i || '@example.com>', 'x', 'sent', 1, {when}, "
+            f"{when}, {when}, {when} FROM ({numbers(cases)}) AS s"))
         connection.execute(text("UPDATE counters SET value = :n WHERE name = 'case_number'"),
                            {"n": cases})
         if postgres:
-            for table in ("contacts", "cases", "messages"):
+            for table in ("contacts", "cases", "messages", "inbound_mail", "outbound_mail"):
                 connection.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT max(id) FROM {table}))"))

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.config import OutboundSettings
 from mailcase.models import OutboundMail, RecipientStatus
+from mailcase.models.mail import PENDING
 from mailcase.transports import Envelope, Result, Transport
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class OutboxSender:
         with self.sessions.begin() as session:
             rows = session.scalars(
                 select(OutboundMail)
-                .where(OutboundMail.status == "pending", OutboundMail.next_attempt_at <= now)
+                .where(OutboundMail.status == PENDING, OutboundMail.next_attempt_at <= now)
                 .order_by(OutboundMail.id)
                 .limit(self.settings.batch_size)
                 .with_for_update(skip_locked=True)

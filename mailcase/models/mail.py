@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from mailcase.models.base import Base, CleanText, Clipped, UTCDateTime
 
@@ -18,6 +28,11 @@ if TYPE_CHECKING:
 MESSAGE_ID_MAX = 500
 
 
+# The queues' partial indexes hold only pending rows; a claim names the status as this
+# literal (not a bound parameter), or neither planner can prove the index applies.
+PENDING: ColumnElement[str] = literal_column("'pending'")
+
+
 class InboundMail(Base):
     """A mail as accepted: raw bytes and envelope, committed before the sender hears 250.
 
@@ -26,7 +41,13 @@ class InboundMail(Base):
     """
 
     __tablename__ = "inbound_mail"
-    __table_args__ = (Index("ix_inbound_mail_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_inbound_mail_due", "status", "next_attempt_at"),
+        # The processor's claim (oldest pending first) reads only this: without it,
+        # PostgreSQL walks the primary key past every mail ever processed.
+        Index("ix_inbound_mail_pending", "id", sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(Clipped(80), unique=True)
@@ -63,6 +84,8 @@ class OutboundMail(Base):
     __table_args__ = (
         Index("ix_outbound_mail_due", "status", "next_attempt_at"),
         Index("ix_outbound_mail_recent", "rcpt_to", "created_at"),
+        Index("ix_outbound_mail_pending", "id", sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases import CaseBook
 from mailcase.db import WriterGate
 from mailcase.models import InboundMail
+from mailcase.models.mail import PENDING
 from mailcase.outbox import backoff
 from mailcase.pipeline.context import Context, Outcome, Services
 from mailcase.pipeline.stages import PIPELINE
@@ -27,6 +28,20 @@ from mailcase.pipeline.stages import PIPELINE
 log = logging.getLogger(__name__)
 
 ERROR_TEXT_MAX = 2000
+
+
+def claim_query(now: datetime, inbound_id: int | None = None) -> Select[InboundMail]:
+    """The oldest due pending mail (or the one given), locked, skipped if another
+    worker holds it; served by the partial index of pending mail."""
+    query = (
+        select(InboundMail)
+        .where(InboundMail.status == PENDING)
+        .order_by(InboundMail.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return (query.where(InboundMail.id == inbound_id) if inbound_id is not None
+            else query.where(InboundMail.next_attempt_at <= now))
 
 
 class Processor:
@@ -75,15 +90,7 @@ class Processor:
         """
         now = self.clock()
         claimed: tuple[int, str | None] | None = None
-        query = (
-            select(InboundMail)
-            .where(InboundMail.status == "pending")
-            .order_by(InboundMail.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        query = (query.where(InboundMail.id == inbound_id) if inbound_id is not None
-                 else query.where(InboundMail.next_attempt_at <= now))
+        query = claim_query(now, inbound_id)
         try:
             with self.gate.turn(), self.sessions.begin() as session:
                 row = session.scalars(query).first()
