@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.config import OutboundSettings
@@ -37,6 +37,18 @@ def backoff(attempts: int, base: float, cap: float, jitter: bool = True) -> time
     if jitter:
         delay *= 1 + random.random() * 0.2  # noqa: S311 - spreading retries needs no crypto
     return timedelta(seconds=delay)
+
+
+def claim_query(now: datetime, limit: int) -> Select[OutboundMail]:
+    """The oldest due pending mails, locked, skipping those another sender holds;
+    served by the partial index of pending mail."""
+    return (
+        select(OutboundMail)
+        .where(OutboundMail.status == PENDING, OutboundMail.next_attempt_at <= now)
+        .order_by(OutboundMail.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class OutboxSender:
@@ -75,13 +87,7 @@ class OutboxSender:
     def _claim(self) -> list[Envelope]:
         now = self.clock()
         with self.sessions.begin() as session:
-            rows = session.scalars(
-                select(OutboundMail)
-                .where(OutboundMail.status == PENDING, OutboundMail.next_attempt_at <= now)
-                .order_by(OutboundMail.id)
-                .limit(self.settings.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = session.scalars(claim_query(now, self.settings.batch_size)).all()
             blocked = set(session.scalars(
                 select(RecipientStatus.email).where(
                     RecipientStatus.email.in_({r.rcpt_to for r in rows}),
