@@ -181,6 +181,8 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop listening, let in-flight work finish, then stop the workers."""
+        if self.remote is not None:
+            self.remote.stopping()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

@@ -90,6 +90,11 @@ class WorkerProcess:
         self._close_pipe()
         self.start()
 
+    def stopping(self) -> None:
+        """The daemon is stopping: a child that exits now (systemd signals the whole
+        unit) is not replaced."""
+        self._stopping = True
+
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Close the pipe (the child finishes the mail in hand and exits); kill it after
         ``timeout`` seconds."""

@@ -157,3 +157,20 @@ def test_a_stop_finishes_the_mail_in_hand_not_the_backlog(app: App) -> None:
 
     assert app.processor.drain(stop) == {"processed": 2}
     assert app.processor.drain() == {"processed": 3}
+
+
+def test_sigterm_to_the_whole_unit_stops_both_without_a_restart(tmp_path: Path) -> None:
+    """systemd signals every process of the unit: the child stops with the listener and
+    is not replaced while the listener shuts down; both exit, nothing is left."""
+    port = free_port()
+    config = example_config(tmp_path, port)
+    daemon = subprocess.Popen([*MAILCASE, "-c", str(config), "serve"], start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: listening(port) and len(children(daemon.pid)) == 1, timeout=30,
+             what="the listener and its processing child")
+    [child] = children(daemon.pid)
+    os.killpg(daemon.pid, signal.SIGTERM)
+    _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "starting a new one" not in err
+    assert not alive(child)
