@@ -124,8 +124,7 @@ class WriterGate:
         if self.path is None:
             yield
             return
-        with self._flock(self.path, fcntl.LOCK_SH):
-            pass  # wait while new mail is announced
+        self._wait_until_free(self.path)  # while new mail is announced
         with self._flock(self._turn, fcntl.LOCK_EX):
             yield
 
@@ -145,6 +144,16 @@ class WriterGate:
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def _wait_until_free(self, path: Path) -> None:
+        """Return once no one holds ``path`` exclusively (taking and dropping a shared
+        lock), without keeping it."""
+        fd = self._open(path)
+        if fd is not None:
+            try:
+                self._wait(fd, fcntl.LOCK_SH, path)
+            finally:
+                os.close(fd)
 
     def _open(self, path: Path) -> int | None:
         database = path.parent / path.name.split("-gate", 1)[0]
