@@ -98,84 +98,85 @@ class WriterGate:
 
     POLL_SECONDS = (0.0002, 0.0005, 0.001, 0.002)
 
-    def __init__(self, path: Path | None, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
-        self.path = path
+    def __init__(self, database: Path | None,
+                 timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+        self.database = database
         self.timeout = timeout
+        # path: the announce lock; None when the gate is open (PostgreSQL, in-memory,
+        # or gate files this user cannot open).
+        self.path = database.with_name(database.name + "-gate") if database else None
+        self.turn_path = database.with_name(database.name + "-gate-turn") if database else None
+        self._aligned: set[Path] = set()
 
     @classmethod
     def for_engine(cls, engine: Engine) -> WriterGate:
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         if not database or database == ":memory:":
             return cls(None)
-        return cls(Path(database + "-gate"))
+        return cls(Path(database))
 
     @contextmanager
     def first(self) -> Iterator[None]:
         """Hold the gate for a commit that must not wait behind the processor."""
-        if self.path is None:
-            yield
-            return
-        with self._flock(self.path, fcntl.LOCK_EX), self._flock(self._turn, fcntl.LOCK_EX):
+        with self._flock(self.path, fcntl.LOCK_EX), self._flock(self.turn_path, fcntl.LOCK_EX):
             yield
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """A processing transaction's turn: after any announced commit of new mail."""
-        if self.path is None:
-            yield
-            return
         self._wait_until_free(self.path)  # while new mail is announced
-        with self._flock(self._turn, fcntl.LOCK_EX):
+        with self._flock(self.turn_path, fcntl.LOCK_EX):
             yield
-
-    @property
-    def _turn(self) -> Path:
-        assert self.path is not None
-        return self.path.with_name(self.path.name + "-turn")
 
     @contextmanager
-    def _flock(self, path: Path, mode: int) -> Iterator[None]:
-        fd = self._open(path)
+    def _flock(self, path: Path | None, mode: int) -> Iterator[None]:
+        fd = None if path is None or self.path is None else self._open(path)
         if fd is None:
             yield
             return
+        assert path is not None
         try:
             self._wait(fd, mode, path)
             yield
         finally:
             os.close(fd)  # releases the lock
 
-    def _wait_until_free(self, path: Path) -> None:
+    def _wait_until_free(self, path: Path | None) -> None:
         """Return once no one holds ``path`` exclusively (taking and dropping a shared
         lock), without keeping it."""
-        fd = self._open(path)
+        fd = None if path is None or self.path is None else self._open(path)
         if fd is not None:
+            assert path is not None
             try:
                 self._wait(fd, fcntl.LOCK_SH, path)
             finally:
                 os.close(fd)
 
     def _open(self, path: Path) -> int | None:
-        database = path.parent / path.name.split("-gate", 1)[0]
-        try:
-            existing = database.stat()
-        except OSError:
-            existing = None
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except PermissionError:
             log.warning("cannot open %s (another user's file?); SQLite's lock alone orders "
                         "the writers", path)
-            self.path = None
+            self.path = None  # open from now on
             return None
-        if existing is not None:
-            mine = os.fstat(fd)
-            with contextlib.suppress(OSError):  # not ours to change: leave it
-                if mine.st_mode & 0o777 != existing.st_mode & 0o666:
-                    os.fchmod(fd, existing.st_mode & 0o666)
-                if (mine.st_uid, mine.st_gid) != (existing.st_uid, existing.st_gid):
-                    os.fchown(fd, existing.st_uid, existing.st_gid)  # as root only
+        if path not in self._aligned:  # once per file: the database's mode and owner
+            self._align(fd)
+            self._aligned.add(path)
         return fd
+
+    def _align(self, fd: int) -> None:
+        assert self.database is not None
+        try:
+            existing = self.database.stat()
+        except OSError:
+            return
+        mine = os.fstat(fd)
+        with contextlib.suppress(OSError):  # not ours to change: leave it
+            if mine.st_mode & 0o777 != existing.st_mode & 0o666:
+                os.fchmod(fd, existing.st_mode & 0o666)
+            if (mine.st_uid, mine.st_gid) != (existing.st_uid, existing.st_gid):
+                os.fchown(fd, existing.st_uid, existing.st_gid)  # as root only
 
     def _wait(self, fd: int, mode: int, path: Path) -> None:
         deadline = time.monotonic() + self.timeout
