@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailcase.config import CaseSettings
-from mailcase.db import insert_unless_present
+from mailcase.db import insert_or_nothing
 from mailcase.models import (
     DESCRIPTION_MAX_BYTES,
     SUBJECT_MAX,
@@ -85,12 +85,12 @@ class CaseBook:
             return found
         domain = email.rpartition("@")[2]
         account = self.session.scalar(select(Account.id).where(Account.domain == domain))
-        insert_unless_present(
-            self.session, Contact,
-            {"email": email, "name": name, "account_id": account, "created_at": self.now},
-            ["email"],
-        )
-        contact = self.session.scalar(select(Contact).where(Contact.email == email))
+        values = {"email": email, "name": name, "account_id": account, "created_at": self.now}
+        contact = self.session.scalars(
+            insert_or_nothing(self.session, Contact, values, ["email"]).returning(Contact)
+        ).first()
+        if contact is None:  # another instance added them a moment ago
+            contact = self.session.scalar(select(Contact).where(Contact.email == email))
         assert contact is not None
         return contact
 
@@ -123,6 +123,7 @@ class CaseBook:
             parent=parent,
             created_at=self.now,
             updated_at=self.now,
+            collaborators=[],  # known to be empty: no query when notifications look
         )
         self.session.add(case)
         self.session.flush()

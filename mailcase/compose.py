@@ -198,10 +198,16 @@ def conversation(session: Session, case: Case) -> tuple[str | None, list[str]]:
         .where(Message.case_id == case.id, Message.message_id.is_not(None))
         .order_by(Message.id)
     ).all()
-    ids = [r.message_id for r in rows]
+    return thread_of([(r.message_id, r.direction) for r in rows])
+
+
+def thread_of(messages: Sequence[tuple[str, str]]) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References for a new mail after ``messages`` (Message-ID and
+    direction, oldest first), as ``conversation`` reads them from the case."""
+    ids = [message_id for message_id, _ in messages]
     if not ids:
         return None, []
-    inbound = [r.message_id for r in rows if r.direction == "in"]
+    inbound = [message_id for message_id, direction in messages if direction == "in"]
     parent = inbound[-1] if inbound else ids[-1]
     kept = [ids[0], *ids[-(REFERENCES_KEPT - 1):]]
     references = list(dict.fromkeys(kept))

@@ -266,6 +266,8 @@ class ProcessingSettings(_Section):
     retry_base_seconds: Seconds = 30.0
     retry_max_seconds: Seconds = 3600.0
     poll_seconds: Seconds = 15.0
+    # Mails processed in one transaction during a burst (1: one transaction each).
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 32
     # serve: process and send mail in a child process at a lower CPU priority, so a
     # burst of SMTP never waits for processing; false keeps them in one process.
     worker_process: bool = True

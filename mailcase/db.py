@@ -128,6 +128,20 @@ class WriterGate:
         with self._flock(self.turn_path, fcntl.LOCK_EX):
             yield
 
+    def wanted(self) -> bool:
+        """Whether a commit of new mail is announced and waiting for the processor's turn
+        to end (a processing batch then commits at once)."""
+        fd = None if self.path is None else self._open(self.path)
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     @contextmanager
     def _flock(self, path: Path | None, mode: int) -> Iterator[None]:
         fd = None if path is None or self.path is None else self._open(path)
@@ -215,9 +229,16 @@ def insert_unless_present(
     collide on a unique key and roll back a whole message; ON CONFLICT DO NOTHING lets
     both go on and read the one row.
     """
+    primary = model.__mapper__.primary_key[0]
+    return session.execute(insert_or_nothing(session, model, values, keys)
+                           .returning(primary)).scalar()
+
+
+def insert_or_nothing(
+    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
+) -> Any:
+    """INSERT … ON CONFLICT (``keys``) DO NOTHING in the session's dialect; add
+    ``.returning(model)`` to get the new row as an object in one round trip."""
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    primary = model.__mapper__.primary_key[0]
-    statement = (insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-                 .returning(primary))
-    return session.execute(statement).scalar()
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)

@@ -142,11 +142,7 @@ def run(app: App, path: Path, progress: Progress) -> Summary:
     with app.readers() as session:
         pending = session.scalar(select(func.count()).select_from(InboundMail)
                                  .where(InboundMail.status == "pending")) or 0
-    processed = 0
-    while app.processor.process_next():
-        processed += 1
-        if processed % 50 == 0:
-            progress("processing", processed, pending)
+    app.processor.drain(progress=lambda done: progress("processing", done, pending))
     progress("processing", pending, pending)
     _count(app, imported, summary)
     return summary

@@ -57,11 +57,14 @@ class Notifier:
             people = [Recipient(p.email, p.name, Participant("n", p.participant.id))
                       for p in self._owner(case)]
             template = "internal_note"
+        people = [p for p in people if p.email.lower() != author]
+        if not people:  # the usual reply: its writer is the only one on the case
+            return Sent(0)
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,
                 "public": comment.public}
         listed, files = self._files(session, comment)
         auto = None if comment.author_kind == "agent" and comment.public else "auto-generated"
-        return self._queue(session, case, [p for p in people if p.email != author], template,
+        return self._queue(session, case, people, template,
                            now=now, extra={"comment": view, "attachments": listed},
                            auto_submitted=auto, files=files)
 
@@ -104,6 +107,8 @@ class Notifier:
                now: datetime, extra: dict[str, Any],
                auto_submitted: str | None = "auto-generated",
                files: Sequence[tuple[str, str, bytes]] = ()) -> Sent:
+        if not people:
+            return Sent(0)
         queued = 0
         # Every recipient answers the same mail: read the conversation once, before this
         # batch's own mails join it.

@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 from mailcase.app import App
 from mailcase.casework import Desk
 from mailcase.cli import main
+from mailcase.db import WriterGate
 from mailcase.models import Case, InboundMail, OutboundMail
 from mailcase.pipeline import stages
+from mailcase.pipeline.context import Context
 from tests.support.mailsink import Sink
 from tests.support.servers import mail
 
@@ -155,3 +157,72 @@ def test_forged_token_opens_a_new_case(app: App) -> None:
         cases = session.scalars(select(Case).order_by(Case.number)).all()
         assert [c.supplied_email for c in cases] == ["ann@customer.org", "mallory@evil.org"]
         assert cases[0].comments == []
+
+
+def test_a_burst_is_processed_in_batches_and_a_poison_mail_costs_only_itself(
+    make_app: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mails processed in one batch transaction: one that fails unexpectedly rolls the
+    batch back, the mails before it are processed again one per transaction, it alone
+    counts an attempt (its stages ran once), and the mails after it stay pending for
+    the next batch; every good mail opens exactly one case."""
+    app = make_app(processing={"retry_base_seconds": 3600, "retry_max_seconds": 3600})
+    runs: list[str] = []
+
+    def explode_on_poison(ctx: Context) -> None:
+        runs.append(ctx.parsed.message_id or "")
+        if ctx.parsed.message_id == "<m2@customer.org>":
+            raise ValueError("matcher bug")
+        stages.match(ctx)
+
+    monkeypatch.setattr("mailcase.pipeline.processor.PIPELINE",
+                        tuple(explode_on_poison if s is stages.match else s
+                              for s in stages.PIPELINE))
+    ids = [accept(app, mail(message_id=f"<m{n}@customer.org>", subject=f"Question {n}",
+                            sender=f"ann{n}@customer.org").as_bytes()) for n in range(5)]
+    first = app.processor.process_batch()
+    assert first == ["processed", "processed", "pending"]  # m0, m1 again alone; m2 failed
+    assert runs.count("<m2@customer.org>") == 1
+    assert inbound(app, ids[2]).attempts == 1
+    assert [inbound(app, i).status for i in ids[3:]] == ["pending", "pending"]
+    assert app.processor.drain() == {"processed": 2}  # m3, m4; m2 waits for its retry
+    assert count(app, Case) == 4
+
+
+def test_a_batch_makes_way_for_new_mail_waiting_to_be_stored(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a batch commits after the mail in hand as soon as a commit of new mail
+    is announced, so senders wait for one mail's processing, not a whole batch's."""
+    for n in range(4):
+        accept(app, mail(message_id=f"<w{n}@customer.org>").as_bytes())
+    monkeypatch.setattr(app.processor.gate, "wanted", lambda: True)
+    assert app.processor.process_batch() == ["processed"]
+    monkeypatch.setattr(app.processor.gate, "wanted", lambda: False)
+    assert app.processor.process_batch() == ["processed"] * 3
+
+
+def test_the_writer_gate_sees_an_announced_commit(tmp_path: Path) -> None:
+    """WriterGate.wanted is true exactly while the intake holds the gate for a commit."""
+    gate = WriterGate(tmp_path / "mailcase.db")
+    assert not gate.wanted()
+    with gate.first():
+        assert gate.wanted()
+    assert not gate.wanted()
+    assert not WriterGate(None).wanted()  # PostgreSQL: nothing to make way for
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_batch_size_changes_transactions_not_outcomes(
+    make_app: Callable[..., App], batch_size: int
+) -> None:
+    """Whatever processing.batch_size says, a burst ends the same: one case per new mail,
+    replies on their cases, nothing left pending."""
+    app = make_app(processing={"batch_size": batch_size})
+    for n in range(4):
+        accept(app, mail(message_id=f"<b{n}@customer.org>", subject=f"Order {n}",
+                         sender=f"bea{n}@customer.org").as_bytes())
+    accept(app, mail(message_id="<b-reply@customer.org>", subject="Re: Order 1",
+                     sender="bea1@customer.org", In_Reply_To="<b1@customer.org>").as_bytes())
+    assert app.processor.drain() == {"processed": 5}
+    assert count(app, Case) == 4

@@ -1,17 +1,25 @@
-"""Process accepted mail: one transaction per message, retried with backoff, parked at last.
+"""Process accepted mail: a savepoint per message, retried with backoff, parked at last.
 
-The processor claims the oldest due inbound row (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so several instances share the work), runs PIPELINE inside a savepoint and
-commits the case changes, the outbox rows and the row's new status together. An
-unexpected error rolls all of it back and, in a fresh transaction, counts an attempt;
-after ``processing.max_attempts`` the mail is parked, never deleted.
+The processor claims the oldest due inbound rows (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several instances share the work), runs PIPELINE for each inside a
+savepoint and commits the case changes, the outbox rows and the rows' new statuses
+together. A burst is processed up to ``processing.batch_size`` mails per transaction:
+one commit (one fsync, one turn at SQLite's write lock) for the batch instead of one
+per mail. A batch ends early when it has run for BATCH_SECONDS or when new mail waits
+for SQLite's write lock, so senders never wait behind a long batch.
+
+An unexpected error rolls the whole batch back; its mails are then processed one per
+transaction, so only the failing one counts an attempt (in a fresh transaction);
+after ``processing.max_attempts`` it is parked, never deleted.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -28,20 +36,35 @@ from mailcase.pipeline.stages import PIPELINE
 log = logging.getLogger(__name__)
 
 ERROR_TEXT_MAX = 2000
+# A batch stops taking more mail after this long, so its commit (and with it the
+# outbox rows it planned, and the write lock on SQLite) is never held back for long.
+BATCH_SECONDS = 0.1
 
 
-def claim_query(now: datetime, inbound_id: int | None = None) -> Select[InboundMail]:
-    """The oldest due pending mail (or the one given), locked, skipped if another
-    worker holds it; served by the partial index of pending mail."""
+def claim_query(
+    now: datetime, inbound_id: int | None = None, limit: int = 1
+) -> Select[InboundMail]:
+    """The oldest due pending mail (or the one given), up to ``limit`` rows, locked and
+    skipped if another worker holds them; served by the partial index of pending mail."""
     query = (
         select(InboundMail)
         .where(InboundMail.status == PENDING)
         .order_by(InboundMail.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return (query.where(InboundMail.id == inbound_id) if inbound_id is not None
             else query.where(InboundMail.next_attempt_at <= now))
+
+
+@dataclass
+class _Batch:
+    """How far a batch got: how many mails it claimed, which it ran through the
+    pipeline, and the one in hand (id, Message-ID) when something failed."""
+
+    claimed: int = 0
+    done: list[int] = field(default_factory=list)
+    in_hand: tuple[int, str | None] | None = None
 
 
 class Processor:
@@ -61,17 +84,73 @@ class Processor:
         self.jitter = jitter
         self.gate = gate or WriterGate(None)
 
-    def drain(self, stop: Callable[[], bool] = lambda: False) -> Counter[str]:
-        """Process every due message, or until ``stop()`` says so between two; counts
-        how each ended (processed, dropped, parked, or pending for a retry)."""
+    def drain(
+        self,
+        stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Counter[str]:
+        """Process every due message, or until ``stop()`` says so between two mails;
+        counts how each ended (processed, dropped, parked, or pending for a retry).
+        ``progress`` hears the running total after each batch."""
         outcomes: Counter[str] = Counter()
-        while not stop() and (status := self._process(None)) is not None:
-            outcomes[status] += 1
+        while not stop() and (statuses := self.process_batch(stop)):
+            outcomes.update(statuses)
+            if progress is not None:
+                progress(outcomes.total())
         return outcomes
 
     def process_next(self) -> bool:
         """Process the oldest due message; False when none is due."""
         return self._process(None) is not None
+
+    def process_batch(self, stop: Callable[[], bool] = lambda: False) -> list[str]:
+        """Process the oldest due messages in one transaction, as many as the batch
+        takes (``stop()`` ends it after the mail in hand); returns how each ended, in
+        order (empty when none was due)."""
+        size = self.services.settings.processing.batch_size
+        if size <= 1:
+            status = self._process(None)
+            return [] if status is None else [status]
+        batch = _Batch()
+        try:
+            with self.gate.turn(), self.sessions.begin() as session:
+                rows = session.scalars(claim_query(self.clock(), limit=size)).all()
+                batch.claimed = len(rows)
+                return self._run_batch(session, rows, stop, batch)
+        except Exception as exc:
+            if not batch.claimed:
+                raise  # the store itself is failing; the caller backs off
+            return self._recover(batch, exc)
+
+    def _run_batch(
+        self, session: Session, rows: Sequence[InboundMail], stop: Callable[[], bool],
+        batch: _Batch,
+    ) -> list[str]:
+        """Run the pipeline over ``rows`` in order until the batch's time is up, new mail
+        is waiting for the write lock, or ``stop()``; the rest stay pending."""
+        deadline = time.monotonic() + BATCH_SECONDS
+        statuses = []
+        for row in rows:
+            batch.in_hand = (row.id, row.message_id)
+            self._run(session, row, self.clock())
+            batch.in_hand = None
+            batch.done.append(row.id)
+            statuses.append(row.status)
+            if time.monotonic() >= deadline or self.gate.wanted() or stop():
+                break
+        return statuses
+
+    def _recover(self, batch: _Batch, exc: Exception) -> list[str]:
+        """After a batch was rolled back: the mails done before the failure get a
+        transaction each, the one in hand counts an attempt, the rest stay pending. When
+        the commit itself failed, no mail is to blame and each gets a try of its own."""
+        log.warning("a batch of %d mails was rolled back (%s: %s); processing them one "
+                    "by one", len(batch.done) + (batch.in_hand is not None),
+                    type(exc).__name__, exc)
+        statuses = [self.process(inbound_id) for inbound_id in batch.done]
+        if batch.in_hand is not None:
+            statuses.append(self._count_failure(*batch.in_hand, exc))
+        return statuses
 
     def process(self, inbound_id: int) -> str:
         """Process one pending message now, if no one else is; returns its status."""

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mailcase.compose import Recipient
+from mailcase.compose import Recipient, thread_of
 from mailcase.config import MailboxSettings
 from mailcase.models import Comment, Message, OutboundMail
 from mailcase.parsing import ParsedMail
@@ -42,6 +42,8 @@ def acknowledge(ctx: Context) -> None:
     if not template:
         ctx.notes.append("no acknowledgement: an auto-response rule says none")
         return
+    # The case is new: the mail that opened it is its whole conversation so far.
+    opening = ctx.message.message_id if ctx.message is not None else None
     try:
         with ctx.session.begin_nested():
             queued = ctx.services.composer.queue(
@@ -49,6 +51,7 @@ def acknowledge(ctx: Context) -> None:
                 Recipient(sender.email, sender.name, Participant("c", sender.id)),
                 template=template, kind="auto_response", now=ctx.now,
                 auto_submitted="auto-replied",
+                thread=thread_of([(opening, "in")] if opening else []),
             )
         if queued is None:
             ctx.notes.append(f"no acknowledgement: {sender.email} is marked undeliverable")
