@@ -235,10 +235,13 @@ def insert_unless_present(
 
 
 def insert_or_nothing(
-    session: Session, model: type[Any], values: dict[str, Any], keys: list[str]
+    session: Session, model: type[Any], values: dict[str, Any] | None, keys: list[str]
 ) -> Any:
     """INSERT … ON CONFLICT (``keys``) DO NOTHING in the session's dialect; add
-    ``.returning(model)`` to get the new row as an object in one round trip."""
+    ``.returning(model)`` to get the new row as an object in one round trip. Without
+    ``values`` the statement takes a list of rows when executed (one multi-row INSERT)."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    insert = postgresql_insert(model) if dialect == "postgresql" else sqlite_insert(model)
+    if values is not None:
+        insert = insert.values(**values)
+    return insert.on_conflict_do_nothing(index_elements=keys)

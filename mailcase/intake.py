@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailcase.db import WriterGate, insert_unless_present
+from mailcase.db import WriterGate, insert_or_nothing
 from mailcase.models import MESSAGE_ID_MAX, InboundMail
 from mailcase.parsing import message_ids
 
@@ -137,11 +137,11 @@ class Intake:
             results.append(None)
         if pending:
             with self.gate.first(), self.sessions.begin() as session:
-                for index, key, message_id, values in pending:
-                    new_id = insert_unless_present(session, InboundMail, values,
-                                                   ["idempotency_key"])
-                    stored_id = new_id if new_id is not None else self._existing(session, key)
-                    results[index] = Accepted(stored_id, new_id is None, message_id)
+                stored = self._store(session, [values for _, _, _, values in pending])
+                for index, key, message_id, _values in pending:
+                    stored_id, new = stored[key]
+                    stored[key] = (stored_id, False)  # a second copy in the batch is a duplicate
+                    results[index] = Accepted(stored_id, not new, message_id)
         for index, _key, message_id, values in pending:
             accepted = results[index]
             assert isinstance(accepted, Accepted)
@@ -165,6 +165,30 @@ class Intake:
                 raise result  # the importer leaves out mail over the limit beforehand
         stored = [r.id for r in results if isinstance(r, Accepted) and not r.duplicate]
         return stored, len(results) - len(stored)
+
+    def _store(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, tuple[int, bool]]:
+        """Insert the rows whose key is not stored yet, in one statement; returns each
+        key's row id and whether it was stored now."""
+        keys = list(dict.fromkeys(row["idempotency_key"] for row in rows))
+        found = {key: (row_id, False) for key, row_id in session.execute(
+            select(InboundMail.idempotency_key, InboundMail.id)
+            .where(InboundMail.idempotency_key.in_(keys))
+        ).all()}
+        fresh = {row["idempotency_key"]: row for row in rows
+                 if row["idempotency_key"] not in found}
+        if fresh:
+            # ON CONFLICT DO NOTHING: another instance may store the same mail right now;
+            # its key is then looked up below like any mail stored before.
+            inserted = session.execute(
+                insert_or_nothing(session, InboundMail, None, ["idempotency_key"])
+                .returning(InboundMail.idempotency_key, InboundMail.id),
+                list(fresh.values()),
+            ).all()
+            found.update((key, (row_id, True)) for key, row_id in inserted)
+        for key in keys:
+            if key not in found:
+                found[key] = (self._existing(session, key), False)
+        return found
 
     @staticmethod
     def _existing(session: Session, key: str) -> int:
