@@ -10,13 +10,11 @@ original it quotes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email import message_from_bytes
 from email.message import Message
-from email.policy import compat32
 
 from flufl.bounce import all_failures
 
-from mailcase.parsing import ParsedMail, message_ids
+from mailcase.parsing import ParsedMail, message_ids, read_message
 
 REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
 
@@ -51,7 +49,7 @@ def looks_like_bounce(mail: ParsedMail, mail_from: str | None) -> bool:
 
 def read(raw: bytes) -> Report:
     """Every failure the bounce in ``raw`` reports, and the original's Message-ID."""
-    message = message_from_bytes(raw, policy=compat32)
+    message = read_message(raw)
     failures = _dsn_failures(message) or _other_failures(message)
     return Report(tuple(failures), _original_id(message))
 
@@ -98,8 +96,7 @@ def _original_id(message: Message) -> str | None:
             inner = payload[0] if isinstance(payload, list) and payload else None
             if not isinstance(inner, Message):
                 body = part.get_payload(decode=True)
-                inner = message_from_bytes(body if isinstance(body, bytes) else b"",
-                                           policy=compat32)
+                inner = read_message(body if isinstance(body, bytes) else b"")
             ids = message_ids(str(inner.get("message-id") or ""))
             if ids:
                 return ids[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import BytesHeaderParser
@@ -52,6 +52,10 @@ class Accepted:
 KEYED_HEADERS = ("message-id", "from", "date", "subject")
 
 
+BODY_SLICE = 1 << 20
+"""Octets of the body read at a time for the key: the whole mail is never copied."""
+
+
 def idempotency_key(raw: bytes) -> tuple[str, str | None]:
     """The key that makes a re-delivered mail a duplicate, and the mail's Message-ID.
 
@@ -62,15 +66,51 @@ def idempotency_key(raw: bytes) -> tuple[str, str | None]:
     footer, a forgery) gets a key of its own and is stored; it is never thrown away
     after its 250.
     """
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    head_end, body_start = _header_end(raw)
+    head = raw[:head_end].replace(b"\r\n", b"\n")
+    if head_end < len(raw) and head.endswith(b"\r"):
+        head = head[:-1]  # the CR of the CRLF that ends the last header line
     headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n")
     ids = message_ids(str(headers.get("message-id") or ""))
     digest = hashlib.sha256()
     for name in KEYED_HEADERS:
         digest.update(" ".join(str(headers.get(name) or "").split()).encode("utf-8", "replace"))
         digest.update(b"\0")
-    digest.update(b"\n".join(line.rstrip() for line in body.rstrip().split(b"\n")))
+    # The lines right-stripped and joined by LF, blank lines at the end left out.
+    blank, started = 0, False
+    for line in _body_lines(raw, body_start):
+        kept = line.rstrip()
+        if not kept:
+            blank += 1
+            continue
+        digest.update(b"\n" * (blank + started) + kept)
+        blank, started = 0, True
     return digest.hexdigest(), ids[0] if ids else None
+
+
+def _header_end(raw: bytes) -> tuple[int, int]:
+    """Where the header block ends and the body starts: at the first LF followed by LF or
+    CRLF (a blank line, CRLF counted as LF)."""
+    lf = raw.find(b"\n")
+    while lf >= 0:
+        if raw.startswith(b"\n", lf + 1):
+            return lf, lf + 2
+        if raw.startswith(b"\r\n", lf + 1):
+            return lf, lf + 3
+        lf = raw.find(b"\n", lf + 1)
+    return len(raw), len(raw)
+
+
+def _body_lines(raw: bytes, start: int) -> Iterator[bytes]:
+    """The body's lines (CRLF counted as LF), read a line-aligned slice at a time."""
+    while start < len(raw):
+        end = raw.find(b"\n", min(start + BODY_SLICE, len(raw)) - 1)
+        end = len(raw) if end < 0 else end + 1
+        lines = raw[start:end].replace(b"\r\n", b"\n").split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()  # the slice ended with its last line's LF
+        yield from lines
+        start = end
 
 
 def return_path(raw: bytes) -> str | None:

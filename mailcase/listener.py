@@ -2,18 +2,19 @@
 
 Replies follow RFC 5321 and RFC 3463: 550 5.1.1 for a recipient that is neither a
 configured mailbox nor one of its plus-addresses (no open relay), 552 for mail over
-``smtp.max_message_size`` (aiosmtpd enforces the SIZE limit during DATA), 451 4.3.0
+``smtp.max_message_size`` (enforced while DATA is read, see GatewaySMTP), 451 4.3.0
 for anything that kept the mail from being committed, so the sender retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailcase.config import Settings
 from mailcase.intake import Accepted, TooLarge
@@ -24,6 +25,9 @@ OK_RCPT = "250 2.1.5 Recipient OK"
 NO_SUCH_USER = "550 5.1.1 No such mailbox here; this server does not relay"
 TOO_BIG = "552 5.3.4 Message too big for this system"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
+
+READ_LIMIT = 64 * 1024
+"""Octets of one data line the SMTP stream reader holds before handing over a piece."""
 
 AcceptFn = Callable[[bytes, str, Sequence[str]], Awaitable[Accepted]]
 
@@ -69,23 +73,99 @@ class IntakeHandler:
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP server, taking data lines longer than RFC 5321's 1,000 octets.
+    """aiosmtpd's SMTP server with a DATA reader of its own that keeps one buffer per mail.
 
-    Real mail breaks that limit (HTML generators write a whole page on one line), and
-    aiosmtpd would answer such mail with a permanent 500. A gateway takes it: the
-    message size limit still bounds memory.
+    aiosmtpd's ``smtp_DATA`` keeps every line as its own bytearray (320,000 objects for a
+    24 MB base64 mail), joins them once to check each line's length and again for the
+    result, and answers lines over RFC 5321's 1,000 octets with a permanent 500. Real
+    mail breaks that limit (HTML generators write a whole page on one line), so a
+    gateway takes such lines: the message size limit still bounds memory. Here a mail
+    costs one growing buffer, then one bytes copy handed to the handler.
+
+    The override relies on aiosmtpd 1.4's internals (``_reader``, ``_writer``,
+    ``_call_handler_hook``, ``_set_post_data_state``). It never decodes the content:
+    ``envelope.content`` is the same bytes as ``original_content`` (``decode_data``
+    stays False), and the deprecated ``process_message`` handler API is not called.
     """
 
-    def __init__(self, handler: IntakeHandler, *, line_length_limit: int, **kwargs: Any) -> None:
-        self.line_length_limit = line_length_limit  # read by SMTP.__init__ for its reader
-        super().__init__(handler, **kwargs)
+    # SMTP.__init__ sizes its StreamReader with this. A data line longer than it arrives
+    # in pieces (see _read_data), so one long line never sits whole in the reader too.
+    line_length_limit = READ_LIMIT
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA as aiosmtpd answers it, with the mail read by ``_read_data``."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = await self._read_data()
+        if content is None:
+            self._end_transaction()
+            await self.push(TOO_BIG)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._end_transaction()
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _end_transaction(self) -> None:
+        """A fresh envelope for the next mail, as after aiosmtpd's own DATA."""
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+
+    async def _read_data(self) -> bytes | None:
+        """The mail up to the line holding a lone dot, dot-stuffing undone; None when it is
+        over ``data_size_limit``.
+
+        Lines end at CRLF only (RFC 5321 2.3.8): a bare LF is content, as in aiosmtpd, so a
+        dot after one is neither unstuffed nor, alone before CRLF, the end. A mail over
+        the limit is still read to its end before the 552 (RFC 5321 4.2.5), but nothing of
+        it is kept.
+        """
+        limit = self.data_size_limit
+        kept: bytearray | None = bytearray()
+        received = 0
+        line_start = True
+        while True:
+            piece = await self._read_piece()
+            if line_start and piece == b".\r\n":
+                break
+            received += len(piece)
+            if limit and received > limit:
+                kept = None  # let go of what was read at once
+            if kept is not None and line_start and piece.startswith(b"."):
+                kept += memoryview(piece)[1:]  # RFC 5321 4.5.2: the sender doubled it
+            elif kept is not None:
+                kept += piece
+            line_start = piece.endswith(b"\r\n")
+        return None if kept is None else bytes(kept)
+
+    async def _read_piece(self) -> bytes:
+        """The next data line with its CRLF, or the next at most READ_LIMIT octets of a
+        longer one."""
+        try:
+            # eof_received cancels this coroutine, so readuntil never raises
+            # IncompleteReadError (as aiosmtpd's own smtp_DATA relies on).
+            return await self._reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as error:
+            # A CRLF can only start at or after ``consumed``: the line goes on.
+            return await self._reader.read(error.consumed)
+        except asyncio.CancelledError:
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
 
 
 def smtp_factory(settings: Settings, handler: IntakeHandler) -> Callable[[], SMTP]:
     """A protocol factory for ``loop.create_server``."""
     kwargs: dict[str, Any] = {
         "data_size_limit": settings.smtp.max_message_size,
-        "line_length_limit": max(1001, settings.smtp.max_message_size),
         "enable_SMTPUTF8": True,
         "ident": "mailcase ESMTP",
         # Resolved once here: aiosmtpd would otherwise look up the host's FQDN (a DNS

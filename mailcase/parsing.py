@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes
+from email.feedparser import BytesFeedParser
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -26,6 +26,11 @@ from mailcase import mime
 from mailcase.headers import decode_words, one_line, raw_header
 from mailcase.htmltext import html_to_text
 from mailcase.models import MESSAGE_ID_MAX
+
+# What email.parser.Parser hands its FeedParser per read: fed the same way, the parse is
+# the same, without message_from_bytes's whole-mail str and its StringIO copy (four
+# bytes per character) of it.
+FEED_CHUNK = 8192
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
@@ -95,7 +100,7 @@ def message_ids(value: str | None) -> tuple[str, ...]:
 def parse(raw: bytes) -> ParsedMail:
     """Parse ``raw`` leniently into a ParsedMail."""
     try:
-        message = message_from_bytes(raw, policy=compat32)
+        message = read_message(raw)
         walked = mime.walk(message)
     except RecursionError:  # the standard parser recurses once per nesting level
         message = BytesHeaderParser(policy=compat32).parsebytes(raw)
@@ -132,6 +137,21 @@ def parse(raw: bytes) -> ParsedMail:
         date=_date(_header_text(message, "date")),
         notes=tuple(walked.notes),
     )
+
+
+def read_message(raw: bytes) -> Message:
+    """``email.message_from_bytes(raw, policy=compat32)``, in a fraction of the memory.
+
+    message_from_bytes decodes the whole mail to one str and wraps that in a StringIO,
+    which stores four bytes per character: a 25 MB mail cost about 120 MB before the
+    parser read a line. Fed in slices, the parser only ever holds a slice besides what
+    it builds, and the result is the same (ASCII with surrogateescape maps each byte to
+    one character, so the slices match the ones Parser.parse feeds).
+    """
+    parser = BytesFeedParser(policy=compat32)
+    for start in range(0, len(raw), FEED_CHUNK):
+        parser.feed(raw[start:start + FEED_CHUNK])
+    return parser.close()
 
 
 def _header_text(message: Message, name: str) -> str | None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import unicodedata
+from email import message_from_bytes
+from email.message import Message
+from email.policy import compat32
+from pathlib import Path
 
 import pytest
 
@@ -311,6 +315,66 @@ def test_malformed_mail_never_raises(raw: bytes) -> None:
     assert isinstance(mail.text, str)
     assert all(isinstance(a.content, bytes) for a in mail.attachments)
     assert all(a.filename and "/" not in a.filename for a in mail.attachments)
+
+
+# --- the same parse as the standard library's, in less memory ----------------------------
+
+REGRESSIONS = Path(__file__).parent / "data" / "regressions"
+try:
+    import test.test_email as cpython_email_tests
+    CPYTHON_CORPUS = sorted((Path(cpython_email_tests.__file__).parent / "data").glob("msg_*"))
+except ImportError:  # some Python builds ship without their test suite
+    CPYTHON_CORPUS = []
+
+
+def _shape(message: Message) -> list[object]:
+    """Everything the parser decided about a message, part by part."""
+    return [
+        (part.items(), part.get_content_type(), part.preamble, part.epilogue,
+         None if part.is_multipart() else part.get_payload(),
+         [type(defect).__name__ for defect in part.defects])
+        for part in message.walk()
+    ]
+
+
+SAMPLES = {**MALFORMED, **{p.name: p.read_bytes() for p in sorted(REGRESSIONS.glob("*.eml"))},
+           **{p.name: p.read_bytes() for p in CPYTHON_CORPUS},
+           "bare-lf-multipart": (
+               b"From: a@b.example\nContent-Type: multipart/mixed; boundary=b\n\n--b\n"
+               b"Content-Type: text/plain\n\nhi\r\n--b\rContent-Type: text/html\n\n<p>x"
+               + b"y" * 20_000 + b"\n--b--\nepilogue\n")}
+
+
+@pytest.mark.parametrize("raw", list(SAMPLES.values()), ids=list(SAMPLES))
+def test_read_message_parses_as_message_from_bytes(raw: bytes) -> None:
+    """Feeding the parser in slices builds the same tree, headers, payloads and defects as
+    email.message_from_bytes."""
+    assert _shape(parsing.read_message(raw)) == _shape(message_from_bytes(raw, policy=compat32))
+
+
+ENCODED = {
+    "base64 CRLF lines": ("base64", base64.encodebytes(PDF * 3).replace(b"\n", b"\r\n")),
+    "base64 with spaces": ("base64", b"JVBE Ri0x LjQK\r\n"),
+    "base64 missing padding": ("base64", b"JVBERi0xLjQ\r\n"),
+    "base64 data after padding": ("base64", b"QQ==\r\nQUJD\r\n"),
+    "base64 one char too many": ("base64", b"QUJDR\r\n"),
+    "base64 with 8-bit junk": ("base64", b"JVBE\xe9Ri0xLjQK\r\n"),
+    "quoted-printable": ("quoted-printable", b"caf=E9 =\r\nsoft break, =3D sign\r\n"),
+    "quoted-printable 8-bit": ("quoted-printable", b"caf\xe9=20\r\n"),
+    "BASE64 upper case": ("BASE64", b"JVBERi0xLjQK\r\n"),
+}
+
+
+@pytest.mark.parametrize(("encoding", "body"), list(ENCODED.values()), ids=list(ENCODED))
+def test_attachment_bytes_match_the_standard_library(encoding: str, body: bytes) -> None:
+    """An attachment decodes to exactly what get_payload(decode=True) gives, for clean and
+    broken base64 and quoted-printable alike."""
+    raw = (b"From: a@b.example\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename=x.bin\r\n"
+           b"Content-Transfer-Encoding: " + encoding.encode() + b"\r\n\r\n" + body)
+    [attachment] = parsing.parse(raw).attachments
+    assert attachment.content == message_from_bytes(raw, policy=compat32).get_payload(
+        decode=True)
 
 
 # --- replytext.new_text ---------------------------------------------------------------------

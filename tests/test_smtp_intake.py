@@ -174,3 +174,89 @@ def test_non_utf8_envelope_sender_is_stored(app: App) -> None:
     assert code == 250
     [row] = inbound_rows(app)
     assert row.mail_from == "j\ufffdrgen@kunde.de"
+
+
+# --- the DATA reader (GatewaySMTP._read_data) ---------------------------------------------
+
+
+def transmit(client: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+    """One transaction whose DATA is ``data`` exactly as given: stuffing and the final dot
+    are the caller's (smtplib's own ``data`` would stuff and end it)."""
+    client.ehlo_or_helo_if_needed()
+    assert client.mail("ann@customer.org")[0] == 250
+    assert client.rcpt("support@example.com")[0] == 250
+    client.putcmd("data")
+    assert client.getreply()[0] == 354
+    client.send(data)
+    return client.getreply()
+
+
+def test_dot_stuffing_is_undone_once_per_line(app: App) -> None:
+    """A line the sender stuffed loses exactly one leading dot (RFC 5321 4.5.2), also the
+    first line of DATA and a line of two dots, and a dot inside a line stays."""
+    data = (b"..first line starts with a dot\r\nSubject: dots\r\n\r\n..one\r\n...two\r\n"
+            b"..\r\na . inside\r\n.\r\n")
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert transmit(client, data)[0] == 250
+    [row] = inbound_rows(app)
+    assert row.raw == (b".first line starts with a dot\r\nSubject: dots\r\n\r\n.one\r\n..two\r\n"
+                       b".\r\na . inside\r\n")
+
+
+def test_smtplib_round_trip_keeps_dot_lines(app: App) -> None:
+    """Lines starting with dots, stuffed by smtplib, are stored as the sender wrote them."""
+    raw = (b"From: ann@customer.org\r\nTo: support@example.com\r\nSubject: dots\r\n\r\n"
+           b".\r\n..\r\n.hidden\r\n...\r\nlast\r\n")
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert client.sendmail("ann@customer.org", ["support@example.com"], raw) == {}
+    [row] = inbound_rows(app)
+    assert row.raw == raw
+
+
+def test_bare_lf_neither_ends_nor_unstuffs(app: App) -> None:
+    """Only CRLF ends a line (RFC 5321 2.3.8): a dot line after a bare LF neither ends the
+    mail nor loses its dot, as in aiosmtpd's own reader."""
+    data = b"Subject: lf\n\nline one\n.\n..kept\nline two\r\n.\r\n"
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert transmit(client, data)[0] == 250
+    [row] = inbound_rows(app)
+    assert row.raw == b"Subject: lf\n\nline one\n.\n..kept\nline two\r\n"
+
+
+def test_line_longer_than_the_read_limit_is_kept_whole(app: App) -> None:
+    """A data line far longer than the stream reader's limit arrives in pieces and is
+    stored whole, its stuffed leading dot undone once."""
+    long_line = b"." + bytes(range(33, 127)) * 3000  # 282,000 octets, no CRLF inside
+    data = b"Subject: long\r\n\r\n." + long_line + b"\r\nend\r\n.\r\n"
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert transmit(client, data)[0] == 250
+    [row] = inbound_rows(app)
+    assert row.raw == b"Subject: long\r\n\r\n" + long_line + b"\r\nend\r\n"
+
+
+def test_eight_bit_mail_is_stored_byte_for_byte(app: App) -> None:
+    """A mail of many lines with 8-bit and NUL-free binary octets is stored exactly."""
+    body = b"".join(bytes((n % 223) + 32 for n in range(i, i + 70)) + b"\r\n"
+                    for i in range(5000))
+    raw = b"From: ann@customer.org\r\nSubject: 8bit\r\n\r\n" + body
+    stuffed = raw.replace(b"\r\n.", b"\r\n..")
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        assert transmit(client, stuffed + b".\r\n")[0] == 250
+    [row] = inbound_rows(app)
+    assert row.raw == raw
+
+
+@pytest.mark.parametrize("body", [b"x" * 70 + b"\r\n", b"y" * 200_000],
+                         ids=["short lines", "one line over the read limit"])
+def test_oversize_data_gets_552_and_the_session_goes_on(make_app: object, body: bytes) -> None:
+    """Mail over the limit sent without SIZE is read to its end, refused with 552 and not
+    stored; the next mail on the same connection is taken."""
+    app = make_app(smtp={"max_message_size": 20_000})  # type: ignore[operator]
+    big = b"Subject: big\r\n\r\n" + body * (30_000 // len(body) + 1) + b"\r\n.\r\n"
+    small = b"Subject: small\r\n\r\nhello\r\n.\r\n"
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        code, text = transmit(client, big)
+        assert (code, text[:5]) == (552, b"5.3.4")
+        assert transmit(client, small)[0] == 250
+    [row] = inbound_rows(app)
+    assert row.raw == b"Subject: small\r\n\r\nhello\r\n"

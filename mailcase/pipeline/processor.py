@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from mailcase.cases import CaseBook
 from mailcase.db import WriterGate
@@ -114,7 +114,10 @@ class Processor:
         batch = _Batch()
         try:
             with self.gate.turn(), self.sessions.begin() as session:
-                rows = session.scalars(claim_query(self.clock(), limit=size)).all()
+                # Each mail's bytes are read when its turn comes and let go after it, so
+                # a batch of large mails holds one of them at a time, not all.
+                claim = claim_query(self.clock(), limit=size).options(defer(InboundMail.raw))
+                rows = session.scalars(claim).all()
                 batch.claimed = len(rows)
                 return self._run_batch(session, rows, stop, batch)
         except Exception as exc:
@@ -133,6 +136,7 @@ class Processor:
         for row in rows:
             batch.in_hand = (row.id, row.message_id)
             self._run(session, row, self.clock())
+            session.expire(row, ["raw"])
             batch.in_hand = None
             batch.done.append(row.id)
             statuses.append(row.status)
