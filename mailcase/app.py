@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailcase import db, migrate
 from mailcase.compose import Composer
 from mailcase.config import Settings
+from mailcase.health import HealthCheck
 from mailcase.intake import Intake
+from mailcase.metrics import Metrics
 from mailcase.notify import Notifier
 from mailcase.outbox import OutboxSender
 from mailcase.pipeline.context import Services
@@ -72,6 +74,8 @@ class App:
     processor: Processor
     sender: OutboxSender
     polls: PollRecord
+    health: HealthCheck
+    metrics: Metrics
     clock: Clock
 
     @classmethod
@@ -92,11 +96,12 @@ class App:
         composer = Composer(settings, Templates(settings.templates.dir), signer)
         services = Services(settings=settings, signer=signer, composer=composer,
                             notifier=Notifier(composer, settings.attachments.notify_max_size))
+        readers = db.reader_factory(engine)
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            readers=db.reader_factory(engine),
+            readers=readers,
             services=services,
             intake=Intake(sessions, clock, settings.smtp.max_message_size, gate),
             processor=Processor(sessions, services, clock, jitter=jitter, gate=gate),
@@ -105,6 +110,8 @@ class App:
                 jitter=jitter,
             ),
             polls=PollRecord(sessions, clock),
+            health=HealthCheck(readers, settings, clock),
+            metrics=Metrics(readers, clock),
             clock=clock,
         )
 

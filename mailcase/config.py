@@ -273,6 +273,26 @@ class ProcessingSettings(_Section):
     worker_process: bool = True
 
 
+class ServiceSettings(_Section):
+    """How the daemon behaves as a service."""
+
+    # SIGTERM: new SMTP connections get 421 while mail in DATA finishes; after this
+    # long whatever is still open is closed (unacknowledged, so its sender retries).
+    shutdown_seconds: Seconds = 30.0
+
+
+class HttpSettings(_Section):
+    """The loopback HTTP endpoint for health checks (/healthz) and metrics (/metrics)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8025
+    # /healthz fails when due mail has waited longer than this to be processed or sent,
+    max_pending_seconds: Seconds = 600.0
+    # or when an IMAP mailbox has had no good poll for this long.
+    max_poll_age_seconds: Seconds = 1800.0
+
+
 class LoggingSettings(_Section):
     """How much the daemon says."""
 
@@ -291,6 +311,8 @@ class Settings(_Section):
     tokens: TokenSettings = TokenSettings()
     cases: CaseSettings = CaseSettings()
     processing: ProcessingSettings = ProcessingSettings()
+    service: ServiceSettings = ServiceSettings()
+    http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @field_validator("mailbox")

@@ -16,9 +16,11 @@ import functools
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +28,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from mailcase.app import App
 from mailcase.groupcommit import GroupCommit
 from mailcase.imap import IdleWatcher, ImapPoller, poll_once
-from mailcase.listener import IntakeHandler, smtp_factory
+from mailcase.listener import IntakeHandler, Sessions, smtp_factory
+from mailcase.monitor import Monitor
+from mailcase.service import ServiceManager
 from mailcase.workerprocess import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,15 @@ log = logging.getLogger(__name__)
 FAILURE_PAUSE_SECONDS = 5.0
 WATCHER_STOP_SECONDS = 5.0
 CHILD_CHECK_SECONDS = 2.0
+DRAIN_POLL_SECONDS = 0.05
+
+
+def _address(name: object) -> str:
+    """host:port of a socket name ([host]:port for IPv6)."""
+    if isinstance(name, tuple):
+        host, port = name[0], name[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(name)
 
 
 class ListenError(Exception):
@@ -81,9 +94,13 @@ class Daemon:
     """
 
     def __init__(self, app: App, *, workers: bool = True, listen: bool = True,
-                 worker_process: WorkerProcess | None = None) -> None:
+                 worker_process: WorkerProcess | None = None,
+                 manager: ServiceManager | None = None,
+                 sockets: Sequence[socket.socket] = ()) -> None:
         assert not (workers and worker_process), "processing runs here or in the child"
         self.app = app
+        self.manager = manager or ServiceManager(None)
+        self.sockets = list(sockets)  # passed by systemd (socket activation), if any
         self.workers = workers
         self.listen = listen
         self.remote = worker_process
@@ -98,15 +115,23 @@ class Daemon:
                                 functools.partial(app.processor.drain, self.stopping.is_set),
                                 self.sender.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.server: asyncio.base_events.Server | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.sessions = Sessions()
+        self.monitor: Monitor | None = None
         self.watchers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def port(self) -> int:
         """The port the SMTP listener is bound to (useful when configured as 0)."""
-        assert self.server is not None and self.server.sockets
-        return int(self.server.sockets[0].getsockname()[1])
+        assert self.servers and self.servers[0].sockets
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where the SMTP listener listens, for logs and the service status."""
+        return [_address(sock.getsockname()) for server in self.servers
+                for sock in server.sockets]
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -119,19 +144,43 @@ class Daemon:
             self._start_workers()
         if self.listen and (self.workers or self.remote is not None):
             self._start_pollers()
+        if self.listen and settings.http.enabled:
+            self._start_monitor()
         self.scheduler.start()
         if self.listen and settings.smtp.enabled:
             self.group_commit = GroupCommit(self.app.intake)
-            handler = IntakeHandler(settings, self.group_commit.accept, self.wake_processor)
-            try:
-                self.server = await self._loop.create_server(
-                    smtp_factory(settings, handler), settings.smtp.host, settings.smtp.port
-                )
-            except OSError as exc:
-                reason = os.strerror(exc.errno) if exc.errno else str(exc)
-                raise ListenError(f"cannot listen on {settings.smtp.host}:{settings.smtp.port}: "
-                                  f"{reason}") from None
-            log.info("SMTP listening on %s:%s", settings.smtp.host, self.port)
+            handler = IntakeHandler(settings, self.group_commit.accept, self.wake_processor,
+                                    self.app.metrics.accept_seconds.observe)
+            await self._listen(smtp_factory(settings, handler, self.sessions))
+            log.info("SMTP listening on %s%s", ", ".join(self.addresses),
+                     " (sockets from the service manager)" if self.sockets else "")
+        elif self.sockets:
+            log.warning("the service manager passed %d socket(s) but [smtp] enabled = false; "
+                        "they are not served", len(self.sockets))
+
+    async def _listen(self, factory: Callable[[], asyncio.Protocol]) -> None:
+        """Serve the sockets systemd passed, else bind ``[smtp] host`` and ``port``."""
+        assert self._loop is not None
+        if self.sockets:
+            for sock in self.sockets:
+                self.servers.append(await self._loop.create_server(factory, sock=sock))
+            return
+        smtp = self.app.settings.smtp
+        try:
+            self.servers.append(await self._loop.create_server(factory, smtp.host, smtp.port))
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {smtp.host}:{smtp.port}: {reason}") from None
+
+    def _start_monitor(self) -> None:
+        http = self.app.settings.http
+        self.monitor = Monitor(self.app.health, self.app.metrics, http.host, http.port)
+        try:
+            self.monitor.start()
+        except OSError as exc:
+            self.monitor = None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot serve http on {http.host}:{http.port}: {reason}") from None
 
     def _start_workers(self) -> None:
         for worker in (self.processor, self.sender):
@@ -180,12 +229,13 @@ class Daemon:
         self.sender.wake()
 
     async def stop(self) -> None:
-        """Stop listening, let in-flight work finish, then stop the workers."""
+        """Drain the listener, let in-flight work finish, then stop the workers."""
         if self.remote is not None:
             self.remote.stopping()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
+        await self._drain_smtp(self.app.settings.service.shutdown_seconds)
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
         if self.group_commit is not None:
             await asyncio.to_thread(self.group_commit.close)
         self.stopping.set()
@@ -193,6 +243,8 @@ class Daemon:
             await asyncio.to_thread(thread.join, WATCHER_STOP_SECONDS)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.stop)
         for worker in (self.processor, self.sender):
             if worker.task is not None:
                 worker.task.cancel()
@@ -200,6 +252,23 @@ class Daemon:
                     await worker.task
         if self.remote is not None:
             await asyncio.to_thread(self.remote.stop)
+
+    async def _drain_smtp(self, bound: float) -> None:
+        """New connections and new mails get 421 while the mails under way finish, for at
+        most ``bound`` seconds; then every session still open is closed (a mail cut off
+        got no 250, so its sender retries)."""
+        if not self.servers:
+            return
+        self.sessions.draining = True
+        deadline = time.monotonic() + bound
+        if busy := self.sessions.busy():
+            log.info("stopping: waiting for %d SMTP session(s) in the middle of a mail", busy)
+        while self.sessions.busy() and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        if busy := self.sessions.busy():
+            log.warning("stopping: %d SMTP session(s) still sending after %g s are cut off "
+                        "without an answer; their senders will retry", busy, bound)
+        self.sessions.close_all()
 
     async def serve_forever(self, wake_fd: int | None = None) -> None:
         """Run until SIGTERM or SIGINT (or, for the processing child, until its wake-up
@@ -224,8 +293,22 @@ class Daemon:
 
             loop.add_reader(wake_fd, readable)
         await self.start()
+        self.manager.ready(f"listening on {', '.join(self.addresses) or 'no SMTP port'}")
+        watchdog = asyncio.create_task(self._keep_alive(), name="watchdog")
         try:
             await stop.wait()
             log.info("stopping")
+            self.manager.stopping("stopping: finishing the mail in hand")
         finally:
+            watchdog.cancel()
             await self.stop()
+
+    async def _keep_alive(self) -> None:
+        """WATCHDOG=1 from the event loop itself: if the loop hangs, the keep-alives stop
+        and the service manager restarts the daemon."""
+        interval = self.manager.watchdog_interval
+        if interval is None:
+            return
+        while True:
+            self.manager.watchdog()
+            await asyncio.sleep(interval)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,8 @@ NO_SUCH_USER = "550 5.1.1 No such mailbox here; this server does not relay"
 TOO_BIG = "552 5.3.4 Message too big for this system"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
 
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+
 READ_LIMIT = 64 * 1024
 """Octets of one data line the SMTP stream reader holds before handing over a piece."""
 
@@ -36,11 +39,13 @@ class IntakeHandler:
     """aiosmtpd handler: each hook returns the SMTP reply line itself."""
 
     def __init__(
-        self, settings: Settings, accept: AcceptFn, on_accepted: Callable[[], None]
+        self, settings: Settings, accept: AcceptFn, on_accepted: Callable[[], None],
+        observe: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
         self.settings = settings
         self.accept = accept
         self.on_accepted = on_accepted
+        self.observe = observe  # seconds from the end of DATA to the commit
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -56,6 +61,7 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
+        started = time.monotonic()
         try:
             accepted = await self.accept(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         except TooLarge:
@@ -63,6 +69,7 @@ class IntakeHandler:
         except Exception:
             log.exception("could not store a message from %s (answered 451)", session.peer)
             return TRY_LATER
+        self.observe(time.monotonic() - started)
         self.on_accepted()
         return f"250 2.0.0 Queued as {accepted.id}"
 
@@ -70,6 +77,31 @@ class IntakeHandler:
         """Whatever else goes wrong in a session: a temporary failure, never aiosmtpd's 500."""
         log.error("SMTP session error: %s", error, exc_info=error)
         return "451 4.3.0 Temporary failure, please try again later"
+
+
+class Sessions:
+    """The listener's open SMTP sessions, and whether it is draining for a stop.
+
+    While draining, a new connection is greeted with 421 and closed, and so is a session
+    that starts another mail (MAIL FROM); a mail already under way finishes and gets its
+    answer (RFC 5321 3.8: 421 when the service must shut down).
+    """
+
+    def __init__(self) -> None:
+        self.open: set[GatewaySMTP] = set()
+        self.draining = False
+
+    def busy(self) -> int:
+        """How many sessions are in the middle of a mail (after MAIL FROM)."""
+        return sum(1 for session in self.open if session.in_transaction)
+
+    def close_all(self) -> int:
+        """Close every session still open; returns how many there were."""
+        count = len(self.open)
+        for session in list(self.open):
+            if session.transport is not None:
+                session.transport.close()
+        return count
 
 
 class GatewaySMTP(SMTP):
@@ -91,6 +123,41 @@ class GatewaySMTP(SMTP):
     # SMTP.__init__ sizes its StreamReader with this. A data line longer than it arrives
     # in pieces (see _read_data), so one long line never sits whole in the reader too.
     line_length_limit = READ_LIMIT
+
+    def __init__(self, handler: IntakeHandler, *, sessions: Sessions, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sessions = sessions
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.sessions.open.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.sessions.open.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self.sessions.draining:
+            await self._refuse()
+            return
+        await super()._handle_client()
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.sessions.draining:
+            await self._refuse()
+            return
+        await super().smtp_MAIL(arg)
+
+    async def _refuse(self) -> None:
+        """421 and close: the daemon is stopping (the sender tries again later)."""
+        await self.push(SHUTTING_DOWN)
+        if self.transport is not None:
+            self.transport.close()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -162,8 +229,10 @@ class GatewaySMTP(SMTP):
             raise
 
 
-def smtp_factory(settings: Settings, handler: IntakeHandler) -> Callable[[], SMTP]:
-    """A protocol factory for ``loop.create_server``."""
+def smtp_factory(
+    settings: Settings, handler: IntakeHandler, sessions: Sessions
+) -> Callable[[], SMTP]:
+    """A protocol factory for ``loop.create_server``; every session joins ``sessions``."""
     kwargs: dict[str, Any] = {
         "data_size_limit": settings.smtp.max_message_size,
         "enable_SMTPUTF8": True,
@@ -172,4 +241,4 @@ def smtp_factory(settings: Settings, handler: IntakeHandler) -> Callable[[], SMT
         # query) for every connection.
         "hostname": settings.smtp.hostname or socket.getfqdn(),
     }
-    return lambda: GatewaySMTP(handler, **kwargs)
+    return lambda: GatewaySMTP(handler, sessions=sessions, **kwargs)

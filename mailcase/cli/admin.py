@@ -33,6 +33,7 @@ from mailcase.config import Settings
 from mailcase.daemon import Daemon, ListenError
 from mailcase.intake import TooLarge, return_path
 from mailcase.models import InboundMail
+from mailcase.service import ServiceManager, passed_sockets
 from mailcase.templates import Templates
 from mailcase.tokens import load_secrets
 from mailcase.workerprocess import WorkerProcess
@@ -103,11 +104,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = App.build(settings, create_secret=schema_revision(settings) is None)
     try:
         app.ensure_schema()
-        if settings.processing.worker_process:
-            child = WorkerProcess(config.config_path(args.config).resolve())
-            daemon = Daemon(app, workers=False, worker_process=child)
-        else:
-            daemon = Daemon(app)
+        # Taken out of the environment before the processing child starts: it must
+        # neither claim the sockets nor answer the service manager.
+        manager = ServiceManager.from_environment(os.environ)
+        sockets = passed_sockets(os.environ)
+        child = (WorkerProcess(config.config_path(args.config).resolve())
+                 if settings.processing.worker_process else None)
+        daemon = Daemon(app, workers=child is None, worker_process=child, manager=manager,
+                        sockets=sockets)
         asyncio.run(daemon.serve_forever())
     except ListenError as exc:
         raise UserError(str(exc)) from None
