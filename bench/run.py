@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -505,16 +506,24 @@ def main(argv: list[str] | None = None) -> list[Row]:
     args = parse(argv)
     with tempfile.TemporaryDirectory(prefix="mailcase-bench-") as scratch:
         bench = Bench(args, Path(scratch))
+        failure = None
         try:
             bench.run()
+        except Exception as exc:  # noqa: BLE001 - the rows measured so far are still printed
+            failure = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
         finally:
             bench.drop_databases()
     report = (f"mailcase benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
               f"{args.messages} mails per SMTP measure from {args.concurrency} client "
               f"processes on the same machine\n\n{table(bench.rows)}\n")
+    if failure:
+        report += f"\nStopped early, the rows above are all that was measured: {failure}\n"
     print(report)
     if args.output:
         args.output.write_text(report, encoding="utf-8")
+    if failure:
+        raise SystemExit(1)
     return bench.rows
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
@@ -36,6 +36,14 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The real clock."""
     return datetime.now(UTC)
+
+
+def _services(settings: Settings, create_secret: bool) -> Services:
+    """What the pipeline stages use: token signer, templates, composer, notifier."""
+    signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
+    composer = Composer(settings, Templates(settings.templates.dir), signer)
+    return Services(settings=settings, signer=signer, composer=composer,
+                    notifier=Notifier(composer, settings.attachments.notify_max_size))
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -91,12 +99,9 @@ class App:
         """Wire every part; ``create_secret`` makes the token secret file on first start."""
         engine = db.create(settings.database.url)
         sessions = db.session_factory(engine)
-        gate = db.WriterGate.for_engine(engine)
-        signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
-        composer = Composer(settings, Templates(settings.templates.dir), signer)
-        services = Services(settings=settings, signer=signer, composer=composer,
-                            notifier=Notifier(composer, settings.attachments.notify_max_size))
         readers = db.reader_factory(engine)
+        gate = db.WriterGate.for_engine(engine)
+        services = _services(settings, create_secret)
         return cls(
             settings=settings,
             engine=engine,
@@ -113,6 +118,27 @@ class App:
             health=HealthCheck(readers, settings, clock),
             metrics=Metrics(readers, clock),
             clock=clock,
+        )
+
+    def reconfigured(self, settings: Settings) -> App:
+        """The same store, metrics and clock with parts made anew from ``settings`` (a
+        reload): templates and token secrets read again, the outbound transport rebuilt
+        when its settings changed. Raises (SecretError, TemplateProblem…) before
+        anything is swapped when a new part cannot be made."""
+        services = _services(settings, create_secret=False)
+        transport = (self.sender.transport if settings.outbound == self.settings.outbound
+                     else make_transport(settings))
+        gate = self.processor.gate
+        return replace(
+            self,
+            settings=settings,
+            services=services,
+            intake=Intake(self.sessions, self.clock, settings.smtp.max_message_size, gate),
+            processor=Processor(self.sessions, services, self.clock,
+                                jitter=self.processor.jitter, gate=gate),
+            sender=OutboxSender(self.sessions, transport, settings.outbound, self.clock,
+                                jitter=self.sender.jitter),
+            health=HealthCheck(self.readers, settings, self.clock),
         )
 
     def ensure_schema(self) -> None:

@@ -73,6 +73,39 @@ class SmtpSettings(_Section):
     port: Port = 2525
     max_message_size: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
     hostname: str | None = None
+    # "lmtp" behind a mail server that delivers with LMTP (Postfix's lmtp transport).
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    # STARTTLS with this certificate chain and key (both PEM); require_tls refuses
+    # mail from a client that did not start TLS first.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    require_tls: bool = False
+    # AUTH PLAIN/LOGIN (only once TLS is up) against "user:hash" lines, made with
+    # `mailcase hash-password`; auth_required refuses mail from clients that did not.
+    auth_file: Path | None = None
+    auth_required: bool = False
+    # The PROXY protocol (v1 and v2) behind a load balancer that sends it on every
+    # connection; proxy_timeout bounds the wait for its header.
+    proxy_protocol: bool = False
+    proxy_timeout: Seconds = 10.0
+    # Connections open at once (421 beyond them), in all and from one client address.
+    max_connections: Annotated[int, Field(ge=1)] = 200
+    max_connections_per_client: Annotated[int, Field(ge=1)] = 20
+    # A session that says nothing for this long is closed.
+    session_timeout: Seconds = 300.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_key_file: give both tls_cert_file and tls_key_file, or neither")
+        if self.require_tls and self.tls_cert_file is None:
+            raise ValueError("require_tls: needs tls_cert_file and tls_key_file")
+        if self.auth_file is not None and self.tls_cert_file is None:
+            raise ValueError("auth_file: AUTH is offered only over TLS; set tls_cert_file "
+                             "and tls_key_file")
+        if self.auth_required and self.auth_file is None:
+            raise ValueError("auth_required: needs auth_file")
+        return self
 
 
 class AutoResponseRule(_Section):
@@ -294,9 +327,10 @@ class HttpSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """How much the daemon says."""
+    """How much the daemon says, and how: text lines, or JSON lines for a log shipper."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
 
 
 class Settings(_Section):
@@ -400,6 +434,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "database": settings.database.model_copy(
             update={"url": url.render_as_string(hide_password=False)}
         ),
+        "smtp": settings.smtp.model_copy(update={
+            key: rooted(getattr(settings.smtp, key))
+            for key in ("tls_cert_file", "tls_key_file", "auth_file")
+            if getattr(settings.smtp, key) is not None
+        }),
         "outbound": settings.outbound.model_copy(update={
             "maildir": rooted(settings.outbound.maildir),
             "ca_file": rooted(settings.outbound.ca_file) if settings.outbound.ca_file else None,

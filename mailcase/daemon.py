@@ -22,15 +22,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from mailcase import config, logs, preflight, reload
 from mailcase.app import App
+from mailcase.config import ConfigError
 from mailcase.groupcommit import GroupCommit
 from mailcase.imap import IdleWatcher, ImapPoller, poll_once
-from mailcase.listener import IntakeHandler, Sessions, smtp_factory
+from mailcase.listener import IntakeHandler, ListenerFactory
 from mailcase.monitor import Monitor
 from mailcase.service import ServiceManager
+from mailcase.smtpauth import AuthFileError
+from mailcase.smtpserver import Sessions
+from mailcase.templates import TemplateProblem
+from mailcase.tokens import SecretError
 from mailcase.workerprocess import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -96,9 +103,11 @@ class Daemon:
     def __init__(self, app: App, *, workers: bool = True, listen: bool = True,
                  worker_process: WorkerProcess | None = None,
                  manager: ServiceManager | None = None,
-                 sockets: Sequence[socket.socket] = ()) -> None:
+                 sockets: Sequence[socket.socket] = (),
+                 config_path: Path | None = None) -> None:
         assert not (workers and worker_process), "processing runs here or in the child"
         self.app = app
+        self.config_path = config_path  # read again on SIGHUP
         self.manager = manager or ServiceManager(None)
         self.sockets = list(sockets)  # passed by systemd (socket activation), if any
         self.workers = workers
@@ -108,15 +117,17 @@ class Daemon:
         self.stopping = threading.Event()
         # Both drains look at ``stopping`` between mails: a stop finishes the mail in
         # hand, not the backlog.
+        # Through self.app each time: a reload swaps in new parts between drains.
         self.sender = Worker("outbox sender",
-                             functools.partial(app.sender.drain, self.stopping.is_set),
+                             lambda: self.app.sender.drain(self.stopping.is_set),
                              lambda: None)
         self.processor = Worker("processor",
-                                functools.partial(app.processor.drain, self.stopping.is_set),
+                                lambda: self.app.processor.drain(self.stopping.is_set),
                                 self.sender.wake)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions = Sessions()
+        self.factory: ListenerFactory | None = None
         self.monitor: Monitor | None = None
         self.watchers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,7 +162,11 @@ class Daemon:
             self.group_commit = GroupCommit(self.app.intake)
             handler = IntakeHandler(settings, self.group_commit.accept, self.wake_processor,
                                     self.app.metrics.accept_seconds.observe)
-            await self._listen(smtp_factory(settings, handler, self.sessions))
+            try:
+                self.factory = ListenerFactory(settings, handler, self.sessions)
+            except (OSError, AuthFileError) as exc:
+                raise ListenError(f"cannot start the SMTP listener: {exc}") from None
+            await self._listen(self.factory)
             log.info("SMTP listening on %s%s", ", ".join(self.addresses),
                      " (sockets from the service manager)" if self.sockets else "")
         elif self.sockets:
@@ -277,6 +292,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         if wake_fd is not None:
             os.set_blocking(wake_fd, False)
 
@@ -293,7 +309,7 @@ class Daemon:
 
             loop.add_reader(wake_fd, readable)
         await self.start()
-        self.manager.ready(f"listening on {', '.join(self.addresses) or 'no SMTP port'}")
+        self.manager.ready(self._status())
         watchdog = asyncio.create_task(self._keep_alive(), name="watchdog")
         try:
             await stop.wait()
@@ -302,6 +318,59 @@ class Daemon:
         finally:
             watchdog.cancel()
             await self.stop()
+
+    def _status(self) -> str:
+        return f"listening on {', '.join(self.addresses)}" if self.addresses else "running"
+
+    def reload(self) -> bool:
+        """SIGHUP: read the config file again and take what can change while running
+        (see reload); a file that fails its checks changes nothing. The processing child
+        is told to do the same."""
+        if self.config_path is None:
+            log.warning("reload: started without a config file path; nothing to read")
+            return False
+        self.manager.reloading("reloading the configuration")
+        try:
+            return self._reload(self.config_path)
+        finally:
+            self.manager.ready(self._status())
+
+    def _reload(self, path: Path) -> bool:
+        try:
+            changes = reload.plan(self.app.settings, config.load(path))
+            if problems := preflight.template_problems(changes.effective):
+                raise TemplateProblem("; ".join(problems))
+            app = self.app.reconfigured(changes.effective)
+            if self.factory is not None:
+                self.factory.configure(changes.effective)
+        except (ConfigError, SecretError, TemplateProblem, AuthFileError, OSError) as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            return False
+        self._swap(app)
+        if self.remote is not None:
+            self.remote.reload()
+        if not changes.changed:
+            log.info("reload: the config file is unchanged; templates and secrets read again")
+        elif changes.applied:
+            log.info("reload: applied %s", ", ".join(changes.applied))
+        if changes.needs_restart:
+            log.warning("reload: needs a restart to take effect (running with the values it "
+                        "started with): %s", ", ".join(changes.needs_restart))
+        return True
+
+    def _swap(self, app: App) -> None:
+        """Run with ``app`` from now on (a drain under way finishes with the old parts)."""
+        before, self.app = self.app.settings, app
+        if app.settings.logging != before.logging:
+            logs.configure(app.settings)
+        if self.group_commit is not None:
+            self.group_commit.intake = app.intake
+        if self.monitor is not None:
+            self.monitor.health = app.health
+        seconds = app.settings.processing.poll_seconds
+        if seconds != before.processing.poll_seconds and self.scheduler.get_job("retries"):
+            self.scheduler.reschedule_job("retries", trigger="interval", seconds=seconds)
+        self._wake_all()
 
     async def _keep_alive(self) -> None:
         """WATCHDOG=1 from the event loop itself: if the loop hangs, the keep-alives stop

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.db import WriterGate, insert_or_nothing
+from mailcase.logs import about
 from mailcase.models import MESSAGE_ID_MAX, InboundMail
 from mailcase.parsing import message_ids
 
@@ -187,7 +188,8 @@ class Intake:
             assert isinstance(accepted, Accepted)
             log.info("accepted inbound=%s message_id=%s source=%s size=%d%s", accepted.id,
                      message_id, source, values["size"],
-                     " (duplicate)" if accepted.duplicate else "")
+                     " (duplicate)" if accepted.duplicate else "",
+                     extra=about(accepted.id, message_id))
         return [result for result in results if result is not None]
 
     def accept_many(

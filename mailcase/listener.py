@@ -2,8 +2,11 @@
 
 Replies follow RFC 5321 and RFC 3463: 550 5.1.1 for a recipient that is neither a
 configured mailbox nor one of its plus-addresses (no open relay), 552 for mail over
-``smtp.max_message_size`` (enforced while DATA is read, see GatewaySMTP), 451 4.3.0
+``smtp.max_message_size`` (enforced while DATA is read, see smtpserver), 451 4.3.0
 for anything that kept the mail from being committed, so the sender retries.
+``ListenerFactory`` makes a session per connection from the ``[smtp]`` settings —
+SMTP or LMTP, STARTTLS, AUTH, the PROXY protocol — and takes new settings on reload
+for the connections that come after.
 """
 
 from __future__ import annotations
@@ -11,26 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from aiosmtpd.proxy_protocol import ProxyData
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailcase.config import Settings
 from mailcase.intake import Accepted, TooLarge
+from mailcase.smtpauth import Authenticator, load_users
+from mailcase.smtpserver import TOO_BIG, GatewayLMTP, GatewaySMTP, Sessions
 
 log = logging.getLogger(__name__)
 
 OK_RCPT = "250 2.1.5 Recipient OK"
 NO_SUCH_USER = "550 5.1.1 No such mailbox here; this server does not relay"
-TOO_BIG = "552 5.3.4 Message too big for this system"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
-
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
-
-READ_LIMIT = 64 * 1024
-"""Octets of one data line the SMTP stream reader holds before handing over a piece."""
 
 AcceptFn = Callable[[bytes, str, Sequence[str]], Awaitable[Accepted]]
 
@@ -73,172 +74,82 @@ class IntakeHandler:
         self.on_accepted()
         return f"250 2.0.0 Queued as {accepted.id}"
 
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: ProxyData) -> bool:
+        """Behind a load balancer (``smtp.proxy_protocol``): the PROXY header names the
+        real client, which is the one counted against ``max_connections_per_client``."""
+        client = str(proxy_data.src_addr) if proxy_data.src_addr else str(session.peer)
+        assert isinstance(server, GatewaySMTP)
+        refusal = server.sessions.identify(server, client)
+        if refusal is not None:
+            await server.push(refusal)
+            return False
+        log.debug("PROXY: %s connects through %s", client, session.peer)
+        return True
+
     async def handle_exception(self, error: Exception) -> str:
         """Whatever else goes wrong in a session: a temporary failure, never aiosmtpd's 500."""
         log.error("SMTP session error: %s", error, exc_info=error)
         return "451 4.3.0 Temporary failure, please try again later"
 
 
-class Sessions:
-    """The listener's open SMTP sessions, and whether it is draining for a stop.
 
-    While draining, a new connection is greeted with 421 and closed, and so is a session
-    that starts another mail (MAIL FROM); a mail already under way finishes and gets its
-    answer (RFC 5321 3.8: 421 when the service must shut down).
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context for STARTTLS, from ``smtp.tls_cert_file`` and
+    ``tls_key_file``; None when no certificate is configured."""
+    smtp = settings.smtp
+    if smtp.tls_cert_file is None or smtp.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(smtp.tls_cert_file, smtp.tls_key_file)
+    return context
+
+
+class ListenerFactory:
+    """Makes the protocol object for each new connection (``loop.create_server``).
+
+    ``configure`` reads the ``[smtp]`` settings once — the certificate and the auth
+    file too — so a reload (new certificate, new users, new size limit) applies to the
+    connections that come after it, and sessions under way keep what they began with.
     """
 
-    def __init__(self) -> None:
-        self.open: set[GatewaySMTP] = set()
-        self.draining = False
-
-    def busy(self) -> int:
-        """How many sessions are in the middle of a mail (after MAIL FROM)."""
-        return sum(1 for session in self.open if session.in_transaction)
-
-    def close_all(self) -> int:
-        """Close every session still open; returns how many there were."""
-        count = len(self.open)
-        for session in list(self.open):
-            if session.transport is not None:
-                session.transport.close()
-        return count
-
-
-class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP server with a DATA reader of its own that keeps one buffer per mail.
-
-    aiosmtpd's ``smtp_DATA`` keeps every line as its own bytearray (320,000 objects for a
-    24 MB base64 mail), joins them once to check each line's length and again for the
-    result, and answers lines over RFC 5321's 1,000 octets with a permanent 500. Real
-    mail breaks that limit (HTML generators write a whole page on one line), so a
-    gateway takes such lines: the message size limit still bounds memory. Here a mail
-    costs one growing buffer, then one bytes copy handed to the handler.
-
-    The override relies on aiosmtpd 1.4's internals (``_reader``, ``_writer``,
-    ``_call_handler_hook``, ``_set_post_data_state``). It never decodes the content:
-    ``envelope.content`` is the same bytes as ``original_content`` (``decode_data``
-    stays False), and the deprecated ``process_message`` handler API is not called.
-    """
-
-    # SMTP.__init__ sizes its StreamReader with this. A data line longer than it arrives
-    # in pieces (see _read_data), so one long line never sits whole in the reader too.
-    line_length_limit = READ_LIMIT
-
-    def __init__(self, handler: IntakeHandler, *, sessions: Sessions, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+    def __init__(self, settings: Settings, handler: IntakeHandler, sessions: Sessions) -> None:
+        self.handler = handler
         self.sessions = sessions
+        self._kwargs: dict[str, Any] = {}
+        self._protocol: type[GatewaySMTP] = GatewaySMTP
+        self.configure(settings)
 
-    @property
-    def in_transaction(self) -> bool:
-        return self.envelope is not None and self.envelope.mail_from is not None
+    def configure(self, settings: Settings) -> None:
+        """Take ``settings`` for new connections; raises (OSError, ssl.SSLError,
+        AuthFileError) without changing anything when a file cannot be used."""
+        smtp = settings.smtp
+        context = tls_context(settings)
+        authenticator = Authenticator(load_users(smtp.auth_file)) if smtp.auth_file else None
+        self._kwargs = {
+            "data_size_limit": smtp.max_message_size,
+            "enable_SMTPUTF8": True,
+            "ident": "mailcase ESMTP" if smtp.protocol == "smtp" else "mailcase LMTP",
+            # Resolved once here: aiosmtpd would otherwise look up the host's FQDN (a
+            # DNS query) for every connection.
+            "hostname": smtp.hostname or socket.getfqdn(),
+            "tls_context": context,
+            "require_starttls": smtp.require_tls,
+            "authenticator": authenticator,
+            "auth_required": smtp.auth_required,
+            "auth_require_tls": True,  # never a password in the clear
+            # Without users, AUTH is not offered at all (aiosmtpd would offer it and
+            # fail every attempt).
+            "auth_exclude_mechanism": () if authenticator else ("LOGIN", "PLAIN"),
+            "proxy_protocol_timeout": smtp.proxy_timeout if smtp.proxy_protocol else None,
+            "timeout": smtp.session_timeout,
+        }
+        self._protocol = GatewayLMTP if smtp.protocol == "lmtp" else GatewaySMTP
+        self.handler.settings = settings
+        self.sessions.max_total = smtp.max_connections
+        self.sessions.max_per_client = smtp.max_connections_per_client
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.sessions.open.add(self)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self.sessions.open.discard(self)
-        super().connection_lost(error)
-
-    async def _handle_client(self) -> None:
-        if self.sessions.draining:
-            await self._refuse()
-            return
-        await super()._handle_client()
-
-    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if self.sessions.draining:
-            await self._refuse()
-            return
-        await super().smtp_MAIL(arg)
-
-    async def _refuse(self) -> None:
-        """421 and close: the daemon is stopping (the sender tries again later)."""
-        await self.push(SHUTTING_DOWN)
-        if self.transport is not None:
-            self.transport.close()
-
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str) -> None:
-        """DATA as aiosmtpd answers it, with the mail read by ``_read_data``."""
-        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data()
-        if content is None:
-            self._end_transaction()
-            await self.push(TOO_BIG)
-            return
-        self.envelope.content = self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._end_transaction()
-        await self.push("250 OK" if status is MISSING else status)
-
-    def _end_transaction(self) -> None:
-        """A fresh envelope for the next mail, as after aiosmtpd's own DATA."""
-        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
-
-    async def _read_data(self) -> bytes | None:
-        """The mail up to the line holding a lone dot, dot-stuffing undone; None when it is
-        over ``data_size_limit``.
-
-        Lines end at CRLF only (RFC 5321 2.3.8): a bare LF is content, as in aiosmtpd, so a
-        dot after one is neither unstuffed nor, alone before CRLF, the end. A mail over
-        the limit is still read to its end before the 552 (RFC 5321 4.2.5), but nothing of
-        it is kept.
-        """
-        limit = self.data_size_limit
-        kept: bytearray | None = bytearray()
-        received = 0
-        line_start = True
-        while True:
-            piece = await self._read_piece()
-            if line_start and piece == b".\r\n":
-                break
-            received += len(piece)
-            if limit and received > limit:
-                kept = None  # let go of what was read at once
-            if kept is not None and line_start and piece.startswith(b"."):
-                kept += memoryview(piece)[1:]  # RFC 5321 4.5.2: the sender doubled it
-            elif kept is not None:
-                kept += piece
-            line_start = piece.endswith(b"\r\n")
-        return None if kept is None else bytes(kept)
-
-    async def _read_piece(self) -> bytes:
-        """The next data line with its CRLF, or the next at most READ_LIMIT octets of a
-        longer one."""
-        try:
-            # eof_received cancels this coroutine, so readuntil never raises
-            # IncompleteReadError (as aiosmtpd's own smtp_DATA relies on).
-            return await self._reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError as error:
-            # A CRLF can only start at or after ``consumed``: the line goes on.
-            return await self._reader.read(error.consumed)
-        except asyncio.CancelledError:
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-
-
-def smtp_factory(
-    settings: Settings, handler: IntakeHandler, sessions: Sessions
-) -> Callable[[], SMTP]:
-    """A protocol factory for ``loop.create_server``; every session joins ``sessions``."""
-    kwargs: dict[str, Any] = {
-        "data_size_limit": settings.smtp.max_message_size,
-        "enable_SMTPUTF8": True,
-        "ident": "mailcase ESMTP",
-        # Resolved once here: aiosmtpd would otherwise look up the host's FQDN (a DNS
-        # query) for every connection.
-        "hostname": settings.smtp.hostname or socket.getfqdn(),
-    }
-    return lambda: GatewaySMTP(handler, sessions=sessions, **kwargs)
+    def __call__(self) -> asyncio.Protocol:
+        return self._protocol(self.handler, sessions=self.sessions, **self._kwargs)

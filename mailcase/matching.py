@@ -54,14 +54,15 @@ def find_case(
 ) -> Match | None:
     """The case ``mail`` (from ``sender``) replies to, or None when it starts a new one."""
     for address in recipient_addresses(mail, envelope_rcpts):
-        match = _by_token(session, address, settings, signer)
+        match = _by_token(session, address, settings, signer, mail.message_id)
         if match is not None:
             return match
     return _by_thread(session, mail) or _by_subject_tag(session, mail, sender)
 
 
 def _by_token(
-    session: Session, address: str, settings: Settings, signer: TokenSigner
+    session: Session, address: str, settings: Settings, signer: TokenSigner,
+    message_id: str | None,
 ) -> Match | None:
     mailbox = settings.mailbox_for(address)
     token = token_of(address, mailbox.local_part) if mailbox else None
@@ -69,7 +70,8 @@ def _by_token(
         return None
     claim = signer.verify(token)
     if claim is None:
-        log.warning("ignored a reply token that does not verify in %s", address)
+        log.warning("ignored a reply token that does not verify in %s message_id=%s",
+                    address, message_id, extra={"message_id": message_id})
         return None
     case = session.scalar(
         select(Case).where(Case.number == claim.case_number).with_for_update()

@@ -126,13 +126,15 @@ class OutboxSender:
                 return "sent"
             if result.verdict == "permanent" or now >= row.deadline_at:
                 row.status = "failed"
-                log.warning("outbound %s to %s failed: %s", row.id, row.rcpt_to, result.detail)
+                log.warning("outbound %s to %s failed: %s", row.id, row.rcpt_to, result.detail,
+                            extra={"outbound": row.id})
                 return "failed"
             row.next_attempt_at = now + backoff(
                 row.attempts, self.settings.retry_base_seconds,
                 self.settings.retry_max_seconds, self.jitter,
             )
-            log.info("outbound %s to %s deferred: %s", row.id, row.rcpt_to, result.detail)
+            log.info("outbound %s to %s deferred: %s", row.id, row.rcpt_to, result.detail,
+                     extra={"outbound": row.id})
             return "deferred"
 
 

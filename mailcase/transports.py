@@ -10,7 +10,7 @@ import mailbox
 import smtplib
 import ssl
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -79,7 +79,7 @@ class Relay:
     tls: Literal["none", "opportunistic", "starttls", "implicit"] = "opportunistic"
     context: ssl.SSLContext | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     local_hostname: str | None = None
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -89,6 +90,11 @@ class WorkerProcess:
         self._not_before = 0.0
         self._close_pipe()
         self.start()
+
+    def reload(self) -> None:
+        """Pass a reload on: the child reads the config file again (SIGHUP)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
 
     def stopping(self) -> None:
         """The daemon is stopping: a child that exits now (systemd signals the whole

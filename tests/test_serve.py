@@ -30,6 +30,18 @@ def example_config(folder: Path, port: int) -> Path:
     return path
 
 
+def serve_process(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`mailcase serve` with its stderr in ``log``, once it listens on ``port``."""
+    env = {k: v for k, v in os.environ.items() if k != "MAILCASE_CONFIG"}
+    with log.open("w") as stderr:
+        daemon = subprocess.Popen([*MAILCASE, "-c", str(config), "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=stderr)
+    wait_for(lambda: listening(port) or daemon.poll() is not None, timeout=30,
+             what="the listener")
+    assert daemon.poll() is None, log.read_text()
+    return daemon
+
+
 def listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0

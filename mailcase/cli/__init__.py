@@ -17,10 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases import CaseError
-from mailcase.cli import admin, cases, collaborators, mailboxes, outbox
+from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving
 from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.migrate import SchemaBehind
+from mailcase.smtpauth import AuthFileError
 from mailcase.templates import TemplateProblem
 from mailcase.tokens import SecretError
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config file (default: $MAILCASE_CONFIG, else ./mailcase.toml)")
     parser.add_argument("--version", action="version", version=f"mailcase {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serving.register(commands)
     admin.register(commands)
     cases.register(commands)
     collaborators.register(commands)
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (ConfigError, SecretError, TemplateProblem, SchemaBehind) as exc:
+    except (ConfigError, SecretError, TemplateProblem, SchemaBehind, AuthFileError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CaseError, UserError) as exc:
         return _fail(str(exc), EXIT_USER)

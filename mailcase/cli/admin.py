@@ -1,11 +1,9 @@
-"""Operator commands: serve, check-config, db upgrade, ingest, process, inbound list|replay."""
+"""Operator commands on the store: db upgrade, ingest, import, process, inbound list|replay."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,10 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 from tqdm import tqdm
 
-from mailcase import config, importer, migrate
+from mailcase import importer, migrate
 from mailcase.app import App
 from mailcase.cli.common import (
-    EXIT_CONFIG,
     EXIT_DATAERR,
     EXIT_TEMPFAIL,
     EXIT_USER,
@@ -29,14 +26,8 @@ from mailcase.cli.common import (
     settings_of,
 )
 from mailcase.cli.output import emit_json, table
-from mailcase.config import Settings
-from mailcase.daemon import Daemon, ListenError
 from mailcase.intake import TooLarge, return_path
 from mailcase.models import InboundMail
-from mailcase.service import ServiceManager, passed_sockets
-from mailcase.templates import Templates
-from mailcase.tokens import load_secrets
-from mailcase.workerprocess import WorkerProcess
 
 log = logging.getLogger("mailcase")
 
@@ -44,18 +35,6 @@ REPLAYABLE = ("parked", "dropped")
 
 
 def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the daemon (SMTP listener and workers)")
-    serve.set_defaults(handler=cmd_serve)
-
-    work = commands.add_parser(
-        "work", help="process and send mail only, no listener (serve starts one itself)")
-    work.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
-    work.add_argument("--nice", type=int, default=0, help="lower the CPU priority by N")
-    work.set_defaults(handler=cmd_work)
-
-    check = commands.add_parser("check-config", help="check the config, templates and database")
-    check.set_defaults(handler=cmd_check_config)
-
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_commands.add_parser("upgrade", help="migrate to the current schema").set_defaults(
@@ -96,72 +75,6 @@ def register(commands: Any) -> None:
                         help="treat the mail as written by a person (for mail wrongly dropped "
                              "as automatic)")
     replay.set_defaults(handler=cmd_inbound_replay)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-    _quiet_libraries(settings)
-    app = App.build(settings, create_secret=schema_revision(settings) is None)
-    try:
-        app.ensure_schema()
-        # Taken out of the environment before the processing child starts: it must
-        # neither claim the sockets nor answer the service manager.
-        manager = ServiceManager.from_environment(os.environ)
-        sockets = passed_sockets(os.environ)
-        child = (WorkerProcess(config.config_path(args.config).resolve())
-                 if settings.processing.worker_process else None)
-        daemon = Daemon(app, workers=child is None, worker_process=child, manager=manager,
-                        sockets=sockets)
-        asyncio.run(daemon.serve_forever())
-    except ListenError as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        app.close()
-    return 0
-
-
-def cmd_work(args: argparse.Namespace) -> int:
-    """The processor and the outbox sender without a listener: the child ``serve``
-    starts (woken through ``--wake-fd``), or a processing-only instance on PostgreSQL."""
-    if args.nice:
-        os.nice(args.nice)
-    settings = settings_of(args)
-    _quiet_libraries(settings)
-    app = App.build(settings)
-    try:
-        app.ensure_schema()
-        asyncio.run(Daemon(app, listen=False).serve_forever(wake_fd=args.wake_fd))
-    finally:
-        app.close()
-    return 0
-
-
-def _quiet_libraries(settings: Settings) -> None:
-    logging.getLogger().setLevel(settings.logging.level)
-    # aiosmtpd logs every SMTP command, Alembic its context, APScheduler every job run.
-    for chatty in ("mail.log", "alembic", "apscheduler"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-
-
-def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
-    rule_sets = [rule.template for box in settings.mailbox for rule in box.auto_response_rule
-                 if rule.template]
-    problems = Templates(settings.templates.dir).check(rule_sets)
-    revision = schema_revision(settings)
-    if revision is not None or settings.tokens.secret_file.exists():
-        load_secrets(settings.tokens.secret_file, create=False)
-    if revision is not None and revision != migrate.head():
-        problems.append(migrate.behind_message(revision))
-    for problem in problems:
-        print(f"mailcase: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_CONFIG
-    boxes = ", ".join(m.address for m in settings.mailbox)
-    state = "new (created on first start)" if revision is None else "current"
-    print(f"config OK: mailboxes {boxes}; database {state}; "
-          f"outbound via {settings.outbound.transport}")
-    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

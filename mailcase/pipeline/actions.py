@@ -96,7 +96,8 @@ def _mail_safely(ctx: Context, send: Callable[[], object]) -> None:
         with ctx.session.begin_nested():
             send()
     except Exception as exc:  # noqa: BLE001 - the change is recorded; say what was not sent
-        log.error("mail not queued inbound=%s: %s", ctx.inbound.id, exc)
+        log.error("mail not queued inbound=%s message_id=%s: %s", ctx.inbound.id,
+                  ctx.inbound.message_id, exc, extra=ctx.log_fields)
         ctx.notes.append(f"mail not sent: {exc}")
 
 
@@ -114,4 +115,5 @@ def explain(ctx: Context, case: Case, refusals: list[str]) -> None:
                 auto_submitted="auto-replied", extra={"refusals": refusals},
             )
     except Exception as exc:  # noqa: BLE001 - the reply is recorded; the notice is a courtesy
-        log.error("command notice failed inbound=%s: %s", ctx.inbound.id, exc)
+        log.error("command notice failed inbound=%s message_id=%s: %s", ctx.inbound.id,
+                  ctx.inbound.message_id, exc, extra=ctx.log_fields)

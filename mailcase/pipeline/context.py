@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mailcase.cases import CaseBook
 from mailcase.compose import Composer
 from mailcase.config import MailboxSettings, Settings
+from mailcase.logs import about
 from mailcase.matching import Match
 from mailcase.models import (
     Agent,
@@ -89,6 +91,11 @@ class Context:
         """The case the message was recorded on; stages after ``record`` may rely on it."""
         assert self.case is not None, "record stage has not run"
         return self.case
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra=`` for a log line about this mail (see logs.about)."""
+        return about(self.inbound.id, self.inbound.message_id)
 
     @property
     def parsed(self) -> ParsedMail:

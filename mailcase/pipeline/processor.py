@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from mailcase.cases import CaseBook
 from mailcase.db import WriterGate
+from mailcase.logs import about
 from mailcase.models import InboundMail
 from mailcase.models.mail import PENDING
 from mailcase.outbox import backoff
@@ -211,6 +212,7 @@ class Processor:
         log.info(
             "processed inbound=%s message_id=%s status=%s case=%s%s", row.id, row.message_id,
             row.status, case, f" ({row.outcome})" if row.outcome else "",
+            extra=about(row.id, row.message_id, case=case),
         )
 
     def _count_failure(self, inbound_id: int, message_id: str | None, exc: Exception) -> str:
@@ -235,6 +237,6 @@ class Processor:
         log.error(
             "processing failed inbound=%s message_id=%s attempt=%d%s",
             inbound_id, message_id, attempts, " (parked for an operator)" if parked else "",
-            exc_info=exc,
+            exc_info=exc, extra=about(inbound_id, message_id),
         )
         return "parked" if parked else "pending"

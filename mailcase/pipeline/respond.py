@@ -57,7 +57,7 @@ def acknowledge(ctx: Context) -> None:
             ctx.notes.append(f"no acknowledgement: {sender.email} is marked undeliverable")
     except Exception as exc:  # noqa: BLE001 - a failed courtesy must not cost the case
         log.error("acknowledgement failed inbound=%s message_id=%s: %s",
-                  ctx.inbound.id, ctx.inbound.message_id, exc)
+                  ctx.inbound.id, ctx.inbound.message_id, exc, extra=ctx.log_fields)
         ctx.notes.append(f"acknowledgement not sent: {exc}")
 
 
@@ -69,7 +69,7 @@ def notify(ctx: Context) -> None:
     quiet = _echo(ctx) if ctx.comment is not None and not ctx.new_case else None
     if quiet:
         log.warning("no notifications inbound=%s message_id=%s: %s", ctx.inbound.id,
-                    ctx.inbound.message_id, quiet)
+                    ctx.inbound.message_id, quiet, extra=ctx.log_fields)
         ctx.notes.append(f"no notifications: {quiet}")
         return
     try:
@@ -82,7 +82,7 @@ def notify(ctx: Context) -> None:
                 return
     except Exception as exc:  # noqa: BLE001 - the case is recorded; say what was not sent
         log.error("notifications failed inbound=%s message_id=%s: %s",
-                  ctx.inbound.id, ctx.inbound.message_id, exc)
+                  ctx.inbound.id, ctx.inbound.message_id, exc, extra=ctx.log_fields)
         ctx.notes.append(f"notifications not sent: {exc}")
         return
     if sent.queued:

@@ -1,0 +1,117 @@
+"""Running the daemon: serve, work, check-config, and hash-password for SMTP AUTH users."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import signal
+import sys
+from typing import Any
+
+from mailcase import config, logs, preflight
+from mailcase.app import App
+from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, settings_of
+from mailcase.daemon import Daemon, ListenError
+from mailcase.service import ServiceManager, passed_sockets
+from mailcase.smtpauth import hash_password
+from mailcase.workerprocess import WorkerProcess
+
+MIN_PASSWORD = 12
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the daemon (SMTP listener and workers)")
+    serve.set_defaults(handler=cmd_serve)
+
+    work = commands.add_parser(
+        "work", help="process and send mail only, no listener (serve starts one itself)")
+    work.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+    work.add_argument("--nice", type=int, default=0, help="lower the CPU priority by N")
+    work.set_defaults(handler=cmd_work)
+
+    check = commands.add_parser(
+        "check-config", help="check what a start needs: config, templates, secret files, "
+                             "ports, database and schema")
+    check.add_argument("--no-ports", action="store_true",
+                       help="leave out the listening ports (while the daemon runs)")
+    check.set_defaults(handler=cmd_check_config)
+
+    hashing = commands.add_parser(
+        "hash-password", help="print a user:hash line for smtp.auth_file (password on stdin "
+                              "or asked for)")
+    hashing.add_argument("user", help="the SMTP AUTH user name")
+    hashing.set_defaults(handler=cmd_hash_password)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    logs.configure(settings)
+    app = App.build(settings, create_secret=schema_revision(settings) is None)
+    try:
+        app.ensure_schema()
+        # Taken out of the environment before the processing child starts: it must
+        # neither claim the sockets nor answer the service manager.
+        manager = ServiceManager.from_environment(os.environ)
+        sockets = passed_sockets(os.environ)
+        path = config.config_path(args.config).resolve()
+        child = WorkerProcess(path) if settings.processing.worker_process else None
+        daemon = Daemon(app, workers=child is None, worker_process=child, manager=manager,
+                        sockets=sockets, config_path=path)
+        asyncio.run(daemon.serve_forever())
+    except ListenError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    """The processor and the outbox sender without a listener: the child ``serve``
+    starts (woken through ``--wake-fd``), or a processing-only instance on PostgreSQL."""
+    # A reload passed on while this process is still starting must not end it (SIGHUP's
+    # default); it reads the file now anyway. The event loop takes SIGHUP over later.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if args.nice:
+        os.nice(args.nice)
+    settings = settings_of(args)
+    logs.configure(settings)
+    app = App.build(settings)
+    try:
+        app.ensure_schema()
+        daemon = Daemon(app, listen=False, config_path=config.config_path(args.config).resolve())
+        asyncio.run(daemon.serve_forever(wake_fd=args.wake_fd))
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    findings = preflight.check(settings, ports=not args.no_ports)
+    for problem in findings.problems:
+        print(f"mailcase: {problem}", file=sys.stderr)
+    if findings.problems:
+        return EXIT_CONFIG
+    boxes = ", ".join(m.address for m in settings.mailbox)
+    listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:{settings.smtp.port}"
+                 if settings.smtp.enabled else "no listener")
+    print(f"config OK: mailboxes {boxes}; {listening}; database {findings.database_state}; "
+          f"outbound via {settings.outbound.transport}")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    if ":" in args.user or not args.user.strip():
+        raise UserError("a user name must not be empty or hold ':'")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            raise UserError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
+    print(f"{args.user}:{hash_password(password)}")
+    return 0

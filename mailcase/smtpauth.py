@@ -1,0 +1,132 @@
+"""SMTP AUTH for the listener: users and scrypt password hashes from ``smtp.auth_file``.
+
+The file holds one ``user:hash`` line per user (``#`` starts a comment), the hash as
+``mailcase hash-password`` prints it: ``scrypt$<log2 N>$<r>$<p>$<salt>$<key>`` with
+the salt and key in base64. Passwords are never stored or logged in the clear. A hash
+costs tens of milliseconds on purpose, and aiosmtpd calls the authenticator on the
+event loop, so a password that proved right is remembered (as a keyed digest, not the
+password) and the same relay logging in again costs microseconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+log = logging.getLogger(__name__)
+
+SCRYPT_LOG2_N = 14  # 16 MiB and ~50 ms a hash: OWASP's minimum for scrypt is 2**13
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+
+class AuthFileError(Exception):
+    """The auth file cannot be read or has a line that is not ``user:hash``."""
+
+
+@dataclass(frozen=True)
+class ScryptHash:
+    """One stored password hash and its parameters."""
+
+    log2_n: int
+    r: int
+    p: int
+    salt: bytes
+    key: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> ScryptHash:
+        parts = text.split("$")
+        if len(parts) != 6 or parts[0] != "scrypt":
+            raise ValueError("not a scrypt$N$r$p$salt$key hash")
+        log2_n, r, p = (int(part) for part in parts[1:4])
+        if not (1 <= log2_n <= 20 and 1 <= r <= 32 and 1 <= p <= 16):
+            raise ValueError("scrypt parameters out of range")
+        return cls(log2_n, r, p, base64.b64decode(parts[4], validate=True),
+                   base64.b64decode(parts[5], validate=True))
+
+    def derive(self, password: bytes) -> bytes:
+        return hashlib.scrypt(password, salt=self.salt, n=2 ** self.log2_n, r=self.r,
+                              p=self.p, maxmem=SCRYPT_MAXMEM, dklen=len(self.key))
+
+    def matches(self, password: bytes) -> bool:
+        return hmac.compare_digest(self.derive(password), self.key)
+
+    def __str__(self) -> str:
+        salt, key = (base64.b64encode(v).decode() for v in (self.salt, self.key))
+        return f"scrypt${self.log2_n}${self.r}${self.p}${salt}${key}"
+
+
+def hash_password(password: str) -> str:
+    """A new hash line's second half for ``password`` (a fresh random salt)."""
+    template = ScryptHash(SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P, secrets.token_bytes(16), b"")
+    key = hashlib.scrypt(password.encode("utf-8"), salt=template.salt, n=2 ** SCRYPT_LOG2_N,
+                         r=SCRYPT_R, p=SCRYPT_P, maxmem=SCRYPT_MAXMEM, dklen=32)
+    return str(ScryptHash(template.log2_n, template.r, template.p, template.salt, key))
+
+
+def load_users(path: Path) -> dict[str, ScryptHash]:
+    """The users of an auth file; AuthFileError names the line that is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AuthFileError(f"smtp.auth_file {path} cannot be read: {exc.strerror}") from None
+    users: dict[str, ScryptHash] = {}
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        try:
+            if not sep or not user:
+                raise ValueError("not user:hash")
+            users[user] = ScryptHash.parse(hashed)
+        except ValueError as exc:
+            # The line itself may be a password pasted by mistake: never echo it.
+            raise AuthFileError(f"smtp.auth_file {path} line {number}: {exc} "
+                                "(make one with: mailcase hash-password)") from None
+    if not users:
+        raise AuthFileError(f"smtp.auth_file {path} has no users")
+    return users
+
+
+class Authenticator:
+    """aiosmtpd's ``authenticator``: LOGIN and PLAIN against the auth file's users."""
+
+    def __init__(self, users: dict[str, ScryptHash]) -> None:
+        self.users = users
+        self._key = secrets.token_bytes(32)  # for the remembered digests, this process only
+        self._proven: dict[str, bytes] = {}
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope,
+                 mechanism: str, auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        if self.verify(user, auth_data.password):
+            log.info("AUTH %s as %r from %s", mechanism, user, session.peer)
+            return AuthResult(success=True, auth_data=user)
+        log.warning("AUTH %s failed for %r from %s", mechanism, user, session.peer)
+        return AuthResult(success=False, handled=False)
+
+    def verify(self, user: str, password: bytes) -> bool:
+        stored = self.users.get(user)
+        if stored is None:
+            return False
+        digest = hmac.new(self._key, user.encode() + b"\0" + password, "sha256").digest()
+        if (proven := self._proven.get(user)) is not None and hmac.compare_digest(proven,
+                                                                                 digest):
+            return True
+        if not stored.matches(password):
+            return False
+        self._proven[user] = digest
+        return True

@@ -1,0 +1,248 @@
+"""The listener's protocol: aiosmtpd's SMTP (or LMTP) with our DATA reader and session limits.
+
+One ``GatewaySMTP`` per connection. ``Sessions`` knows every open one: it refuses
+connections over ``smtp.max_connections`` in all or ``max_connections_per_client``
+from one address with 421 (RFC 5321 3.8), and drains them for a stop. The handler's
+replies (listener.IntakeHandler) are the protocol; this module only reads and frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+log = logging.getLogger(__name__)
+
+TOO_BIG = "552 5.3.4 Message too big for this system"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+TOO_MANY = "421 4.7.0 Too many connections, please try again later"
+TOO_MANY_FROM_YOU = "421 4.7.0 Too many connections from your address, please try again later"
+
+READ_LIMIT = 64 * 1024
+"""Octets of one data line the SMTP stream reader holds before handing over a piece."""
+
+
+class Sessions:
+    """The listener's open sessions, their limits, and whether it drains for a stop.
+
+    While draining, a new connection is greeted with 421 and closed, and so is a session
+    that starts another mail (MAIL FROM); a mail already under way finishes and gets its
+    answer (RFC 5321 3.8: 421 when the service must shut down).
+    """
+
+    def __init__(self, max_total: int = 0, max_per_client: int = 0) -> None:
+        self.max_total = max_total  # 0: no limit
+        self.max_per_client = max_per_client
+        self.open: set[GatewaySMTP] = set()
+        self.clients: Counter[str] = Counter()
+        self.draining = False
+
+    def join(self, session: GatewaySMTP, peer: str) -> str | None:
+        """Count a new connection from ``peer``; the 421 line to refuse it with, if it is
+        one too many."""
+        self.open.add(session)
+        if self.draining:
+            return SHUTTING_DOWN
+        if self.max_total and len(self.open) > self.max_total:
+            log.warning("refused a connection from %s: %d open (smtp.max_connections)",
+                        peer, len(self.open) - 1)
+            return TOO_MANY
+        return None
+
+    def identify(self, session: GatewaySMTP, client: str) -> str | None:
+        """Count ``session`` for the address ``client`` (the peer, or the one a PROXY
+        header names); the 421 line if that address already has its fill."""
+        self.clients[client] += 1
+        session.client = client
+        if self.max_per_client and self.clients[client] > self.max_per_client:
+            log.warning("refused a connection from %s: %d open from there "
+                        "(smtp.max_connections_per_client)", client, self.clients[client] - 1)
+            return TOO_MANY_FROM_YOU
+        return None
+
+    def leave(self, session: GatewaySMTP) -> None:
+        if session in self.open:
+            self.open.discard(session)
+            if session.client is not None:
+                self.clients[session.client] -= 1
+                if self.clients[session.client] <= 0:
+                    del self.clients[session.client]
+
+    def busy(self) -> int:
+        """How many sessions are in the middle of a mail (after MAIL FROM)."""
+        return sum(1 for session in self.open if session.in_transaction)
+
+    def close_all(self) -> int:
+        """Close every session still open; returns how many there were."""
+        count = len(self.open)
+        for session in list(self.open):
+            if session.transport is not None:
+                session.transport.close()
+        return count
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP server with a DATA reader of its own that keeps one buffer per mail.
+
+    aiosmtpd's ``smtp_DATA`` keeps every line as its own bytearray (320,000 objects for a
+    24 MB base64 mail), joins them once to check each line's length and again for the
+    result, and answers lines over RFC 5321's 1,000 octets with a permanent 500. Real
+    mail breaks that limit (HTML generators write a whole page on one line), so a
+    gateway takes such lines: the message size limit still bounds memory. Here a mail
+    costs one growing buffer, then one bytes copy handed to the handler.
+
+    The override relies on aiosmtpd 1.4's internals (``_reader``, ``_writer``,
+    ``_call_handler_hook``, ``_set_post_data_state``, ``_proxy_timeout``). It never
+    decodes the content: ``envelope.content`` is the same bytes as
+    ``original_content`` (``decode_data`` stays False), and the deprecated
+    ``process_message`` handler API is not called.
+    """
+
+    # SMTP.__init__ sizes its StreamReader with this. A data line longer than it arrives
+    # in pieces (see _read_data), so one long line never sits whole in the reader too.
+    line_length_limit = READ_LIMIT
+
+    def __init__(self, handler: Any, *, sessions: Sessions, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sessions = sessions
+        self.client: str | None = None  # the sender's address, as counted by sessions
+        self._refusal: str | None = None
+        self._joined = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._joined:
+            return  # STARTTLS hands over the encrypted transport: the same session
+        self._joined = True
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else "local"
+        self._refusal = self.sessions.join(self, address)
+        if self._refusal is None and self._proxy_timeout is None:
+            # Behind a load balancer the client is known only from the PROXY header
+            # (IntakeHandler.handle_PROXY counts it then).
+            self._refusal = self.sessions.identify(self, address)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.sessions.leave(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            await self.refuse(self._refusal)
+            return
+        await super()._handle_client()
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.sessions.draining:
+            await self.refuse(SHUTTING_DOWN)
+            return
+        await super().smtp_MAIL(arg)
+
+    async def refuse(self, reply: str) -> None:
+        """A 421 line, then the connection closes (the sender tries again later)."""
+        await self.push(reply)
+        if self.transport is not None:
+            self.transport.close()
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA as aiosmtpd answers it, with the mail read by ``_read_data``."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        recipients = len(self.envelope.rcpt_tos)
+        content = await self._read_data()
+        if content is None:
+            self._end_transaction()
+            await self.answer_data(TOO_BIG, recipients)
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._end_transaction()
+        await self.answer_data("250 OK" if status is MISSING else status, recipients)
+
+    async def answer_data(self, reply: str, recipients: int) -> None:
+        """SMTP answers a mail once."""
+        await self.push(reply)
+
+    def _end_transaction(self) -> None:
+        """A fresh envelope for the next mail, as after aiosmtpd's own DATA."""
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+
+    async def _read_data(self) -> bytes | None:
+        """The mail up to the line holding a lone dot, dot-stuffing undone; None when it is
+        over ``data_size_limit``.
+
+        Lines end at CRLF only (RFC 5321 2.3.8): a bare LF is content, as in aiosmtpd, so a
+        dot after one is neither unstuffed nor, alone before CRLF, the end. A mail over
+        the limit is still read to its end before the 552 (RFC 5321 4.2.5), but nothing of
+        it is kept.
+        """
+        limit = self.data_size_limit
+        kept: bytearray | None = bytearray()
+        received = 0
+        line_start = True
+        while True:
+            piece = await self._read_piece()
+            if line_start and piece == b".\r\n":
+                break
+            received += len(piece)
+            if limit and received > limit:
+                kept = None  # let go of what was read at once
+            if kept is not None and line_start and piece.startswith(b"."):
+                kept += memoryview(piece)[1:]  # RFC 5321 4.5.2: the sender doubled it
+            elif kept is not None:
+                kept += piece
+            line_start = piece.endswith(b"\r\n")
+        return None if kept is None else bytes(kept)
+
+    async def _read_piece(self) -> bytes:
+        """The next data line with its CRLF, or the next at most READ_LIMIT octets of a
+        longer one."""
+        try:
+            # eof_received cancels this coroutine, so readuntil never raises
+            # IncompleteReadError (as aiosmtpd's own smtp_DATA relies on).
+            return await self._reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as error:
+            # A CRLF can only start at or after ``consumed``: the line goes on.
+            return await self._reader.read(error.consumed)
+        except asyncio.CancelledError:
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+
+
+class GatewayLMTP(GatewaySMTP):
+    """LMTP (RFC 2033) for a mail server in front, such as Postfix's ``lmtp`` transport:
+    LHLO instead of HELO/EHLO, and after DATA one reply per accepted recipient. The
+    mail is stored once for all of them, so every recipient gets the same answer."""
+
+    @syntax("LHLO hostname")
+    async def smtp_LHLO(self, arg: str) -> None:
+        await super().smtp_EHLO(arg)
+
+    async def smtp_HELO(self, arg: str) -> None:
+        await self.push('500 5.5.1 Error: command "HELO" not recognized (this is LMTP)')
+
+    async def smtp_EHLO(self, arg: str) -> None:
+        await self.push('500 5.5.1 Error: command "EHLO" not recognized (this is LMTP)')
+
+    async def answer_data(self, reply: str, recipients: int) -> None:
+        for _ in range(max(recipients, 1)):
+            await self.push(reply)
