@@ -187,8 +187,9 @@ level = "WARNING"
             self.rows.append(Row("SMTP accept, bare aiosmtpd, reused connections", "-",
                                  bare_reuse.rate, "msg/s", "", None, "(baseline)"))
             for engine in args.engines:
-                self.accept_and_e2e(engine, bare_port, corpus, bare_new, bare_reuse)
-                if args.scale_cases:
+                if "accept" not in args.skip:
+                    self.accept_and_e2e(engine, bare_port, corpus, bare_new, bare_reuse)
+                if args.scale_cases and "accept" not in args.skip:
                     self.scale(engine, bare_port, corpus[1])
                 if "import" not in args.skip:
                     self.import_mbox(engine)
@@ -497,7 +498,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--big-mail-bytes", type=int, default=25 * 10**6 - 100_000)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
-                        help="leave out measures: import, fanout, bigmail (comma-separated)")
+                        help="leave out measures: accept (with end to end and scale), import, "
+                             "fanout, bigmail (comma-separated)")
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) here")
     return parser.parse_args(argv)
 

@@ -49,7 +49,7 @@ def looks_like_bounce(mail: ParsedMail, mail_from: str | None) -> bool:
 
 def read(raw: bytes) -> Report:
     """Every failure the bounce in ``raw`` reports, and the original's Message-ID."""
-    message = read_message(raw)
+    message = read_message((raw,))
     failures = _dsn_failures(message) or _other_failures(message)
     return Report(tuple(failures), _original_id(message))
 
@@ -96,7 +96,7 @@ def _original_id(message: Message) -> str | None:
             inner = payload[0] if isinstance(payload, list) and payload else None
             if not isinstance(inner, Message):
                 body = part.get_payload(decode=True)
-                inner = read_message(body if isinstance(body, bytes) else b"")
+                inner = read_message((body if isinstance(body, bytes) else b"",))
             ids = message_ids(str(inner.get("message-id") or ""))
             if ids:
                 return ids[0]

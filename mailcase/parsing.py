@@ -13,7 +13,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.feedparser import BytesFeedParser
@@ -97,13 +97,15 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(m[:MESSAGE_ID_MAX] for m in found)
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Parse ``raw`` leniently into a ParsedMail."""
+def parse(raw: bytes | Callable[[], Iterable[bytes]]) -> ParsedMail:
+    """Parse a mail leniently into a ParsedMail: ``raw`` is its bytes, or a function that
+    gives them a slice at a time (for a large mail read straight from the store)."""
+    slices = (lambda: _slices(raw)) if isinstance(raw, bytes) else raw
     try:
-        message = read_message(raw)
+        message = read_message(slices())
         walked = mime.walk(message)
     except RecursionError:  # the standard parser recurses once per nesting level
-        message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        message = _read_headers(slices())
         walked = mime.Walked(notes=["MIME structure nested too deep to read; "
                                     "the raw mail keeps it"])
     html = "\n".join(walked.html) or None
@@ -139,7 +141,7 @@ def parse(raw: bytes) -> ParsedMail:
     )
 
 
-def read_message(raw: bytes) -> Message:
+def read_message(slices: Iterable[bytes]) -> Message:
     """``email.message_from_bytes(raw, policy=compat32)``, in a fraction of the memory.
 
     message_from_bytes decodes the whole mail to one str and wraps that in a StringIO,
@@ -149,9 +151,24 @@ def read_message(raw: bytes) -> Message:
     one character, so the slices match the ones Parser.parse feeds).
     """
     parser = BytesFeedParser(policy=compat32)
-    for start in range(0, len(raw), FEED_CHUNK):
-        parser.feed(raw[start:start + FEED_CHUNK])
+    for piece in slices:
+        for start in range(0, len(piece), FEED_CHUNK):
+            parser.feed(piece[start:start + FEED_CHUNK])
     return parser.close()
+
+
+def _read_headers(slices: Iterable[bytes]) -> Message:
+    """The header block alone (for a mail whose body cannot be walked)."""
+    head = bytearray()
+    for piece in slices:
+        head += piece
+        if b"\r\n\r\n" in head or b"\n\n" in head:
+            break
+    return BytesHeaderParser(policy=compat32).parsebytes(bytes(head))
+
+
+def _slices(raw: bytes) -> Iterator[bytes]:
+    yield raw
 
 
 def _header_text(message: Message, name: str) -> str | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from mailcase.cases import CaseBook
 from mailcase.compose import Composer
 from mailcase.config import MailboxSettings, Settings
+from mailcase.db import raw_slices
 from mailcase.logs import about
 from mailcase.matching import Match
 from mailcase.models import (
@@ -91,6 +94,14 @@ class Context:
         """The case the message was recorded on; stages after ``record`` may rely on it."""
         assert self.case is not None, "record stage has not run"
         return self.case
+
+    def raw_slices(self) -> Iterator[bytes]:
+        """The mail's raw bytes in slices, from the store unless they are loaded already
+        (a large mail is parsed without its whole bytes ever in memory at once)."""
+        if "raw" not in inspect(self.inbound).unloaded:
+            yield self.inbound.raw
+        else:
+            yield from raw_slices(self.session, self.inbound.id, self.inbound.size)
 
     @property
     def log_fields(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def parse(ctx: Context) -> None:
     """Read the raw bytes into a ParsedMail; mail that cannot be read at all is parked at
     once with the reason (retrying cannot make it readable)."""
     try:
-        ctx.mail = parsing.parse(ctx.inbound.raw)
+        ctx.mail = parsing.parse(ctx.raw_slices)
     except (RecursionError, MemoryError, ValueError, LookupError, TypeError) as exc:
         raise Park(f"unreadable mail: {type(exc).__name__}: {exc}") from exc
     ctx.notes.extend(ctx.mail.notes)
