@@ -126,8 +126,10 @@ class App:
         when its settings changed. Raises (SecretError, TemplateProblem…) before
         anything is swapped when a new part cannot be made."""
         services = _services(settings, create_secret=False)
-        transport = (self.sender.transport if settings.outbound == self.settings.outbound
-                     else make_transport(settings))
+        # Made anew (the relay password file is read again), unless it was handed in.
+        transport = (make_transport(settings)
+                     if isinstance(self.sender.transport, SmtpTransport | MaildirTransport)
+                     else self.sender.transport)
         gate = self.processor.gate
         return replace(
             self,

@@ -101,10 +101,15 @@ class SmtpSettings(_Section):
         if self.require_tls and self.tls_cert_file is None:
             raise ValueError("require_tls: needs tls_cert_file and tls_key_file")
         if self.auth_file is not None and self.tls_cert_file is None:
-            raise ValueError("auth_file: AUTH is offered only over TLS; set tls_cert_file "
+            raise ValueError("auth_file: AUTH is offered only over TLS, so it needs tls_cert_file "
                              "and tls_key_file")
         if self.auth_required and self.auth_file is None:
             raise ValueError("auth_required: needs auth_file")
+        if self.require_tls and self.protocol == "lmtp":
+            # aiosmtpd lets only EHLO through before STARTTLS: LHLO would get a permanent
+            # 530, and the MTA in front would bounce the mail. LMTP runs on a trusted link.
+            raise ValueError("require_tls: not with protocol = \"lmtp\" (LMTP runs between "
+                             "mail servers on a trusted link)")
         return self
 
 

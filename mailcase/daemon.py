@@ -292,7 +292,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if self.config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         if wake_fd is not None:
             os.set_blocking(wake_fd, False)
 
@@ -348,7 +349,7 @@ class Daemon:
             return False
         self._swap(app)
         if self.remote is not None:
-            self.remote.reload()
+            self.remote.replace(changes.effective)
         if not changes.changed:
             log.info("reload: the config file is unchanged; templates and secrets read again")
         elif changes.applied:
@@ -361,8 +362,7 @@ class Daemon:
     def _swap(self, app: App) -> None:
         """Run with ``app`` from now on (a drain under way finishes with the old parts)."""
         before, self.app = self.app.settings, app
-        if app.settings.logging != before.logging:
-            logs.configure(app.settings)
+        logs.configure(app.settings)  # the level or format may be new, and the secrets
         if self.group_commit is not None:
             self.group_commit.intake = app.intake
         if self.monitor is not None:

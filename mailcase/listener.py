@@ -33,6 +33,9 @@ OK_RCPT = "250 2.1.5 Recipient OK"
 NO_SUCH_USER = "550 5.1.1 No such mailbox here; this server does not relay"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
 
+AUTH_TRIES = 3
+UNLIMITED = 2**62
+
 AcceptFn = Callable[[bytes, str, Sequence[str]], Awaitable[Accepted]]
 
 
@@ -78,7 +81,9 @@ class IntakeHandler:
                            proxy_data: ProxyData) -> bool:
         """Behind a load balancer (``smtp.proxy_protocol``): the PROXY header names the
         real client, which is the one counted against ``max_connections_per_client``."""
-        client = str(proxy_data.src_addr) if proxy_data.src_addr else str(session.peer)
+        # PROXY UNKNOWN (or v2 LOCAL, a health check) names nobody: count the balancer.
+        peer = session.peer[0] if isinstance(session.peer, tuple) else session.peer
+        client = str(proxy_data.src_addr) if proxy_data.src_addr else str(peer)
         assert isinstance(server, GatewaySMTP)
         refusal = server.sessions.identify(server, client)
         if refusal is not None:
@@ -143,6 +148,10 @@ class ListenerFactory:
             # Without users, AUTH is not offered at all (aiosmtpd would offer it and
             # fail every attempt).
             "auth_exclude_mechanism": () if authenticator else ("LOGIN", "PLAIN"),
+            # Each AUTH costs a deliberate slow hash: a few tries a session, then 421.
+            # ("*": aiosmtpd would otherwise allow any command only 20 times a session.)
+            "command_call_limit": ({"AUTH": AUTH_TRIES, "*": UNLIMITED} if authenticator
+                                   else None),
             "proxy_protocol_timeout": smtp.proxy_timeout if smtp.proxy_protocol else None,
             "timeout": smtp.session_timeout,
         }

@@ -68,7 +68,10 @@ class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # a malformed call: the handler reports it as logging always does
         trace = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
         if not any(secret in message or secret in trace for secret in self.secrets):
             return True
@@ -87,7 +90,9 @@ def secrets_of(settings: Settings) -> list[str]:
     if password:
         found.append(str(password))
     files = [settings.tokens.secret_file, settings.outbound.password_file]
-    files += [box.imap.password_file for box in settings.mailbox if box.imap is not None]
+    for box in settings.mailbox:
+        if box.imap is not None:
+            files += [box.imap.password_file, box.imap.token_file]
     for path in files:
         if path is None:
             continue

@@ -54,9 +54,13 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _restart_key(key: str) -> bool:
-    if key.startswith("mailbox[") and ".imap" in key:
-        return True
+def _restart_key(key: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    if key.startswith("mailbox["):
+        # A mailbox's poller is the one part that needs a restart: a mailbox without
+        # IMAP (before and after) comes, goes and changes on a reload.
+        _, _, rest = key.partition("].")
+        return rest.startswith("imap") and (before.get(key) is not None
+                                            or after.get(key) is not None)
     return any(key == name or key.startswith(name + ".") for name in RESTART_KEYS)
 
 
@@ -67,13 +71,14 @@ def plan(running: Settings, new: Settings) -> Plan:
     flat_before, flat_after = flatten(before), flatten(after)
     changed = tuple(sorted(key for key in flat_before.keys() | flat_after.keys()
                            if flat_before.get(key, _ABSENT) != flat_after.get(key, _ABSENT)))
-    waiting = [key for key in changed if _restart_key(key)]
+    waiting = [key for key in changed if _restart_key(key, flat_before, flat_after)]
     if not waiting:
         return Plan(changed, (), new)
     if any(key.startswith("mailbox[") for key in waiting):
         # The pollers run with the mailboxes they started with: the list stays whole.
         after["mailbox"] = before["mailbox"]
-        waiting = [key for key in changed if key.startswith("mailbox[") or _restart_key(key)]
+        waiting = [key for key in changed if key.startswith("mailbox[")
+                   or _restart_key(key, flat_before, flat_after)]
     for key in waiting:
         if not key.startswith("mailbox["):
             _put(after, key, _get(before, key))

@@ -106,6 +106,9 @@ class Authenticator:
         self.users = users
         self._key = secrets.token_bytes(32)  # for the remembered digests, this process only
         self._proven: dict[str, bytes] = {}
+        # An unknown user costs the same hash as a known one: the time of an answer must
+        # not tell which user names exist.
+        self._decoy = ScryptHash.parse(hash_password(secrets.token_hex(16)))
 
     def __call__(self, server: SMTP, session: Session, envelope: Envelope,
                  mechanism: str, auth_data: Any) -> AuthResult:
@@ -121,6 +124,7 @@ class Authenticator:
     def verify(self, user: str, password: bytes) -> bool:
         stored = self.users.get(user)
         if stored is None:
+            self._decoy.matches(password)
             return False
         digest = hmac.new(self._key, user.encode() + b"\0" + password, "sha256").digest()
         if (proven := self._proven.get(user)) is not None and hmac.compare_digest(proven,

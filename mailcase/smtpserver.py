@@ -77,11 +77,15 @@ class Sessions:
         return sum(1 for session in self.open if session.in_transaction)
 
     def close_all(self) -> int:
-        """Close every session still open; returns how many there were."""
+        """Close every session still open, saying 421 to those between mails (RFC 5321
+        3.8); one cut off in the middle of a mail just closes. Returns how many."""
         count = len(self.open)
         for session in list(self.open):
-            if session.transport is not None:
-                session.transport.close()
+            transport = session.transport
+            if transport is not None:
+                if not session.in_transaction and isinstance(transport, asyncio.WriteTransport):
+                    transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+                transport.close()
         return count
 
 
@@ -112,6 +116,7 @@ class GatewaySMTP(SMTP):
         self.client: str | None = None  # the sender's address, as counted by sessions
         self._refusal: str | None = None
         self._joined = False
+        self._encrypted = False
 
     @property
     def in_transaction(self) -> bool:
@@ -120,7 +125,8 @@ class GatewaySMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if self._joined:
-            return  # STARTTLS hands over the encrypted transport: the same session
+            self._encrypted = True  # STARTTLS hands over the encrypted transport
+            return
         self._joined = True
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "local"
@@ -135,10 +141,30 @@ class GatewaySMTP(SMTP):
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
-        if self._refusal is not None:
-            await self.refuse(self._refusal)
+        try:
+            if self._refusal is not None:
+                await self.refuse(self._refusal)
+                return
+            await super()._handle_client()
+        finally:
+            self.sessions.leave(self)  # however the session ended, it no longer counts
+
+    def _timeout_cb(self) -> None:
+        """A silent session is closed; one stuck in the TLS handshake too. aiosmtpd's own
+        close would go to the TLS layer, which never connected, so neither the
+        connection nor this session would end (nor leave the count)."""
+        if self._original_transport is not None and not self._encrypted:
+            log.info("%s: TLS handshake timed out", self.client or "?")
+            self.sessions.leave(self)
+            original = self._original_transport
+            if isinstance(original, asyncio.Transport):
+                original.abort()
+            else:
+                original.close()
+            if self._handler_coroutine is not None:
+                self._handler_coroutine.cancel()
             return
-        await super()._handle_client()
+        super()._timeout_cb()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:

@@ -9,6 +9,12 @@ wake it through a pipe after each commit. The child ends when the pipe closes �
 the listener stops or dies — after finishing the mail in hand; if the child dies, the
 listener starts a new one. Mail is never handed over in the pipe, only wake-ups: the
 database is the queue.
+
+The child does not read the config file: it gets the listener's running settings
+(in a memory file), so the two never disagree — not after a reload that kept a key
+for a restart, not when the file was edited and the child restarted. A reload
+replaces the child with one given the new settings; the old one finishes the mail
+in hand and exits.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from mailcase.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +44,10 @@ class WorkerProcess:
     RESTART_CAP = 300.0
     HEALTHY_AFTER = 60.0  # a child that lived this long resets the restart delay
 
-    def __init__(self, config_path: Path, clock: Callable[[], float] = time.monotonic) -> None:
-        self.config_path = config_path
+    def __init__(self, config_path: Path, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config_path = config_path  # named on the child's command line, not read by it
+        self.settings = settings
         self.clock = clock
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
@@ -49,19 +58,35 @@ class WorkerProcess:
         self._lock = threading.Lock()  # wake() runs on the loop, check() in the scheduler
 
     def start(self) -> None:
-        """Start the child with the read end of a fresh wake-up pipe."""
+        """Start the child with the read end of a fresh wake-up pipe and its settings."""
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
+        settings_fd = _settings_file(self.settings)
         command = [sys.executable, "-m", "mailcase", "-c", str(self.config_path), "work",
-                   "--wake-fd", str(read_fd), "--nice", str(NICENESS)]
+                   "--wake-fd", str(read_fd), "--settings-fd", str(settings_fd),
+                   "--nice", str(NICENESS)]
         try:
-            self.process = subprocess.Popen(command, pass_fds=(read_fd,))  # noqa: S603 - ourselves
+            self.process = subprocess.Popen(  # noqa: S603 - ourselves
+                command, pass_fds=(read_fd, settings_fd))
         finally:
             os.close(read_fd)
+            os.close(settings_fd)
         with self._lock:
             self._wake_fd = write_fd
         self._started_at = self.clock()
         log.info("processing runs in process %d", self.process.pid)
+
+    def replace(self, settings: Settings) -> None:
+        """A reload: a new child with ``settings``; the old one finishes the mail in hand
+        and exits (killed after STOP_SECONDS), in the background."""
+        self.settings = settings
+        if self._stopping or self.process is None:
+            return
+        old = self.process
+        self._close_pipe()
+        self.start()
+        threading.Thread(target=_reap, args=(old, STOP_SECONDS), daemon=True,
+                         name="old processing process").start()
 
     def wake(self) -> None:
         """Tell the child there is work; a full pipe means it has been told already."""
@@ -91,11 +116,6 @@ class WorkerProcess:
         self._close_pipe()
         self.start()
 
-    def reload(self) -> None:
-        """Pass a reload on: the child reads the config file again (SIGHUP)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGHUP)
-
     def stopping(self) -> None:
         """The daemon is stopping: a child that exits now (systemd signals the whole
         unit) is not replaced."""
@@ -106,17 +126,38 @@ class WorkerProcess:
         ``timeout`` seconds."""
         self._stopping = True
         self._close_pipe()
-        if self.process is None:
-            return
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("the processing process did not stop within %s s; killing it", timeout)
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            _reap(self.process, timeout)
 
     def _close_pipe(self) -> None:
         with self._lock:
             if self._wake_fd is not None:
                 os.close(self._wake_fd)
                 self._wake_fd = None
+
+
+def _reap(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for a child told to stop; kill it after ``timeout`` seconds."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.error("the processing process %d did not stop within %s s; killing it",
+                  process.pid, timeout)
+        process.kill()
+        process.wait()
+
+
+def _settings_file(settings: Settings) -> int:
+    """A memory file holding ``settings`` for the child, positioned at its start."""
+    fd = os.memfd_create("mailcase-settings")
+    data = memoryview(settings.model_dump_json(by_alias=True).encode("utf-8"))
+    while data:
+        data = data[os.write(fd, data):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_settings(fd: int) -> Settings:
+    """The settings the listener handed its child (see _settings_file)."""
+    with os.fdopen(fd, "rb") as handle:
+        return Settings.model_validate_json(handle.read())

@@ -302,3 +302,20 @@ def test_imap_token_file_follows_the_config_file(tmp_path: Path) -> None:
     imap = config.load(path).mailbox[0].imap
     assert imap is not None and imap.token_file == tmp_path / "secrets" / "token"
     assert imap.token_lifetime == 3000.0 and imap.password_file is None
+
+
+@pytest.mark.parametrize(("smtp", "key"), [
+    ('tls_cert_file = "c.pem"', "smtp.tls_key_file"),
+    ("require_tls = true", "smtp.require_tls"),
+    ('auth_file = "users"', "smtp.auth_file"),
+    ("auth_required = true", "smtp.auth_required"),
+    ('protocol = "lmtp"\nrequire_tls = true\ntls_cert_file = "c"\ntls_key_file = "k"',
+     "smtp.require_tls"),
+])
+def test_listener_options_that_do_not_fit_together_are_refused(
+    tmp_path: Path, smtp: str, key: str
+) -> None:
+    """TLS needs both files; require_tls, AUTH and auth_required need what they rely on;
+    LMTP does not take require_tls (its LHLO would get a permanent 530)."""
+    [problem] = refusal(tmp_path, f"[smtp]\n{smtp}\n" + MAILBOX)
+    assert problem.startswith(f"{key}: "), problem

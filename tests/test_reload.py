@@ -5,6 +5,7 @@ what waits for a restart, and refuses a broken file without changing anything.""
 from __future__ import annotations
 
 import mailbox
+import os
 import signal
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from mailcase import config
 from mailcase.reload import plan
 from tests.support.mailsink import free_port
 from tests.support.servers import mail, send, wait_for
-from tests.test_serve import example_config, serve_process
+from tests.test_serve import example_config, run, serve_process
+from tests.test_worker_process import children
 
 
 def acknowledgements(folder: Path) -> dict[str, str]:
@@ -105,3 +107,53 @@ def test_an_imap_change_keeps_the_running_mailboxes(tmp_path: Path) -> None:
     assert result.applied == ()
     assert all(key.startswith("mailbox[billing@example.com]") for key in result.needs_restart)
     assert [box.address for box in result.effective.mailbox] == ["support@example.com"]
+
+
+def test_a_mailbox_without_imap_comes_and_goes_on_a_reload(tmp_path: Path) -> None:
+    """Adding (or removing) a mailbox that receives by SMTP needs no restart."""
+    example_config(tmp_path, 2525)
+    running = config.load(tmp_path / "mailcase.toml")
+    with (tmp_path / "mailcase.toml").open("a") as handle:
+        handle.write('\n[[mailbox]]\naddress = "billing@example.com"\nname = "Billing"\n')
+    added = config.load(tmp_path / "mailcase.toml")
+    result = plan(running, added)
+    assert result.needs_restart == ()
+    assert "mailbox[billing@example.com].name" in result.applied
+    assert [box.address for box in result.effective.mailbox] == ["support@example.com",
+                                                                 "billing@example.com"]
+    assert plan(added, running).needs_restart == ()
+
+
+def test_the_child_keeps_the_listeners_database_after_a_reload_and_a_crash(
+    tmp_path: Path
+) -> None:
+    """The database URL changed in the file and reloaded (kept until a restart), then the
+    processing child dies: the new child still works on the listener's database, since
+    it gets the listener's settings, not the file."""
+    port = free_port()
+    path = example_config(tmp_path, port)
+    original = tmp_path / "original.toml"
+    original.write_text(path.read_text())
+    log = tmp_path / "serve.log"
+    daemon = serve_process(path, port, log)
+    try:
+        path.write_text(path.read_text().replace("var/mailcase.db", "var/elsewhere.db"))
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "needs a restart to take effect" in log.read_text(), timeout=10,
+                 what="the reload")
+        wait_for(lambda: log.read_text().count("processing runs in process") == 2,
+                 timeout=10, what="the child replaced by the reload")
+        # The child the reload replaced finishes what it holds and exits.
+        [child] = wait_for(lambda: len(found := children(daemon.pid)) == 1 and found,
+                           timeout=15, what="the replaced child's exit")
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: log.read_text().count("processing runs in process") == 3,
+                 timeout=15, what="a new child after the crash")
+        send(port, mail(message_id="<after-crash@customer.org>"))
+        wait_for(lambda: "00001000" in run("-c", str(original), "cases", "list").stdout,
+                 timeout=10, what="the case in the listener's database")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+    assert daemon.returncode == 0, log.read_text()
+    assert not (tmp_path / "var" / "elsewhere.db").exists()

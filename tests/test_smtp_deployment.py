@@ -17,7 +17,7 @@ from sqlalchemy import select
 from mailcase.app import App
 from mailcase.models import InboundMail
 from mailcase.smtpauth import hash_password, load_users
-from tests.support.servers import mail, running_daemon, send
+from tests.support.servers import mail, running_daemon, send, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -49,6 +49,12 @@ def auth_file(tmp_path: Path) -> str:
     path = tmp_path / "smtp-users"
     path.write_text(f"# relays allowed to submit\nwebform:{hash_password(PASSWORD)}\n")
     return str(path)
+
+
+def send_over_tls(port: int, context: ssl.SSLContext, message_id: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.starttls(context=context)
+        client.send_message(mail(message_id=message_id))
 
 
 def stored(app: App) -> list[InboundMail]:
@@ -90,9 +96,7 @@ def test_require_tls_refuses_mail_in_the_clear(
                 pytest.raises(smtplib.SMTPSenderRefused) as refused:
             client.send_message(mail(message_id="<clear@customer.org>"))
         assert refused.value.smtp_code == 530
-        with smtplib.SMTP("127.0.0.1", daemon.port) as client:
-            client.starttls(context=client_context)
-            client.send_message(mail(message_id="<secret@customer.org>"))
+        send_over_tls(daemon.port, client_context, "<secret@customer.org>")
     assert [row.message_id for row in stored(app)] == ["<secret@customer.org>"]
 
 
@@ -214,3 +218,76 @@ def test_connections_over_the_limits_get_421(make_app: Callable[..., App]) -> No
         assert full.value.smtp_code == 421 and b"Too many connections" in full.value.smtp_error
         for client in held:
             client.quit()
+
+
+def test_a_client_stuck_in_starttls_or_gone_leaves_the_count(
+    make_app: Callable[..., App], tls_files: dict[str, str], client_context: ssl.SSLContext
+) -> None:
+    """A client that says STARTTLS and then nothing is closed after session_timeout and no
+    longer counts; so is one that hangs up mid-session; the address is served again."""
+    app = make_app(smtp={**tls_files, "session_timeout": 1, "max_connections_per_client": 1})
+    with running_daemon(app) as daemon:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as stuck:
+            reader = stuck.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            stuck.sendall(b"EHLO stuck.example.org\r\n")
+            while reader.readline()[3:4] == b"-":
+                pass
+            stuck.sendall(b"STARTTLS\r\n")
+            assert reader.readline().startswith(b"220")
+            # ... and no handshake: the server gives up and closes.
+            assert reader.readline() == b""
+        assert daemon.sessions.open == set() and not daemon.sessions.clients
+        gone = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        assert gone.makefile("rb").readline().startswith(b"220")
+        gone.close()  # abruptly, mid-session
+        wait_for(lambda: not daemon.sessions.clients, what="the closed session to leave")
+        send_over_tls(daemon.port, client_context, "<served-again@customer.org>")
+    assert [row.message_id for row in stored(app)] == ["<served-again@customer.org>"]
+
+
+def test_auth_tries_are_limited_mail_on_one_connection_is_not(
+    make_app: Callable[..., App], tls_files: dict[str, str], client_context: ssl.SSLContext,
+    auth_file: str,
+) -> None:
+    """Three AUTH tries a session, then 421 (each costs a slow hash); a logged-in client
+    still sends as many mails as it likes on one connection."""
+    app = make_app(smtp={**tls_files, "auth_file": auth_file})
+    with running_daemon(app) as daemon:
+        with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+            client.starttls(context=client_context)
+            client.ehlo()
+            for _ in range(3):
+                code, _ = client.docmd("AUTH", "PLAIN AHdlYmZvcm0Ad3Jvbmc=")  # webform/wrong
+                assert code == 535
+            code, reply = client.docmd("AUTH", "PLAIN AHdlYmZvcm0Ad3Jvbmc=")
+            assert code == 421 and b"too many times" in reply
+        with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+            client.starttls(context=client_context)
+            client.login("webform", PASSWORD)
+            for n in range(25):
+                client.send_message(mail(message_id=f"<many-{n}@customer.org>"))
+    assert len(stored(app)) == 25
+
+
+def test_a_stop_says_421_to_sessions_between_mails(app: App) -> None:
+    """A client idle between mails when the daemon stops hears 421 before the close
+    (RFC 5321 3.8), so it knows to come back rather than guess."""
+    with running_daemon(app) as daemon:
+        client = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        reader = client.makefile("rb")
+        assert reader.readline().startswith(b"220")
+    assert reader.readline().startswith(b"421 4.3.2")
+    client.close()
+
+
+def test_proxy_unknown_counts_the_balancer_not_each_port(make_app: Callable[..., App]) -> None:
+    """A PROXY UNKNOWN header (a balancer's health check) names no client: such
+    connections count against the balancer's address, whatever their source port."""
+    app = make_app(smtp={"proxy_protocol": True, "max_connections_per_client": 1})
+    with running_daemon(app) as daemon:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as first:
+            first.sendall(b"PROXY UNKNOWN\r\n")
+            assert first.makefile("rb").readline().startswith(b"220")
+            again = transcript(daemon.port, [b"PROXY UNKNOWN\r\n"], replies=1)
+        assert again[0].startswith(b"421 4.7.0"), again

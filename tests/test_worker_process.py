@@ -8,6 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from mailcase import config
 from mailcase.app import App
 from mailcase.workerprocess import WorkerProcess
 from tests.support.mailsink import free_port
@@ -103,7 +104,8 @@ def test_a_child_that_keeps_dying_is_restarted_ever_more_slowly(tmp_path: Path) 
     """The first death restarts at once; quick deaths in a row wait 5, 10, 20 s … (capped);
     a child that lived a minute resets the delay. No restarts once stopping."""
     now = [1000.0]
-    child = WorkerProcess(tmp_path / "mailcase.toml", clock=lambda: now[0])
+    path = example_config(tmp_path, free_port())
+    child = WorkerProcess(path, config.load(path), clock=lambda: now[0])
     starts: list[float] = []
 
     def fake_start() -> None:

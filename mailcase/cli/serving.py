@@ -16,7 +16,7 @@ from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, setting
 from mailcase.daemon import Daemon, ListenError
 from mailcase.service import ServiceManager, passed_sockets
 from mailcase.smtpauth import hash_password
-from mailcase.workerprocess import WorkerProcess
+from mailcase.workerprocess import WorkerProcess, read_settings
 
 MIN_PASSWORD = 12
 
@@ -28,6 +28,7 @@ def register(commands: Any) -> None:
     work = commands.add_parser(
         "work", help="process and send mail only, no listener (serve starts one itself)")
     work.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+    work.add_argument("--settings-fd", type=int, help=argparse.SUPPRESS)
     work.add_argument("--nice", type=int, default=0, help="lower the CPU priority by N")
     work.set_defaults(handler=cmd_work)
 
@@ -47,8 +48,9 @@ def register(commands: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
-    logs.configure(settings)
+    redactor = logs.configure(settings)
     app = App.build(settings, create_secret=schema_revision(settings) is None)
+    redactor.add(*logs.secrets_of(settings))  # the token secret may be new
     try:
         app.ensure_schema()
         # Taken out of the environment before the processing child starts: it must
@@ -56,7 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         manager = ServiceManager.from_environment(os.environ)
         sockets = passed_sockets(os.environ)
         path = config.config_path(args.config).resolve()
-        child = WorkerProcess(path) if settings.processing.worker_process else None
+        child = (WorkerProcess(path, settings) if settings.processing.worker_process
+                 else None)
         daemon = Daemon(app, workers=child is None, worker_process=child, manager=manager,
                         sockets=sockets, config_path=path)
         asyncio.run(daemon.serve_forever())
@@ -69,18 +72,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_work(args: argparse.Namespace) -> int:
     """The processor and the outbox sender without a listener: the child ``serve``
-    starts (woken through ``--wake-fd``), or a processing-only instance on PostgreSQL."""
-    # A reload passed on while this process is still starting must not end it (SIGHUP's
-    # default); it reads the file now anyway. The event loop takes SIGHUP over later.
+    starts (woken through ``--wake-fd``, its settings from ``--settings-fd``), or a
+    processing-only instance on PostgreSQL (which reads its config file, and again on
+    SIGHUP)."""
+    # serve's child never reloads by itself: serve replaces it with one that has the new
+    # settings. SIGHUP's default would end it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.nice:
         os.nice(args.nice)
-    settings = settings_of(args)
-    logs.configure(settings)
+    child = args.settings_fd is not None
+    settings = read_settings(args.settings_fd) if child else settings_of(args)
+    redactor = logs.configure(settings)
     app = App.build(settings)
+    redactor.add(*logs.secrets_of(settings))
     try:
         app.ensure_schema()
-        daemon = Daemon(app, listen=False, config_path=config.config_path(args.config).resolve())
+        path = None if child else config.config_path(args.config).resolve()
+        daemon = Daemon(app, listen=False, config_path=path)
         asyncio.run(daemon.serve_forever(wake_fd=args.wake_fd))
     finally:
         app.close()
