@@ -84,7 +84,8 @@ class CaseBook:
                 found.name = name
             return found
         domain = email.rpartition("@")[2]
-        account = self.session.scalar(select(Account.id).where(Account.domain == domain))
+        # The account by domain is looked up inside the INSERT: one statement, not two.
+        account = select(Account.id).where(Account.domain == domain).scalar_subquery()
         values = {"email": email, "name": name, "account_id": account, "created_at": self.now}
         contact = self.session.scalars(
             insert_or_nothing(self.session, Contact, values, ["email"]).returning(Contact)

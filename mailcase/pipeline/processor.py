@@ -24,6 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailcase.cases import CaseBook
 from mailcase.db import WriterGate
@@ -66,6 +67,22 @@ class _Batch:
     claimed: int = 0
     done: list[int] = field(default_factory=list)
     in_hand: tuple[int, str | None] | None = None
+
+
+SMALL_MAIL = 256 * 1024
+"""Mails up to this size are read for the whole batch in one query."""
+
+
+def _read_small_mails(session: Session, rows: Sequence[InboundMail]) -> None:
+    """The raw bytes of the batch's small mails in one statement instead of one each."""
+    small = [row.id for row in rows if row.size <= SMALL_MAIL]
+    if not small:
+        return
+    raw = {row_id: data for row_id, data in session.execute(
+        select(InboundMail.id, InboundMail.raw).where(InboundMail.id.in_(small)))}
+    for row in rows:
+        if row.id in raw:
+            set_committed_value(row, "raw", raw[row.id])
 
 
 class Processor:
@@ -115,11 +132,12 @@ class Processor:
         batch = _Batch()
         try:
             with self.gate.turn(), self.sessions.begin() as session:
-                # Each mail's bytes are read when its turn comes and let go after it, so
-                # a batch of large mails holds one of them at a time, not all.
+                # A large mail's bytes are read (in slices) when its turn comes and every
+                # mail's are let go after it, so a batch holds one large mail at a time.
                 claim = claim_query(self.clock(), limit=size).options(defer(InboundMail.raw))
                 rows = session.scalars(claim).all()
                 batch.claimed = len(rows)
+                _read_small_mails(session, rows)
                 return self._run_batch(session, rows, stop, batch)
         except Exception as exc:
             if not batch.claimed:
@@ -207,6 +225,8 @@ class Processor:
         else:
             savepoint.commit()
             row.status, row.outcome = "processed", "; ".join(ctx.notes) or None
+            if ctx.case is not None:
+                row.case_id, row.opened_case = ctx.case.id, ctx.new_case
         row.processed_at = now
         case = ctx.case.display_number if ctx.case is not None and row.case_id else "-"
         log.info(

@@ -133,24 +133,25 @@ def choose_template(
 def _held_back(ctx: Context, mailbox: MailboxSettings, email: str) -> str | None:
     """Why ``email`` gets no automatic answer now: a recent one, or a flood of mail."""
     flood_since = ctx.now - timedelta(seconds=mailbox.flood_seconds)
-    received = ctx.session.scalar(
+    since = ctx.now - timedelta(seconds=mailbox.auto_response_interval)
+    # Both questions in one statement: how much mail came from the sender lately, and
+    # whether it was answered within the interval.
+    received, recent = ctx.session.execute(select(
         select(func.count()).select_from(Message).where(
             Message.direction == "in", Message.from_addr == email,
             Message.created_at > flood_since,
-        )
-    ) or 0
+        ).scalar_subquery(),
+        select(OutboundMail.id).where(
+            OutboundMail.rcpt_to == email, OutboundMail.kind == "auto_response",
+            OutboundMail.created_at > since,
+        ).limit(1).scalar_subquery(),
+    )).one()
+    received = received or 0
     if received > mailbox.flood_mails:
         log.warning("flood breaker: %s sent %d mails in %g s; no automatic answers to it",
                     email, received, mailbox.flood_seconds)
         return (f"{email} sent {received} mails in {mailbox.flood_seconds:g} s "
                 "(flood breaker)")
-    since = ctx.now - timedelta(seconds=mailbox.auto_response_interval)
-    recent = ctx.session.scalar(
-        select(OutboundMail.id).where(
-            OutboundMail.rcpt_to == email, OutboundMail.kind == "auto_response",
-            OutboundMail.created_at > since,
-        ).limit(1)
-    )
     if recent is not None:
         return f"{email} got one in the last {mailbox.auto_response_interval:g} s"
     return None

@@ -142,8 +142,7 @@ def record(ctx: Context) -> None:
         _open_case(ctx)
     elif not ctx.new_case:  # (a follow-up case was opened with this mail already)
         _add_reply(ctx, ctx.case)
-    ctx.inbound.case_id = ctx.case_required.id
-    ctx.inbound.opened_case = ctx.new_case
+    # (The inbound row learns its case with its final status, in one UPDATE: processor.)
 
 
 
