@@ -159,6 +159,12 @@ def test_forged_token_opens_a_new_case(app: App) -> None:
         assert cases[0].comments == []
 
 
+def untimed_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch ends only on its size, new mail or a stop, never on the clock: a slow
+    machine must not end it after fewer mails than the test counts on."""
+    monkeypatch.setattr("mailcase.pipeline.processor.BATCH_SECONDS", 3600.0)
+
+
 def test_a_burst_is_processed_in_batches_and_a_poison_mail_costs_only_itself(
     make_app: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,6 +173,7 @@ def test_a_burst_is_processed_in_batches_and_a_poison_mail_costs_only_itself(
     counts an attempt (its stages ran once), and the mails after it stay pending for
     the next batch; every good mail opens exactly one case."""
     app = make_app(processing={"retry_base_seconds": 3600, "retry_max_seconds": 3600})
+    untimed_batches(monkeypatch)
     runs: list[str] = []
 
     def explode_on_poison(ctx: Context) -> None:
@@ -196,6 +203,7 @@ def test_a_batch_makes_way_for_new_mail_waiting_to_be_stored(
     is announced, so senders wait for one mail's processing, not a whole batch's."""
     for n in range(4):
         accept(app, mail(message_id=f"<w{n}@customer.org>").as_bytes())
+    untimed_batches(monkeypatch)
     monkeypatch.setattr(app.processor.gate, "wanted", lambda: True)
     assert app.processor.process_batch() == ["processed"]
     monkeypatch.setattr(app.processor.gate, "wanted", lambda: False)
