@@ -122,9 +122,9 @@ class App:
 
     def reconfigured(self, settings: Settings) -> App:
         """The same store, metrics and clock with parts made anew from ``settings`` (a
-        reload): templates and token secrets read again, the outbound transport rebuilt
-        when its settings changed. Raises (SecretError, TemplateProblem…) before
-        anything is swapped when a new part cannot be made."""
+        reload): templates, token secrets and the relay password read again. Raises
+        (SecretError, TemplateProblem…) before anything is swapped when a new part
+        cannot be made."""
         services = _services(settings, create_secret=False)
         # Made anew (the relay password file is read again), unless it was handed in.
         transport = (make_transport(settings)

@@ -48,6 +48,10 @@ CHILD_CHECK_SECONDS = 2.0
 DRAIN_POLL_SECONDS = 0.05
 
 
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
 def _address(name: object) -> str:
     """host:port of a socket name ([host]:port for IPv6)."""
     if isinstance(name, tuple):
@@ -184,8 +188,7 @@ class Daemon:
         try:
             self.servers.append(await self._loop.create_server(factory, smtp.host, smtp.port))
         except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"cannot listen on {smtp.host}:{smtp.port}: {reason}") from None
+            raise ListenError(f"cannot listen on {smtp.host}:{smtp.port}: {_reason(exc)}") from None
 
     def _start_monitor(self) -> None:
         http = self.app.settings.http
@@ -194,8 +197,8 @@ class Daemon:
             self.monitor.start()
         except OSError as exc:
             self.monitor = None
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"cannot serve http on {http.host}:{http.port}: {reason}") from None
+            raise ListenError(f"cannot serve http on {http.host}:{http.port}: "
+                              f"{_reason(exc)}") from None
 
     def _start_workers(self) -> None:
         for worker in (self.processor, self.sender):
@@ -326,7 +329,7 @@ class Daemon:
     def reload(self) -> bool:
         """SIGHUP: read the config file again and take what can change while running
         (see reload); a file that fails its checks changes nothing. The processing child
-        is told to do the same."""
+        is replaced by one given the new settings."""
         if self.config_path is None:
             log.warning("reload: started without a config file path; nothing to read")
             return False

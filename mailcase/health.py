@@ -56,11 +56,9 @@ def pending_since(session: Session, model: type[InboundMail] | type[OutboundMail
                   now: datetime) -> tuple[int, float | None]:
     """How many rows of a queue wait, and for how many seconds the oldest due one has
     (served by the partial index of pending rows and the due index)."""
-    depth = session.scalar(select(func.count()).select_from(model)
-                           .where(model.status == "pending")) or 0
-    oldest = session.scalar(select(func.min(model.next_attempt_at))
-                            .where(model.status == "pending"))
-    return int(depth), (now - oldest).total_seconds() if oldest is not None else None
+    depth, oldest = session.execute(select(func.count(), func.min(model.next_attempt_at))
+                                    .where(model.status == "pending")).one()
+    return int(depth or 0), (now - oldest).total_seconds() if oldest is not None else None
 
 
 class HealthCheck:

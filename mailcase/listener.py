@@ -81,10 +81,9 @@ class IntakeHandler:
                            proxy_data: ProxyData) -> bool:
         """Behind a load balancer (``smtp.proxy_protocol``): the PROXY header names the
         real client, which is the one counted against ``max_connections_per_client``."""
-        # PROXY UNKNOWN (or v2 LOCAL, a health check) names nobody: count the balancer.
-        peer = session.peer[0] if isinstance(session.peer, tuple) else session.peer
-        client = str(proxy_data.src_addr) if proxy_data.src_addr else str(peer)
         assert isinstance(server, GatewaySMTP)
+        # PROXY UNKNOWN (or v2 LOCAL, a health check) names nobody: count the balancer.
+        client = str(proxy_data.src_addr) if proxy_data.src_addr else server.peer_address
         refusal = server.sessions.identify(server, client)
         if refusal is not None:
             await server.push(refusal)
@@ -96,8 +95,6 @@ class IntakeHandler:
         """Whatever else goes wrong in a session: a temporary failure, never aiosmtpd's 500."""
         log.error("SMTP session error: %s", error, exc_info=error)
         return "451 4.3.0 Temporary failure, please try again later"
-
-
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

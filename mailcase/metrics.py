@@ -71,17 +71,15 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock, self.readers() as session:
             now = self.clock()
-            yield from self._counters(session)
-            yield from self._queues(session, now)
+            inbound = _by_status(session, InboundMail)
+            yield from self._counters(session, inbound)
+            yield from self._queues(session, now, inbound.get("parked", 0))
             self._observe_latencies(session)
         yield from self.metrics.process_seconds.collect()
         yield from self.metrics.send_seconds.collect()
 
-    def _counters(self, session: Session) -> Iterator[Metric]:
-        inbound = dict(session.execute(select(InboundMail.status, func.count())
-                                       .group_by(InboundMail.status)).all())
-        outbound = dict(session.execute(select(OutboundMail.status, func.count())
-                                        .group_by(OutboundMail.status)).all())
+    def _counters(self, session: Session, inbound: dict[str, int]) -> Iterator[Metric]:
+        outbound = _by_status(session, OutboundMail)
         bounced = session.scalar(select(func.count()).select_from(Bounce)) or 0
         accepted = CounterMetricFamily("mailcase_accepted", "Mails stored by the intake")
         accepted.add_metric([], sum(inbound.values()))
@@ -100,7 +98,7 @@ class StoreCollector(Collector):
         bounces.add_metric([], bounced)
         yield bounces
 
-    def _queues(self, session: Session, now: datetime) -> Iterator[Metric]:
+    def _queues(self, session: Session, now: datetime, parked_now: int) -> Iterator[Metric]:
         depth = GaugeMetricFamily("mailcase_queue_depth", "Mails waiting", labels=["queue"])
         oldest = GaugeMetricFamily("mailcase_queue_oldest_seconds",
                                    "How long the oldest due mail has waited", labels=["queue"])
@@ -111,8 +109,7 @@ class StoreCollector(Collector):
         yield depth
         yield oldest
         parked = GaugeMetricFamily("mailcase_parked", "Inbound mail parked for an operator")
-        parked.add_metric([], session.scalar(select(func.count()).select_from(InboundMail)
-                                             .where(InboundMail.status == "parked")) or 0)
+        parked.add_metric([], parked_now)
         yield parked
 
     def _observe_latencies(self, session: Session) -> None:
@@ -138,6 +135,13 @@ class StoreCollector(Collector):
             ):
                 self.metrics.send_seconds.observe(_seconds(created, sent))
         self._seen = marks
+
+
+def _by_status(session: Session, model: type[InboundMail] | type[OutboundMail]
+               ) -> dict[str, int]:
+    """How many rows of a queue have each status."""
+    return {status: int(count) for status, count in session.execute(
+        select(model.status, func.count()).group_by(model.status))}
 
 
 def _low_mark(session: Session, model: type[InboundMail] | type[OutboundMail]) -> int:

@@ -16,6 +16,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from mailcase import db
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,27 @@ def head() -> str:
     current_head = ScriptDirectory.from_config(_config()).get_current_head()
     assert current_head is not None
     return current_head
+
+
+class StoreUnreachable(Exception):
+    """The configured database cannot be opened or reached; the message says which and why."""
+
+
+def revision_of(url: str) -> str | None:
+    """The schema revision of the database at ``url`` (None when empty), opened just for
+    this question; StoreUnreachable when it cannot be asked."""
+    where = make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = db.create(url)
+    except OSError as exc:
+        raise StoreUnreachable(f"database {where} cannot be opened: {exc.strerror}") from None
+    try:
+        return current(engine)
+    except DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split())
+        raise StoreUnreachable(f"database {where} cannot be reached: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 def current(engine: Engine) -> str | None:

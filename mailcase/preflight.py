@@ -17,10 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
-from mailcase import db, migrate
+from mailcase import migrate
 from mailcase.config import Settings
 from mailcase.listener import tls_context
 from mailcase.smtpauth import AuthFileError, load_users
@@ -142,18 +139,10 @@ def _port_free(key: str, host: str, port: int) -> str | None:
 
 def _database(settings: Settings) -> tuple[str, list[str]]:
     """The schema's state ("new", "current") and any problem reaching or reading it."""
-    where = make_url(settings.database.url).render_as_string(hide_password=True)
     try:
-        engine = db.create(settings.database.url)
-    except OSError as exc:
-        return "unreachable", [f"database {where} cannot be opened: {exc.strerror}"]
-    try:
-        revision = migrate.current(engine)
-    except DBAPIError as exc:
-        reason = " ".join(str(exc.orig).split())
-        return "unreachable", [f"database {where} cannot be reached: {reason}"]
-    finally:
-        engine.dispose()
+        revision = migrate.revision_of(settings.database.url)
+    except migrate.StoreUnreachable as exc:
+        return "unreachable", [str(exc)]
     if revision is None:
         return "new (created on first start)", []
     if revision != migrate.head():

@@ -85,12 +85,7 @@ def plan(running: Settings, new: Settings) -> Plan:
     return Plan(changed, tuple(waiting), Settings.model_validate(after))
 
 
-class _Absent:
-    def __repr__(self) -> str:
-        return "absent"
-
-
-_ABSENT = _Absent()
+_ABSENT = object()  # a key one side does not have (a mailbox added or removed)
 
 
 def _get(tree: dict[str, Any], key: str) -> Any:

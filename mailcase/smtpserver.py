@@ -76,17 +76,15 @@ class Sessions:
         """How many sessions are in the middle of a mail (after MAIL FROM)."""
         return sum(1 for session in self.open if session.in_transaction)
 
-    def close_all(self) -> int:
+    def close_all(self) -> None:
         """Close every session still open, saying 421 to those between mails (RFC 5321
-        3.8); one cut off in the middle of a mail just closes. Returns how many."""
-        count = len(self.open)
+        3.8); one cut off in the middle of a mail just closes."""
         for session in list(self.open):
             transport = session.transport
             if transport is not None:
                 if not session.in_transaction and isinstance(transport, asyncio.WriteTransport):
                     transport.write(SHUTTING_DOWN.encode() + b"\r\n")
                 transport.close()
-        return count
 
 
 class GatewaySMTP(SMTP):
@@ -113,6 +111,7 @@ class GatewaySMTP(SMTP):
     def __init__(self, handler: Any, *, sessions: Sessions, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.sessions = sessions
+        self.peer_address = "local"  # the connecting address (a balancer's, behind one)
         self.client: str | None = None  # the sender's address, as counted by sessions
         self._refusal: str | None = None
         self._joined = False
@@ -129,12 +128,13 @@ class GatewaySMTP(SMTP):
             return
         self._joined = True
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) else "local"
-        self._refusal = self.sessions.join(self, address)
+        if isinstance(peer, tuple):
+            self.peer_address = str(peer[0])
+        self._refusal = self.sessions.join(self, self.peer_address)
         if self._refusal is None and self._proxy_timeout is None:
             # Behind a load balancer the client is known only from the PROXY header
             # (IntakeHandler.handle_PROXY counts it then).
-            self._refusal = self.sessions.identify(self, address)
+            self._refusal = self.sessions.identify(self, self.peer_address)
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sessions.leave(self)

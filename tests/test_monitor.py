@@ -38,6 +38,15 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def healthz_once(app: App) -> tuple[int, str]:
+    """One GET /healthz of an app built for it, which is closed after."""
+    try:
+        with serving(app) as base:
+            return get(base + "/healthz")
+    finally:
+        app.close()
+
+
 def sample(text: str, name: str) -> float:
     """The value of one sample line (``name`` with its labels) in an exposition."""
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
@@ -68,11 +77,7 @@ def test_healthz_fails_when_due_mail_waits_too_long(
     app = make_app(http={"max_pending_seconds": 60})
     accept(app, "<waiting@customer.org>")
     later = App.build(app.settings, clock=lambda: datetime.now(UTC) + timedelta(minutes=5))
-    try:
-        with serving(later) as base:
-            status, body = get(base + "/healthz")
-    finally:
-        later.close()
+    status, body = healthz_once(later)
     assert status == 503, body
     assert json.loads(body)["checks"]["inbound"]["ok"] is False
 
@@ -82,12 +87,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None
     reason in the report, not a traceback."""
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=2"
     settings = config.load(write_config(tmp_path, url, None))
-    app = App.build(settings, create_secret=True)
-    try:
-        with serving(app) as base:
-            status, body = get(base + "/healthz")
-    finally:
-        app.close()
+    status, body = healthz_once(App.build(settings, create_secret=True))
     assert status == 503, body
     check = json.loads(body)["checks"]["database"]
     assert check["ok"] is False and check["detail"].startswith("unreachable")

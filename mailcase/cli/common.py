@@ -9,9 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
-from mailcase import config, db, migrate
+from mailcase import config, migrate
 from mailcase.app import App
 from mailcase.config import Settings
 
@@ -33,18 +32,10 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 def schema_revision(settings: Settings) -> str | None:
     """The configured database's schema revision (None when empty), or one clear error."""
-    where = make_url(settings.database.url).render_as_string(hide_password=True)
     try:
-        engine = db.create(settings.database.url)
-    except OSError as exc:
-        raise UserError(f"database {where} cannot be opened: {exc.strerror}") from None
-    try:
-        return migrate.current(engine)
-    except DBAPIError as exc:
-        reason = " ".join(str(exc.orig).split())
-        raise UserError(f"database {where} cannot be reached: {reason}") from None
-    finally:
-        engine.dispose()
+        return migrate.revision_of(settings.database.url)
+    except migrate.StoreUnreachable as exc:
+        raise UserError(str(exc)) from None
 
 
 def open_app(args: argparse.Namespace) -> App:

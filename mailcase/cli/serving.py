@@ -49,8 +49,10 @@ def register(commands: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     redactor = logs.configure(settings)
-    app = App.build(settings, create_secret=schema_revision(settings) is None)
-    redactor.add(*logs.secrets_of(settings))  # the token secret may be new
+    first_start = schema_revision(settings) is None
+    app = App.build(settings, create_secret=first_start)
+    if first_start:
+        redactor.add(*logs.secrets_of(settings))  # the token secret may have just been made
     try:
         app.ensure_schema()
         # Taken out of the environment before the processing child starts: it must
@@ -82,9 +84,8 @@ def cmd_work(args: argparse.Namespace) -> int:
         os.nice(args.nice)
     child = args.settings_fd is not None
     settings = read_settings(args.settings_fd) if child else settings_of(args)
-    redactor = logs.configure(settings)
+    logs.configure(settings)
     app = App.build(settings)
-    redactor.add(*logs.secrets_of(settings))
     try:
         app.ensure_schema()
         path = None if child else config.config_path(args.config).resolve()
