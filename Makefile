@@ -18,6 +18,7 @@ run: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check mailcase tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the rooms' import directions (pyproject.toml)
 
 test: lint
 	$(BIN)/python -m pytest

@@ -317,9 +317,8 @@ level = "WARNING"
         """One agent reply on a case with 20 collaborators, until all 21 mails arrived."""
         from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
         from mailcase.app import App  # noqa: PLC0415
-        from mailcase.cases import CaseBook  # noqa: PLC0415
-        from mailcase.casework import Desk  # noqa: PLC0415
-        from mailcase.models import InboundMail  # noqa: PLC0415
+        from mailcase.cases.book import CaseBook  # noqa: PLC0415
+        from mailcase.store.models import InboundMail  # noqa: PLC0415
 
         with Counting() as sink:
             url = self.database(engine, f"fanout_{engine}")
@@ -340,7 +339,7 @@ level = "WARNING"
                     book.add_collaborator(case, f"colleague{n}@customer0.example", "", None)
             app.sender.drain()
             sink.reset()
-            desk = Desk(app)
+            desk = app.desk()
             started = time.perf_counter()
             queued = desk.reply(number, "We have replaced the printer.", desk.author(None))
             app.sender.drain()

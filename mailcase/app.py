@@ -15,20 +15,21 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailcase import db, migrate
-from mailcase.compose import Composer
+from mailcase.cases.desk import Desk
 from mailcase.config import Settings
-from mailcase.health import HealthCheck
-from mailcase.intake import Intake
-from mailcase.metrics import Metrics
-from mailcase.notify import Notifier
-from mailcase.outbox import OutboxSender
+from mailcase.identity.tokens import SecretError, TokenSigner, load_secrets
+from mailcase.intake.accept import Intake
+from mailcase.intake.polls import PollRecord
+from mailcase.monitoring.health import HealthCheck
+from mailcase.monitoring.metrics import Metrics
+from mailcase.outbound.compose import Composer
+from mailcase.outbound.notify import Notifier
+from mailcase.outbound.outbox import OutboxSender
+from mailcase.outbound.templates import Templates
+from mailcase.outbound.transports import MaildirTransport, Relay, SmtpTransport, Transport
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
-from mailcase.polls import PollRecord
-from mailcase.templates import Templates
-from mailcase.tokens import SecretError, TokenSigner, load_secrets
-from mailcase.transports import MaildirTransport, Relay, SmtpTransport, Transport
+from mailcase.store import db, migrate
 
 Clock = Callable[[], datetime]
 
@@ -142,6 +143,11 @@ class App:
                                 jitter=self.sender.jitter),
             health=HealthCheck(self.readers, settings, self.clock),
         )
+
+    def desk(self) -> Desk:
+        """What agents do to cases, over this app's store, settings, notifier and clock."""
+        return Desk(settings=self.settings, sessions=self.sessions, readers=self.readers,
+                    notifier=self.services.notifier, clock=self.clock)
 
     def ensure_schema(self) -> None:
         """Create a new database's schema, or refuse one that needs ``db upgrade``."""

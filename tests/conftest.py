@@ -20,14 +20,14 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from mailcase import config, db, migrate
+from mailcase import config
 from mailcase.app import App
+from mailcase.store import db, migrate
 from tests.support.dovecot import Dovecot
 from tests.support.mailsink import Sink
 from tests.support.servers import require, running_daemon, write_config  # noqa: F401
 
 PG_URL = os.environ.get("MAILCASE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 
 from mailcase import config
 from mailcase.config import ConfigError, Settings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 MAILBOX = '[[mailbox]]\naddress = "support@example.com"\n'
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from mailcase.app import App
 from mailcase.cli import main
-from mailcase.models import Case, Comment, InboundMail
+from mailcase.store.models import Case, Comment, InboundMail
 from tests.support.mailsink import Sink
 from tests.support.servers import mail, running_daemon, send, wait_for
 

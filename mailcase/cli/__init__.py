@@ -16,14 +16,14 @@ from typing import NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
-from mailcase.cases import CaseError
+from mailcase.cases.book import CaseError
 from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving
 from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
-from mailcase.migrate import SchemaBehind
-from mailcase.smtpauth import AuthFileError
-from mailcase.templates import TemplateProblem
-from mailcase.tokens import SecretError
+from mailcase.identity.tokens import SecretError
+from mailcase.intake.smtpauth import AuthFileError
+from mailcase.outbound.templates import TemplateProblem
+from mailcase.store.migrate import SchemaBehind
 
 Handler = Callable[[argparse.Namespace], int]
 DEBUG_ENV = "MAILCASE_DEBUG"

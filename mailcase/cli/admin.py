@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 from tqdm import tqdm
 
-from mailcase import importer, migrate
 from mailcase.app import App
 from mailcase.cli.common import (
     EXIT_DATAERR,
@@ -26,8 +25,10 @@ from mailcase.cli.common import (
     settings_of,
 )
 from mailcase.cli.output import emit_json, table
-from mailcase.intake import TooLarge, return_path
-from mailcase.models import InboundMail
+from mailcase.intake import importer
+from mailcase.intake.accept import TooLarge, return_path
+from mailcase.store import migrate
+from mailcase.store.models import InboundMail
 
 log = logging.getLogger("mailcase")
 
@@ -138,7 +139,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     with opened(args) as app:
         try:
-            summary = importer.run(app, Path(args.path), progress)
+            summary = importer.run(
+                app.intake, app.readers, lambda tick: app.processor.drain(progress=tick),
+                Path(args.path), progress)
         except importer.ArchiveError as exc:
             raise UserError(str(exc)) from None
         finally:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mailcase.cases import parse_number
-from mailcase.casework import Desk
+from mailcase.cases.book import parse_number
+from mailcase.cases.desk import Desk
 from mailcase.cli.common import opened, positive_int, read_text_arg
 from mailcase.cli.output import emit_json, indent, table
 
@@ -68,7 +68,7 @@ def _author(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def _desk(args: argparse.Namespace) -> Iterator[Desk]:
     with opened(args) as app:
-        yield Desk(app)
+        yield app.desk()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

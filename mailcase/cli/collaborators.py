@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mailcase import eligibility
-from mailcase.cases import CaseBook, CaseError, parse_number
+from mailcase.cases.book import CaseBook, CaseError, parse_number
 from mailcase.cli.common import opened
 from mailcase.cli.output import emit_json, table
-from mailcase.commands import single_address
+from mailcase.identity import eligibility
+from mailcase.reading.commands import single_address
 
 
 def register(commands: Any) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from mailcase import config, migrate
+from mailcase import config
 from mailcase.app import App
 from mailcase.config import Settings
+from mailcase.store import migrate
 
 INT_MAX = 2**31 - 1  # the widest integer column of the store
 EXIT_USER = 1

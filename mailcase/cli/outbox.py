@@ -11,8 +11,8 @@ from sqlalchemy.orm import defer
 
 from mailcase.cli.common import UserError, opened, positive_int
 from mailcase.cli.output import emit_json, table
-from mailcase.models import OutboundMail, RecipientStatus
-from mailcase.outbox import UNDELIVERABLE
+from mailcase.outbound.outbox import UNDELIVERABLE
+from mailcase.store.models import OutboundMail, RecipientStatus
 
 STATUSES = ("pending", "sent", "failed")
 

@@ -10,13 +10,14 @@ import signal
 import sys
 from typing import Any
 
-from mailcase import config, logs, preflight
+from mailcase import config, logs
 from mailcase.app import App
 from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, settings_of
-from mailcase.daemon import Daemon, ListenError
-from mailcase.service import ServiceManager, passed_sockets
-from mailcase.smtpauth import hash_password
-from mailcase.workerprocess import WorkerProcess, read_settings
+from mailcase.intake.smtpauth import hash_password
+from mailcase.service import preflight
+from mailcase.service.daemon import Daemon, ListenError
+from mailcase.service.systemd import ServiceManager, passed_sockets
+from mailcase.service.worker import WorkerProcess, read_settings
 
 MIN_PASSWORD = 12
 

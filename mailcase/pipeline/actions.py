@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from mailcase import eligibility
-from mailcase.cases import CaseError
-from mailcase.commands import AGENTS, Command, single_address
-from mailcase.compose import Recipient
-from mailcase.models import Agent, Case
+from mailcase.cases.book import CaseError
+from mailcase.identity import eligibility
+from mailcase.identity.tokens import Participant
+from mailcase.outbound.compose import Recipient
 from mailcase.pipeline.context import Context
-from mailcase.tokens import Participant
+from mailcase.reading.commands import AGENTS, Command, single_address
+from mailcase.store.models import Agent, Case
 
 log = logging.getLogger(__name__)
 

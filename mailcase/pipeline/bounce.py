@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailcase import bounces
-from mailcase.db import insert_unless_present
-from mailcase.matching import recipient_addresses
-from mailcase.models import Bounce, Case, OutboundMail, RecipientStatus
+from mailcase.identity.tokens import is_bounce_token, token_of
 from mailcase.pipeline.context import Context, Drop
-from mailcase.tokens import is_bounce_token, token_of
+from mailcase.pipeline.matching import recipient_addresses
+from mailcase.reading import bounces
+from mailcase.store.db import insert_unless_present
+from mailcase.store.models import Bounce, Case, OutboundMail, RecipientStatus
 
 
 def take_bounces(ctx: Context) -> None:

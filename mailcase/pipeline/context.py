@@ -10,13 +10,16 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from mailcase.cases import CaseBook
-from mailcase.compose import Composer
+from mailcase.cases.book import CaseBook
 from mailcase.config import MailboxSettings, Settings
-from mailcase.db import raw_slices
+from mailcase.identity.tokens import TokenSigner
 from mailcase.logs import about
-from mailcase.matching import Match
-from mailcase.models import (
+from mailcase.outbound.compose import Composer
+from mailcase.outbound.notify import Notifier
+from mailcase.pipeline.matching import Match
+from mailcase.reading.parsing import ParsedMail
+from mailcase.store.db import raw_slices
+from mailcase.store.models import (
     Agent,
     Case,
     Comment,
@@ -25,9 +28,6 @@ from mailcase.models import (
     Message,
     OutboundMail,
 )
-from mailcase.notify import Notifier
-from mailcase.parsing import ParsedMail
-from mailcase.tokens import TokenSigner
 
 
 class Outcome(Exception):

@@ -26,14 +26,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mailcase.cases import CaseBook
-from mailcase.db import WriterGate
+from mailcase.cases.book import CaseBook
 from mailcase.logs import about
-from mailcase.models import InboundMail
-from mailcase.models.mail import PENDING
-from mailcase.outbox import backoff
+from mailcase.outbound.outbox import backoff
 from mailcase.pipeline.context import Context, Outcome, Services
 from mailcase.pipeline.stages import PIPELINE
+from mailcase.store.db import WriterGate
+from mailcase.store.models import InboundMail
+from mailcase.store.models.mail import PENDING
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from mailcase.compose import Recipient, thread_of
 from mailcase.config import MailboxSettings
-from mailcase.models import Comment, Message, OutboundMail
-from mailcase.parsing import ParsedMail
+from mailcase.identity.tokens import Participant
+from mailcase.outbound.compose import Recipient, thread_of
 from mailcase.pipeline.context import Context
-from mailcase.tokens import Participant
+from mailcase.reading.parsing import ParsedMail
+from mailcase.store.models import Comment, Message, OutboundMail
 
 log = logging.getLogger(__name__)
 

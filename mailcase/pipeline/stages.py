@@ -10,16 +10,17 @@ import hashlib
 
 from sqlalchemy import select, text
 
-from mailcase import commands, eligibility, parsing, replytext, screen
-from mailcase.cases import CaseError
-from mailcase.db import insert_unless_present
-from mailcase.matching import find_case, recipient_addresses
-from mailcase.models import Agent, Attachment, Blob, Case, Contact, Message
-from mailcase.models.base import clean_text
+from mailcase.cases.book import CaseError
+from mailcase.identity import eligibility
 from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
+from mailcase.pipeline.matching import find_case, recipient_addresses
 from mailcase.pipeline.respond import acknowledge, notify
+from mailcase.reading import commands, parsing, replytext, screen
+from mailcase.store.db import insert_unless_present
+from mailcase.store.models import Agent, Attachment, Blob, Case, Contact, Message
+from mailcase.store.models.base import clean_text
 
 
 def parse(ctx: Context) -> None:

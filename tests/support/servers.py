@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from mailcase.app import App
-from mailcase.daemon import Daemon
+from mailcase.service.daemon import Daemon
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVERS = os.environ.get("MAILCASE_TEST_REQUIRE_SERVERS", "") not in ("", "0")
 
 

@@ -1,0 +1,258 @@
+"""Case rules after Salesforce's Case: numbering, the status lifecycle, comments and the feed.
+
+Every change to a case goes through a CaseBook so the rules hold whoever asks: the
+processor for mail, the CLI for agents. A broken rule raises CaseError with a sentence
+a user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case as sql_case
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailcase.config import CaseSettings
+from mailcase.store.db import insert_or_nothing
+from mailcase.store.models import (
+    DESCRIPTION_MAX_BYTES,
+    SUBJECT_MAX,
+    Account,
+    Case,
+    Collaborator,
+    Comment,
+    Contact,
+    Counter,
+    Event,
+)
+
+PRIORITIES = ("High", "Medium", "Low")
+MAX_COLLABORATORS = 20
+_NUMBER = re.compile(r"^#?0*([0-9]{1,8})$")
+
+
+class CaseError(Exception):
+    """A request that the case rules refuse; the message says why."""
+
+
+def parse_number(text: str) -> int:
+    """A case number as people type it: ``1000``, ``00001000`` or ``#00001000``."""
+    match = _NUMBER.match(text.strip())
+    if match is None:
+        raise CaseError(f"{text!r} is not a case number (like 00001000)")
+    return int(match.group(1))
+
+
+def clip_subject(subject: str) -> str:
+    """The subject cut to the 255 characters a case holds (the message keeps it whole)."""
+    return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 1] + "…"
+
+
+def clip_description(text: str) -> tuple[str, bool]:
+    """The description cut to 32 KB on a character boundary, and whether it was cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= DESCRIPTION_MAX_BYTES:
+        return text, False
+    return encoded[: DESCRIPTION_MAX_BYTES - 3].decode("utf-8", errors="ignore") + "…", True
+
+
+class CaseBook:
+    """The case rules, applied within one session and one transaction."""
+
+    def __init__(self, session: Session, settings: CaseSettings, now: datetime) -> None:
+        self.session = session
+        self.settings = settings
+        self.now = now
+
+    def get(self, number: int, *, lock: bool = True) -> Case:
+        """The case, locked for this transaction (unless reading) so changes queue behind it."""
+        query = select(Case).where(Case.number == number)
+        case = self.session.scalar(query.with_for_update() if lock else query)
+        if case is None:
+            raise CaseError(f"there is no case {number:08d}")
+        return case
+
+    def contact(self, email: str, name: str = "") -> Contact:
+        """The contact for ``email``, created on first sight (with its account by domain)."""
+        email = email.lower()
+        found = self.session.scalar(select(Contact).where(Contact.email == email))
+        if found is not None:
+            if name and not found.name:
+                found.name = name
+            return found
+        domain = email.rpartition("@")[2]
+        # The account by domain is looked up inside the INSERT: one statement, not two.
+        account = select(Account.id).where(Account.domain == domain).scalar_subquery()
+        values = {"email": email, "name": name, "account_id": account, "created_at": self.now}
+        contact = self.session.scalars(
+            insert_or_nothing(self.session, Contact, values, ["email"]).returning(Contact)
+        ).first()
+        if contact is None:  # another instance added them a moment ago
+            contact = self.session.scalar(select(Contact).where(Contact.email == email))
+        assert contact is not None
+        return contact
+
+    def open(
+        self,
+        *,
+        subject: str,
+        description: str,
+        mailbox: str,
+        contact: Contact | None,
+        origin: str = "Email",
+        parent: Case | None = None,
+        priority: str = "Medium",
+    ) -> tuple[Case, bool]:
+        """A new case with the next number; returns it and whether the description was cut."""
+        text, clipped = clip_description(description)
+        case = Case(
+            number=self._next_number(),
+            subject=clip_subject(subject),
+            description=text,
+            status=self.settings.new_status,
+            is_closed=False,
+            priority=priority,
+            origin=origin,
+            mailbox=mailbox,
+            contact=contact,
+            account=contact.account if contact else None,
+            supplied_email=contact.email if contact else None,
+            supplied_name=(contact.name or None) if contact else None,
+            parent=parent,
+            created_at=self.now,
+            updated_at=self.now,
+            collaborators=[],  # known to be empty: no query when notifications look
+        )
+        self.session.add(case)
+        self.session.flush()
+        self.record(case, "created", contact.email if contact else None, origin=origin)
+        return case, clipped
+
+    def _next_number(self) -> int:
+        """The next case number: one counter row updated under its row lock, never reused.
+
+        Raising ``cases.first_number`` later jumps ahead; lowering it never goes back.
+        """
+        first = self.settings.first_number
+        counter = Counter.__table__.c
+        bumped = sql_case((counter.value + 1 < first, first), else_=counter.value + 1)
+        value = self.session.execute(
+            update(Counter).where(counter.name == "case_number").values(value=bumped)
+            .returning(counter.value)
+        ).scalar()
+        if value is None:
+            raise RuntimeError("the case_number counter row is missing; run 'mailcase db upgrade'")
+        return int(value)
+
+    def comment(
+        self,
+        case: Case,
+        body: str,
+        *,
+        author_email: str | None,
+        author_name: str | None,
+        author_kind: str,
+        public: bool,
+        message_id: int | None = None,
+    ) -> Comment:
+        """Add a comment; anything not written by the owner marks the case unread for them."""
+        comment = Comment(
+            case=case, body=body, author_email=author_email, author_name=author_name,
+            author_kind=author_kind, public=public, message_id=message_id, created_at=self.now,
+        )
+        self.session.add(comment)
+        owner = case.owner_agent.email if case.owner_agent else None
+        if author_email != owner:
+            case.has_unread_comments_for_owner = True
+        case.updated_at = self.now
+        self.session.flush()
+        self.record(case, "comment", author_email, public=public, comment_id=comment.id)
+        return comment
+
+    def add_collaborator(
+        self, case: Case, email: str, name: str, added_by: str | None
+    ) -> Collaborator | None:
+        """Keep ``email`` informed of ``case``; None if it already is. The 21st is refused."""
+        email = email.lower()
+        if any(c.email == email for c in case.collaborators):
+            return None
+        if len(case.collaborators) >= MAX_COLLABORATORS:
+            raise CaseError(
+                f"case {case.display_number} already has {MAX_COLLABORATORS} collaborators, "
+                f"the most a case can have; {email} was not added"
+            )
+        contact = self.contact(email, name)
+        collaborator = Collaborator(
+            case=case, contact_id=contact.id, email=email, name=name or contact.name,
+            added_by=added_by, created_at=self.now,
+        )
+        self.session.add(collaborator)
+        self.session.flush()
+        self.record(case, "collaborator added", added_by, email=email)
+        return collaborator
+
+    def remove_collaborator(self, case: Case, email: str, actor: str | None) -> None:
+        """Stop keeping ``email`` informed of ``case``."""
+        email = email.lower()
+        found = next((c for c in case.collaborators if c.email == email), None)
+        if found is None:
+            raise CaseError(f"{email} is not a collaborator of case {case.display_number}")
+        case.collaborators.remove(found)
+        self.session.flush()
+        self.record(case, "collaborator removed", actor, email=email)
+
+    def set_status(self, case: Case, status: str, actor: str | None) -> None:
+        """Move an open case to another open status."""
+        if status not in self.settings.statuses:
+            raise CaseError(
+                f"unknown status {status!r}; known: {', '.join(self.settings.statuses)}"
+            )
+        if case.is_closed:
+            raise CaseError(f"case {case.display_number} is closed; reopen it first")
+        if status in self.settings.closed_statuses:
+            raise CaseError(f"{status!r} closes the case: close it with a resolution instead")
+        if status != case.status:
+            self.record(case, "status", actor, old=case.status, new=status)
+            case.status = status
+            case.updated_at = self.now
+
+    def set_priority(self, case: Case, priority: str, actor: str | None) -> None:
+        wanted = priority.capitalize()
+        if wanted not in PRIORITIES:
+            raise CaseError(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
+        if wanted != case.priority:
+            self.record(case, "priority", actor, old=case.priority, new=wanted)
+            case.priority = wanted
+            case.updated_at = self.now
+
+    def close(self, case: Case, resolution: str, actor: str | None) -> None:
+        """Close with a resolution; a closed case is locked until reopened."""
+        if case.is_closed:
+            raise CaseError(f"case {case.display_number} is already closed")
+        if not resolution.strip():
+            raise CaseError("closing a case needs a resolution")
+        old = case.status
+        case.status = self.settings.closed_statuses[0]
+        case.is_closed = True
+        case.resolution = resolution.strip()
+        case.closed_at = self.now
+        case.updated_at = self.now
+        self.record(case, "closed", actor, old=old, resolution=case.resolution)
+
+    def reopen(self, case: Case, actor: str | None) -> None:
+        if not case.is_closed:
+            raise CaseError(f"case {case.display_number} is not closed")
+        case.status = self.settings.reopen_status
+        case.is_closed = False
+        case.closed_at = None
+        case.updated_at = self.now
+        self.record(case, "reopened", actor, new=case.status)
+
+    def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
+        """Append an entry to the case's feed."""
+        self.session.add(
+            Event(case_id=case.id, kind=kind, actor=actor, detail=detail, created_at=self.now)
+        )

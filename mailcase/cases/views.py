@@ -1,0 +1,82 @@
+"""How cases look from outside: the dictionaries behind ``cases list|show`` and their ``--json``.
+
+These field names are part of the public contract (DESIGN.md); change them only with care.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailcase.store.models import Attachment, Case, Comment
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """One line of ``cases list``."""
+    return {
+        "number": case.display_number,
+        "subject": case.subject,
+        "status": case.status,
+        "is_closed": case.is_closed,
+        "priority": case.priority,
+        "origin": case.origin,
+        "supplied_email": case.supplied_email,
+        "contact": case.contact.email if case.contact else None,
+        "owner": case.owner_name,
+        "parent": case.parent.display_number if case.parent else None,
+        "is_escalated": case.is_escalated,
+        "created_at": _when(case.created_at),
+        "closed_at": _when(case.closed_at),
+    }
+
+
+def _attachment(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "filename": attachment.filename,
+        "size": attachment.size,
+        "content_type": attachment.content_type,
+        "content_id": attachment.content_id,
+        "stored": attachment.blob_sha256 is not None,
+    }
+
+
+def _comment(comment: Comment) -> dict[str, Any]:
+    return {
+        "author": comment.author_email,
+        "author_name": comment.author_name,
+        "body": comment.body,
+        "public": comment.public,
+        "created_at": _when(comment.created_at),
+        "attachments": [_attachment(a) for a in comment.attachments],
+    }
+
+
+def case_detail(session: Session, case: Case) -> dict[str, Any]:
+    """Everything ``cases show`` tells about one case."""
+    first_files = session.scalars(
+        select(Attachment).where(Attachment.case_id == case.id, Attachment.comment_id.is_(None))
+        .order_by(Attachment.id)
+    ).all()
+    return {
+        **case_summary(case),
+        "description": case.description,
+        "reason": case.reason,
+        "type": case.type,
+        "resolution": case.resolution,
+        "supplied_name": case.supplied_name,
+        "account": case.account.name if case.account else None,
+        "mailbox": case.mailbox,
+        "is_closed_on_create": case.is_closed_on_create,
+        "has_unread_comments_for_owner": case.has_unread_comments_for_owner,
+        "updated_at": _when(case.updated_at),
+        "attachments": [_attachment(a) for a in first_files],
+        "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
+        "comments": [_comment(c) for c in case.comments],
+    }

@@ -1,0 +1,151 @@
+"""Who hears about what happens on a case, and the mail they get: one per person, once.
+
+* a case logged: its collaborators (the contact gets the acknowledgement);
+* a public comment: the contact, the collaborators and the owner, never its author;
+* an internal note: the owner (agents only), never a customer or collaborator;
+* a close: the resolution, to the contact and the collaborators;
+* a collaborator added later: one welcome mail with the case's whole public history.
+
+Every mail is written to the outbox in the caller's transaction, threads into the
+case's conversation, and carries the recipient's own reply token. Notifications are
+marked ``Auto-Submitted: auto-generated``; an agent's answer, written by a person, is
+not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailcase.identity.tokens import Participant
+from mailcase.outbound.compose import Composer, Recipient, conversation
+from mailcase.store.models import Attachment, Blob, Case, Collaborator, Comment, Contact
+
+
+@dataclass(frozen=True)
+class Sent:
+    """How many mails a notification queued."""
+
+    queued: int
+
+
+class Notifier:
+    """Queues the notifications of case events through the composer."""
+
+    def __init__(self, composer: Composer, attachment_cap: int) -> None:
+        self.composer = composer
+        self.attachment_cap = attachment_cap
+
+    def logged(self, session: Session, case: Case, now: datetime) -> Sent:
+        """Tell the collaborators copied on a new case that it was logged."""
+        people = [self._collaborator(session, c) for c in case.collaborators]
+        return self._queue(session, case, people, "case_logged",
+                           now=now, extra={})
+
+    def comment(self, session: Session, case: Case, comment: Comment, now: datetime) -> Sent:
+        """Tell everyone on the case of a comment (agents only of an internal note)."""
+        author = (comment.author_email or "").lower()
+        if comment.public:
+            people = [*self._customers(session, case), *self._owner(case)]
+            template = "agent_reply" if comment.author_kind == "agent" else "new_comment"
+        else:
+            people = [Recipient(p.email, p.name, Participant("n", p.participant.id))
+                      for p in self._owner(case)]
+            template = "internal_note"
+        people = [p for p in people if p.email.lower() != author]
+        if not people:  # the usual reply: its writer is the only one on the case
+            return Sent(0)
+        view = {"body": comment.body, "author": comment.author_name or comment.author_email,
+                "public": comment.public}
+        listed, files = self._files(session, comment)
+        auto = None if comment.author_kind == "agent" and comment.public else "auto-generated"
+        return self._queue(session, case, people, template,
+                           now=now, extra={"comment": view, "attachments": listed},
+                           auto_submitted=auto, files=files)
+
+    def _files(
+        self, session: Session, comment: Comment
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, bytes]]]:
+        """The comment's files: all attached while they fit under the cap, else listed."""
+        rows = session.scalars(select(Attachment).where(Attachment.comment_id == comment.id)
+                               .order_by(Attachment.id)).all()
+        stored = [r for r in rows if r.blob_sha256 is not None]
+        attach = 0 < sum(r.size for r in stored) <= self.attachment_cap
+        files = []
+        if attach:
+            for row in stored:
+                blob = session.get(Blob, row.blob_sha256)
+                if blob is not None:
+                    files.append((row.filename, row.content_type, blob.content))
+        listed = [{"filename": r.filename, "size": r.size,
+                   "attached": attach and r.blob_sha256 is not None} for r in rows]
+        return listed, files
+
+    def closed(self, session: Session, case: Case, now: datetime) -> Sent:
+        """Send the resolution to the contact and the collaborators."""
+        return self._queue(session, case, list(self._customers(session, case)), "case_closed",
+                           now=now, extra={})
+
+    def welcome(self, session: Session, case: Case, collaborator: Collaborator,
+                now: datetime) -> Sent:
+        """One mail to a late collaborator with every public comment so far."""
+        history = [
+            {"body": c.body, "author": c.author_name or c.author_email,
+             "created_at": c.created_at.strftime("%Y-%m-%d %H:%M UTC")}
+            for c in case.comments if c.public
+        ]
+        person = self._collaborator(session, collaborator)
+        return self._queue(session, case, [person], "collaborator_welcome",
+                           now=now, extra={"history": history})
+
+    def _queue(self, session: Session, case: Case, people: list[Recipient], template: str, *,
+               now: datetime, extra: dict[str, Any],
+               auto_submitted: str | None = "auto-generated",
+               files: Sequence[tuple[str, str, bytes]] = ()) -> Sent:
+        if not people:
+            return Sent(0)
+        queued = 0
+        # Every recipient answers the same mail: read the conversation once, before this
+        # batch's own mails join it.
+        thread = conversation(session, case)
+        for person in _once(people):
+            row = self.composer.queue(session, case, person, template=template,
+                                      kind="notification" if auto_submitted else "reply",
+                                      now=now, auto_submitted=auto_submitted, extra=extra,
+                                      files=files, thread=thread)
+            queued += row is not None
+        return Sent(queued)
+
+    def _customers(self, session: Session, case: Case) -> Iterator[Recipient]:
+        if case.contact is not None:
+            yield Recipient(case.contact.email, case.contact.name,
+                            Participant("c", case.contact.id))
+        for collaborator in case.collaborators:
+            yield self._collaborator(session, collaborator)
+
+    @staticmethod
+    def _owner(case: Case) -> Iterator[Recipient]:
+        if case.owner_agent is not None and case.owner_agent.active:
+            agent = case.owner_agent
+            yield Recipient(agent.email, agent.name, Participant("a", agent.id))
+
+    @staticmethod
+    def _collaborator(session: Session, collaborator: Collaborator) -> Recipient:
+        contact = session.get(Contact, collaborator.contact_id) if collaborator.contact_id else None
+        contact_id = contact.id if contact is not None else 0
+        return Recipient(collaborator.email, collaborator.name, Participant("c", contact_id),
+                         collaborator=True)
+
+
+def _once(people: list[Recipient]) -> Iterator[Recipient]:
+    """Each address once, in the order given."""
+    seen: set[str] = set()
+    for person in people:
+        if person.email.lower() not in seen:
+            seen.add(person.email.lower())
+            yield person

@@ -1,0 +1,127 @@
+"""Find the case a mail belongs to: reply token, then In-Reply-To/References, then tag.
+
+Order after DESIGN.md: a token in a recipient address (envelope recipients first,
+then To, Cc, Delivered-To), then the Message-IDs the mail answers, then a case tag in
+the subject when the sender already takes part in that case. A token that does not
+verify is ignored, never trusted: a forged or foreign token attaches nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailcase.config import Settings
+from mailcase.identity.tokens import Participant, TokenSigner, is_bounce_token, token_of
+from mailcase.reading.parsing import ParsedMail
+from mailcase.store.models import Agent, Case, Collaborator, Message
+
+log = logging.getLogger(__name__)
+
+# "[Case #00001000]" as mailcase writes it; also "[case #1000]" and "[Case# 1000]".
+SUBJECT_TAG = re.compile(r"\[\s*Case\s*#\s*([0-9]{1,8})\s*\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The case a mail threads into, how it was found, and who the token named."""
+
+    case: Case
+    by: str
+    participant: Participant | None = None
+
+
+def recipient_addresses(mail: ParsedMail, envelope_rcpts: Iterable[str]) -> list[str]:
+    """Every recipient address, in the order tokens are looked for."""
+    seen = [a.strip("<> ").lower() for a in envelope_rcpts]
+    seen += [a.email for a in mail.to] + [a.email for a in mail.cc] + list(mail.delivered_to)
+    return list(dict.fromkeys(seen))
+
+
+def find_case(
+    session: Session,
+    mail: ParsedMail,
+    envelope_rcpts: Iterable[str],
+    settings: Settings,
+    signer: TokenSigner,
+    *,
+    sender: str,
+) -> Match | None:
+    """The case ``mail`` (from ``sender``) replies to, or None when it starts a new one."""
+    for address in recipient_addresses(mail, envelope_rcpts):
+        match = _by_token(session, address, settings, signer, mail.message_id)
+        if match is not None:
+            return match
+    return _by_thread(session, mail) or _by_subject_tag(session, mail, sender)
+
+
+def _by_token(
+    session: Session, address: str, settings: Settings, signer: TokenSigner,
+    message_id: str | None,
+) -> Match | None:
+    mailbox = settings.mailbox_for(address)
+    token = token_of(address, mailbox.local_part) if mailbox else None
+    if token is None or is_bounce_token(token):
+        return None
+    claim = signer.verify(token)
+    if claim is None:
+        log.warning("ignored a reply token that does not verify in %s message_id=%s",
+                    address, message_id, extra={"message_id": message_id})
+        return None
+    case = session.scalar(
+        select(Case).where(Case.number == claim.case_number).with_for_update()
+    )
+    return Match(case, "token", claim.participant) if case is not None else None
+
+
+def _by_thread(session: Session, mail: ParsedMail) -> Match | None:
+    ids = mail.thread_ids
+    if not ids:
+        return None
+    rows = session.execute(
+        select(Message.case_id, Message.message_id).where(Message.message_id.in_(ids))
+    ).all()
+    if not rows:
+        return None
+    # Prefer the message the mail answers directly (In-Reply-To), then the newest reference.
+    rank = {mid: position for position, mid in enumerate(ids)}
+    best = min(rows, key=lambda row: rank.get(row.message_id, len(ids)))
+    case = session.get(Case, best.case_id, with_for_update=True)
+    return Match(case, "thread") if case is not None else None
+
+
+def _by_subject_tag(session: Session, mail: ParsedMail, sender: str) -> Match | None:
+    """The case named by a ``[Case #00001000]`` tag, only if ``sender`` takes part in it.
+
+    A tag is easy to copy: from a stranger it must not add to someone else's case, so it
+    opens a new one instead.
+    """
+    found = SUBJECT_TAG.search(mail.subject)
+    if found is None:
+        return None
+    case = session.scalar(
+        select(Case).where(Case.number == int(found.group(1))).with_for_update()
+    )
+    if case is None or not takes_part(session, case, sender):
+        return None
+    return Match(case, "subject tag")
+
+
+def takes_part(session: Session, case: Case, email: str) -> bool:
+    """Whether ``email`` is the case's contact, a collaborator, an agent, or wrote to it."""
+    email = email.lower()
+    if email in (case.supplied_email, case.contact.email if case.contact else None):
+        return True
+    checks = (
+        select(Collaborator.id).where(Collaborator.case_id == case.id,
+                                      Collaborator.email == email),
+        select(Agent.id).where(Agent.email == email, Agent.active.is_(True)),
+        select(Message.id).where(Message.case_id == case.id, Message.direction == "in",
+                                 Message.from_addr == email),
+    )
+    return any(session.scalar(check.limit(1)) is not None for check in checks)

@@ -1,0 +1,116 @@
+"""Read bounces: which recipient of which outbound mail failed, how, and for good or not.
+
+RFC 3464 delivery status notifications are read field by field (recipient, action,
+status, diagnostic); the many non-standard formats of older MTAs (Exim, qmail,
+Exchange, …) are left to flufl.bounce, GNU Mailman's bounce library. The mail a bounce
+is about is found by its VERP return path first, then by the Message-ID of the
+original it quotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from mailcase.reading.parsing import ParsedMail, message_ids, read_message
+
+REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One recipient a bounce reports: permanent (5.x.x, failed) or temporary."""
+
+    recipient: str
+    permanent: bool
+    status: str | None = None
+    diagnostic: str | None = None
+    original: str | None = None  # the address as first sent, before alias expansion
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a bounce says."""
+
+    failures: tuple[Failure, ...]
+    original_message_id: str | None
+
+
+def looks_like_bounce(mail: ParsedMail, mail_from: str | None) -> bool:
+    """Worth reading as a bounce: a report, or automatic mail from the null sender or a
+    mail daemon (cheap checks; the full read only happens for these)."""
+    if mail.content_type == "multipart/report":
+        return True
+    sender = (mail.sender.email if mail.sender else "").partition("@")[0]
+    return mail_from == "" or sender in ("mailer-daemon", "postmaster")
+
+
+def read(raw: bytes) -> Report:
+    """Every failure the bounce in ``raw`` reports, and the original's Message-ID."""
+    message = read_message((raw,))
+    failures = _dsn_failures(message) or _other_failures(message)
+    return Report(tuple(failures), _original_id(message))
+
+
+def _dsn_failures(message: Message) -> list[Failure]:
+    """RFC 3464: the per-recipient field groups of message/delivery-status."""
+    found = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        groups = part.get_payload()
+        per_recipient = groups[1:] if isinstance(groups, list) else []
+        for group in (g for g in per_recipient if isinstance(g, Message)):
+            original = _address(group.get("original-recipient"))
+            recipient = _address(group.get("final-recipient")) or original
+            action = str(group.get("action") or "").strip().lower()
+            if not recipient or action not in ("failed", "delayed"):
+                continue
+            status = str(group.get("status") or "").strip() or None
+            found.append(Failure(
+                recipient=recipient,
+                permanent=action == "failed" and not (status or "").startswith("4"),
+                status=status,
+                diagnostic=" ".join(str(group.get("diagnostic-code") or "").split()) or None,
+                original=original,
+            ))
+    return found
+
+
+def _other_failures(message: Message) -> list[Failure]:
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - a detector tripping on odd mail is no bounce
+        return []
+    return [Failure(_text(a), True) for a in sorted(permanent)] + [
+        Failure(_text(a), False) for a in sorted(temporary - permanent)
+    ]
+
+
+def _original_id(message: Message) -> str | None:
+    for part in message.walk():
+        if part.get_content_type() in REPORT_PARTS:
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if not isinstance(inner, Message):
+                body = part.get_payload(decode=True)
+                inner = read_message((body if isinstance(body, bytes) else b"",))
+            ids = message_ids(str(inner.get("message-id") or ""))
+            if ids:
+                return ids[0]
+    return None
+
+
+def _address(value: object) -> str | None:
+    """The address of a DSN recipient field such as ``rfc822; ann@customer.org``."""
+    if value is None:
+        return None
+    address = str(value).partition(";")[2].strip() or str(value).strip()
+    address = address.strip("<>").lower()
+    return address if "@" in address else None
+
+
+def _text(value: bytes | str) -> str:
+    return (value.decode("utf-8", "replace") if isinstance(value, bytes) else value).lower()

@@ -1,0 +1,164 @@
+"""The case and what hangs off it: comments, attachments, collaborators and the event feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailcase.store.models.base import Base, CleanText, Clipped, UTCDateTime
+from mailcase.store.models.people import Account, Agent, Contact, Queue
+
+SUBJECT_MAX = 255
+DESCRIPTION_MAX_BYTES = 32 * 1024
+
+
+class Counter(Base):
+    """A named sequence (case numbers) incremented under a row lock on either engine."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(Clipped(40), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
+class Case(Base):
+    """A support case, after Salesforce's Case object."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    subject: Mapped[str] = mapped_column(Clipped(SUBJECT_MAX), default="")
+    description: Mapped[str] = mapped_column(CleanText, default="")
+    status: Mapped[str] = mapped_column(Clipped(40), index=True)
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[str] = mapped_column(Clipped(20), default="Medium")
+    origin: Mapped[str] = mapped_column(Clipped(40), default="Email")
+    reason: Mapped[str | None] = mapped_column(Clipped(255))
+    type: Mapped[str | None] = mapped_column(Clipped(80))
+    resolution: Mapped[str | None] = mapped_column(CleanText)
+    mailbox: Mapped[str] = mapped_column(Clipped(320))
+    supplied_email: Mapped[str | None] = mapped_column(Clipped(320))
+    supplied_name: Mapped[str | None] = mapped_column(Clipped(255))
+    supplied_company: Mapped[str | None] = mapped_column(Clipped(255))
+    supplied_phone: Mapped[str | None] = mapped_column(Clipped(64))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    owner_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_closed_on_create: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_unread_comments_for_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    contact: Mapped[Contact | None] = relationship()
+    account: Mapped[Account | None] = relationship()
+    owner_agent: Mapped[Agent | None] = relationship()
+    owner_queue: Mapped[Queue | None] = relationship()
+    parent: Mapped[Case | None] = relationship(remote_side=[id])
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="case", order_by="Comment.id", cascade="all, delete-orphan"
+    )
+    collaborators: Mapped[list[Collaborator]] = relationship(
+        back_populates="case", order_by="Collaborator.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def display_number(self) -> str:
+        """The number as people see it: zero-padded to eight digits."""
+        return f"{self.number:08d}"
+
+    @property
+    def owner_name(self) -> str | None:
+        if self.owner_agent is not None:
+            return self.owner_agent.email
+        return self.owner_queue.name if self.owner_queue is not None else None
+
+
+class Comment(Base):
+    """New text added to a case: public (mailed) or internal (agents only)."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    body: Mapped[str] = mapped_column(CleanText)
+    author_email: Mapped[str | None] = mapped_column(Clipped(320))
+    author_name: Mapped[str | None] = mapped_column(Clipped(255))
+    author_kind: Mapped[str] = mapped_column(Clipped(20))
+    public: Mapped[bool] = mapped_column(Boolean)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    case: Mapped[Case] = relationship(back_populates="comments")
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+
+
+class Blob(Base):
+    """Attachment content, stored once per distinct content hash."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(Clipped(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attachment(Base):
+    """A file that came with a message, listed on the case and on its comment."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    comment_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id"))
+    filename: Mapped[str] = mapped_column(Clipped(255))
+    content_type: Mapped[str] = mapped_column(Clipped(255))
+    content_id: Mapped[str | None] = mapped_column(Clipped(255))
+    size: Mapped[int] = mapped_column(Integer)
+    # None when the file was over attachments.max_size: listed, kept only in the raw mail.
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+
+
+class Collaborator(Base):
+    """Someone kept informed of a case by mail; at most twenty per case."""
+
+    __tablename__ = "collaborators"
+    __table_args__ = (UniqueConstraint("case_id", "email", name="uq_collaborators_case_email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    email: Mapped[str] = mapped_column(Clipped(320))
+    name: Mapped[str] = mapped_column(Clipped(255), default="")
+    added_by: Mapped[str | None] = mapped_column(Clipped(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    case: Mapped[Case] = relationship(back_populates="collaborators")
+
+
+class Event(Base):
+    """One entry of a case's feed: what changed, who did it and when."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(Clipped(40))
+    actor: Mapped[str | None] = mapped_column(Clipped(320))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,63 @@
+"""The queue claims are served by the partial indexes of pending mail, on both engines,
+however much processed mail the tables hold (without them PostgreSQL walked the primary
+key past every mail ever processed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from mailcase.outbound.outbox import claim_query as outbox_claim
+from mailcase.pipeline.processor import claim_query
+from mailcase.store import db
+
+HISTORY = 20_000
+
+
+def fill(engine: Engine) -> None:
+    """Mostly processed and sent history, a few pending mails of each kind."""
+    postgres = engine.dialect.name == "postgresql"
+    series = (f"generate_series(1, {HISTORY}) AS i" if postgres else
+              f"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+              f"WHERE i < {HISTORY}) SELECT i FROM n)")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO outbound_mail (kind, mail_from, rcpt_to, message_id, raw, status, "
+            "attempts, next_attempt_at, deadline_at, created_at) SELECT 'ack', 's@x.org', "
+            "'c' || i || '@x.org', '<m' || i || '@x.org>', 'x', "
+            f"CASE WHEN i < {HISTORY - 50} THEN 'sent' ELSE 'pending' END, 0, "
+            f"'2026-01-01 00:00:00', '2026-01-03 00:00:00', '2026-01-01 00:00:00' "
+            f"FROM {series}"))
+        connection.execute(text(
+            "INSERT INTO inbound_mail (idempotency_key, source, rcpt_to, size, raw, "
+            "received_at, status, attempts, next_attempt_at, skip_screening, opened_case) "
+            "SELECT 'plan' || i, 'test', '[]', 1, 'x', '2026-01-01 00:00:00', "
+            f"CASE WHEN i < {HISTORY - 50} THEN 'processed' ELSE 'pending' END, 0, "
+            f"'2026-01-01 00:00:00', false, false FROM {series}"))
+        connection.execute(text("ANALYZE"))
+
+
+def test_the_claims_use_the_pending_indexes(database_url: str) -> None:
+    """The processor's and the outbox sender's claims, as they run them."""
+    engine = db.create(database_url)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    try:
+        fill(engine)
+        assert "ix_inbound_mail_pending" in plan_of(engine, claim_query(now))
+        assert "ix_outbound_mail_pending" in plan_of(engine, outbox_claim(now, 50))
+    finally:
+        engine.dispose()
+
+
+def plan_of(engine: Engine, query: Any) -> str:
+    """The engine's plan for ``query`` with its parameters bound, as one line."""
+    compiled = query.compile(engine)
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            rows = connection.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
+            return " ".join(row[0] for row in rows)
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
+        return " ".join(str(row[3]) for row in rows)
