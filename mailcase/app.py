@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
 from mailcase.config import Settings
+from mailcase.identity.addresses import OwnAddresses
+from mailcase.identity.authentication import DkimVerifier, TxtLookup
 from mailcase.identity.tokens import SecretError, TokenSigner, load_secrets
 from mailcase.intake.accept import Intake
 from mailcase.intake.polls import PollRecord
@@ -39,12 +41,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _services(settings: Settings, create_secret: bool) -> Services:
-    """What the pipeline stages use: token signer, templates, composer, notifier."""
+def _services(settings: Settings, create_secret: bool, dns: TxtLookup | None) -> Services:
+    """What the pipeline stages use: token signer, templates, composer, notifier, our own
+    addresses and the DKIM verifier (its DNS lookups through ``dns``, else the system's)."""
     signer = TokenSigner(load_secrets(settings.tokens.secret_file, create=create_secret))
     composer = Composer(settings, Templates(settings.templates.dir), signer)
     return Services(settings=settings, signer=signer, composer=composer,
-                    notifier=Notifier(composer, settings.attachments.notify_max_size))
+                    notifier=Notifier(composer, settings.attachments.notify_max_size),
+                    own=OwnAddresses.of(settings), dkim=DkimVerifier(dns))
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -96,13 +100,15 @@ class App:
         transport: Transport | None = None,
         jitter: bool = True,
         create_secret: bool = False,
+        dns: TxtLookup | None = None,
     ) -> App:
-        """Wire every part; ``create_secret`` makes the token secret file on first start."""
+        """Wire every part; ``create_secret`` makes the token secret file on first start;
+        ``dns`` answers the DKIM verifier's TXT lookups (tests serve their own keys)."""
         engine = db.create(settings.database.url)
         sessions = db.session_factory(engine)
         readers = db.reader_factory(engine)
         gate = db.WriterGate.for_engine(engine)
-        services = _services(settings, create_secret)
+        services = _services(settings, create_secret, dns)
         return cls(
             settings=settings,
             engine=engine,
@@ -126,7 +132,7 @@ class App:
         reload): templates, token secrets and the relay password read again. Raises
         (SecretError, TemplateProblem…) before anything is swapped when a new part
         cannot be made."""
-        services = _services(settings, create_secret=False)
+        services = _services(settings, create_secret=False, dns=self.services.dkim.txt)
         # Made anew (the relay password file is read again), unless it was handed in.
         transport = (make_transport(settings)
                      if isinstance(self.sender.transport, SmtpTransport | MaildirTransport)

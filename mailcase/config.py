@@ -196,7 +196,16 @@ class MailboxSettings(_Section):
     auto_response_rule: tuple[AutoResponseRule, ...] = ()
     flood_mails: Annotated[int, Field(ge=1)] = 10
     flood_seconds: Annotated[float, Field(gt=0)] = 600.0
-    foreign_reply: Literal["accept", "park"] = "accept"
+    # A reply through someone else's token (a forward): a comment without commands, held
+    # for review, a new case, or parked.
+    foreign_reply: Literal["accept", "hold", "new_case", "park"] = "accept"
+    # A reply found by its thread or subject tag whose writer does not take part in the
+    # case (or whose From failed DMARC): a new case, or held for review.
+    unproven_reply: Literal["new_case", "hold"] = "new_case"
+    # Authentication-Results from these MTAs (their authserv-id) prove a From domain.
+    trusted_authserv_ids: tuple[str, ...] = ()
+    # Without a trusted MTA's results, verify DKIM here (DNS lookups while processing).
+    verify_dkim: bool = False
     imap: ImapSettings | None = None
     collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
     collaborator_domains: tuple[str, ...] = ()

@@ -106,12 +106,14 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 @pytest.fixture
 def make_app(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Callable[..., App]]:
-    """Build an App from a real config file; keyword arguments override config sections."""
+    """Build an App from a real config file; keyword arguments override config sections
+    (``dns`` answers the DKIM verifier's lookups)."""
     apps: list[App] = []
 
-    def build(**sections: dict[str, object]) -> App:
+    def build(dns: Callable[..., bytes | None] | None = None,
+              **sections: dict[str, object]) -> App:
         path = write_config(tmp_path, database_url, sink.port, **sections)
-        app = App.build(config.load(path), jitter=False, create_secret=True)
+        app = App.build(config.load(path), jitter=False, create_secret=True, dns=dns)
         app.ensure_schema()
         apps.append(app)
         return app

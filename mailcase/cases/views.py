@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailcase.store.models import Attachment, Case, Comment
+from mailcase.store.models import Attachment, Case, Comment, Message
 
 
 def _when(value: datetime | None) -> str | None:
@@ -47,7 +47,7 @@ def _attachment(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def _comment(comment: Comment) -> dict[str, Any]:
+def _comment(comment: Comment, verdicts: dict[int, str]) -> dict[str, Any]:
     return {
         "author": comment.author_email,
         "author_name": comment.author_name,
@@ -55,7 +55,20 @@ def _comment(comment: Comment) -> dict[str, Any]:
         "public": comment.public,
         "created_at": _when(comment.created_at),
         "attachments": [_attachment(a) for a in comment.attachments],
+        # What the mail proved about its From, when its mailbox checks (else None).
+        "sender_auth": verdicts.get(comment.message_id) if comment.message_id else None,
     }
+
+
+def _verdicts(session: Session, case: Case) -> tuple[dict[int, str], str | None]:
+    """The sender-authentication verdicts of the case's inbound mail by message id, and
+    that of the mail that opened it."""
+    rows = session.execute(
+        select(Message.id, Message.sender_auth).where(
+            Message.case_id == case.id, Message.direction == "in").order_by(Message.id)
+    ).all()
+    verdicts = {row.id: row.sender_auth for row in rows if row.sender_auth}
+    return verdicts, rows[0].sender_auth if rows else None
 
 
 def case_detail(session: Session, case: Case) -> dict[str, Any]:
@@ -64,6 +77,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         select(Attachment).where(Attachment.case_id == case.id, Attachment.comment_id.is_(None))
         .order_by(Attachment.id)
     ).all()
+    verdicts, opening = _verdicts(session, case)
     return {
         **case_summary(case),
         "description": case.description,
@@ -78,5 +92,6 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "updated_at": _when(case.updated_at),
         "attachments": [_attachment(a) for a in first_files],
         "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
-        "comments": [_comment(c) for c in case.comments],
+        "sender_auth": opening,
+        "comments": [_comment(c, verdicts) for c in case.comments],
     }

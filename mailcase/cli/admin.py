@@ -1,4 +1,5 @@
-"""Operator commands on the store: db upgrade, ingest, import, process, inbound list|replay."""
+"""Operator commands on the store: db upgrade, ingest, import, process, inbound
+list|replay|release."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import argparse
 import logging
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 from tqdm import tqdm
 
 from mailcase.app import App
@@ -32,7 +34,7 @@ from mailcase.store.models import InboundMail
 
 log = logging.getLogger("mailcase")
 
-REPLAYABLE = ("parked", "dropped")
+REPLAYABLE = ("parked", "dropped", "held")
 
 
 def register(commands: Any) -> None:
@@ -64,8 +66,11 @@ def register(commands: Any) -> None:
     inbound_commands = inbound.add_subparsers(dest="inbound_command", metavar="ACTION",
                                               required=True)
     listing = inbound_commands.add_parser("list", help="list inbound mail")
-    listing.add_argument("--status", choices=("pending", "processed", "dropped", "parked"),
+    listing.add_argument("--status", choices=("pending", "processed", "dropped", "parked",
+                                              "held"),
                          help="only mail with this status")
+    listing.add_argument("--held", action="store_const", const="held", dest="status",
+                         help="only replies held for review (the same as --status held)")
     listing.add_argument("--limit", type=positive_int, default=50)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_inbound_list)
@@ -76,6 +81,10 @@ def register(commands: Any) -> None:
                         help="treat the mail as written by a person (for mail wrongly dropped "
                              "as automatic)")
     replay.set_defaults(handler=cmd_inbound_replay)
+    release = inbound_commands.add_parser(
+        "release", help="let held replies join their case (as comments, without commands)")
+    release.add_argument("ids", nargs="+", type=positive_int, metavar="ID")
+    release.set_defaults(handler=cmd_inbound_release)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -194,31 +203,49 @@ def _inbound_view(row: InboundMail) -> dict[str, Any]:
         "result": ("opened case" if row.opened_case else "comment") if row.case else None,
         "outcome": row.outcome,
         "last_error": row.last_error,
+        "released": row.released,
     }
+
+
+def _requeue(session: Session, ids: list[int], allowed: tuple[str, ...], verb: str,
+             now: datetime) -> list[InboundMail]:
+    """The inbound rows ``ids`` (all must exist and have an ``allowed`` status), pending
+    again from ``now`` with a fresh count of attempts."""
+    rows = session.scalars(select(InboundMail).where(InboundMail.id.in_(ids))).all()
+    missing = set(ids) - {r.id for r in rows}
+    if missing:
+        raise UserError(f"no inbound mail {min(missing)}")
+    for row in rows:
+        if row.status not in allowed:
+            raise UserError(f"inbound {row.id} is {row.status}; only {' or '.join(allowed)} "
+                            f"mail can be {verb}")
+        row.status, row.attempts, row.outcome, row.next_attempt_at = "pending", 0, None, now
+    return list(rows)
 
 
 def cmd_inbound_replay(args: argparse.Namespace) -> int:
     if not args.ids and not args.all_parked:
         raise UserError("name the inbound mail to replay (IDs) or give --all-parked")
     with opened(args) as app, app.sessions.begin() as session:
-        query = select(InboundMail)
-        query = (query.where(InboundMail.status == "parked") if args.all_parked
-                 else query.where(InboundMail.id.in_(args.ids)))
-        rows = session.scalars(query).all()
-        missing = set(args.ids) - {r.id for r in rows}
-        if missing:
-            raise UserError(f"no inbound mail {min(missing)}")
+        ids = (session.scalars(select(InboundMail.id).where(InboundMail.status == "parked"))
+               .all() if args.all_parked else args.ids)
+        rows = _requeue(session, list(ids), REPLAYABLE, "replayed", app.clock())
         for row in rows:
-            if row.status not in REPLAYABLE:
-                raise UserError(f"inbound {row.id} is {row.status}; only parked or "
-                                "dropped mail can be replayed")
-            row.status, row.attempts, row.outcome = "pending", 0, None
-            row.next_attempt_at = app.clock()
             row.skip_screening = args.skip_screening
-        count = len(rows)
         session.flush()
         pending = session.scalar(select(func.count()).select_from(InboundMail)
                                  .where(InboundMail.status == "pending"))
-    print(f"queued {count} mail for processing again ({pending} pending in all); "
+    print(f"queued {len(rows)} mail for processing again ({pending} pending in all); "
           "'mailcase process' or the running daemon will take them")
+    return 0
+
+
+def cmd_inbound_release(args: argparse.Namespace) -> int:
+    """Queue held replies again with the operator's release: each joins the case it
+    found as a comment; its commands are still refused (a release proves no writer)."""
+    with opened(args) as app, app.sessions.begin() as session:
+        for row in _requeue(session, args.ids, ("held",), "released", app.clock()):
+            row.released = True
+    print(f"released {len(args.ids)} held mail; 'mailcase process' or the running daemon "
+          "will add them to their cases")
     return 0

@@ -102,6 +102,8 @@ def _render(case: dict[str, Any]) -> str:
         f"Owner:    {case['owner'] or '-'}    Parent: {case['parent'] or '-'}",
         f"Created:  {case['created_at']}    Closed: {case['closed_at'] or '-'}",
     ]
+    if case["sender_auth"]:
+        lines.append(f"Sender:   {case['sender_auth']}")
     if case["resolution"]:
         lines.append(f"Resolution: {case['resolution']}")
     if case["collaborators"]:
@@ -111,8 +113,10 @@ def _render(case: dict[str, Any]) -> str:
               for a in case["attachments"]]
     for index, comment in enumerate(case["comments"], 1):
         kind = "public" if comment["public"] else "INTERNAL"
-        lines += ["", f"#{index}  {comment['created_at']}  {comment['author'] or '-'}  ({kind})",
-                  indent(comment["body"])]
+        lines += ["", f"#{index}  {comment['created_at']}  {comment['author'] or '-'}  ({kind})"]
+        if comment["sender_auth"]:
+            lines.append(f"    sender {comment['sender_auth']}")
+        lines.append(indent(comment["body"]))
         lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
                   for a in comment["attachments"]]
     return "\n".join(lines)

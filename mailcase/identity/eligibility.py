@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from mailcase.config import MailboxSettings, Settings
+from mailcase.identity.addresses import OwnAddresses
 
 _ROBOT = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)([+-].*)?$", re.I)
 
@@ -17,7 +18,7 @@ _ROBOT = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)([+-].
 def refusal(settings: Settings, mailbox: MailboxSettings, contact: str, email: str) -> str | None:
     """Why ``email`` may not collaborate on a case of ``contact`` (None when it may)."""
     local, _, domain = email.lower().rpartition("@")
-    if settings.mailbox_for(email) is not None:
+    if OwnAddresses.of(settings).owns(email):
         return "it is a mailcase address"
     if _ROBOT.match(local):
         return "it is a robot address"

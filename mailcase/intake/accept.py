@@ -174,6 +174,7 @@ class Intake:
                 "status": "pending", "attempts": 0, "next_attempt_at": now, "outcome": None,
                 "last_error": None, "processed_at": None, "skip_screening": False,
                 "case_id": None, "opened_case": False, "quarantined_at": None,
+                "released": False,
             }))
             results.append(None)
         if pending:

@@ -73,7 +73,7 @@ class StoreCollector(Collector):
             now = self.clock()
             inbound = _by_status(session, InboundMail)
             yield from self._counters(session, inbound)
-            yield from self._queues(session, now, inbound.get("parked", 0))
+            yield from self._queues(session, now, inbound)
             self._observe_latencies(session)
         yield from self.metrics.process_seconds.collect()
         yield from self.metrics.send_seconds.collect()
@@ -86,7 +86,7 @@ class StoreCollector(Collector):
         yield accepted
         ended = CounterMetricFamily("mailcase_inbound_mail", "Inbound mail by how it ended",
                                     labels=["outcome"])
-        for outcome in ("processed", "dropped", "parked"):
+        for outcome in ("processed", "dropped", "parked", "held"):
             ended.add_metric([outcome], inbound.get(outcome, 0))
         yield ended
         out = CounterMetricFamily("mailcase_outbound_mail", "Outbound mail by how it ended",
@@ -98,7 +98,8 @@ class StoreCollector(Collector):
         bounces.add_metric([], bounced)
         yield bounces
 
-    def _queues(self, session: Session, now: datetime, parked_now: int) -> Iterator[Metric]:
+    def _queues(self, session: Session, now: datetime,
+                inbound: dict[str, int]) -> Iterator[Metric]:
         depth = GaugeMetricFamily("mailcase_queue_depth", "Mails waiting", labels=["queue"])
         oldest = GaugeMetricFamily("mailcase_queue_oldest_seconds",
                                    "How long the oldest due mail has waited", labels=["queue"])
@@ -109,8 +110,11 @@ class StoreCollector(Collector):
         yield depth
         yield oldest
         parked = GaugeMetricFamily("mailcase_parked", "Inbound mail parked for an operator")
-        parked.add_metric([], parked_now)
+        parked.add_metric([], inbound.get("parked", 0))
         yield parked
+        held = GaugeMetricFamily("mailcase_held", "Replies held for review (inbound release)")
+        held.add_metric([], inbound.get("held", 0))
+        yield held
 
     def _observe_latencies(self, session: Session) -> None:
         """Observe each mail finished since the last scrape once. The watermark is the

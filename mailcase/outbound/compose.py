@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailcase.config import MailboxSettings, Settings
+from mailcase.identity.addresses import OwnAddresses
 from mailcase.identity.tokens import Participant, TokenSigner
 from mailcase.outbound import mimebuild
 from mailcase.outbound.templates import Templates
@@ -57,6 +58,7 @@ class Composer:
         self.settings = settings
         self.templates = templates
         self.signer = signer
+        self.own = OwnAddresses.of(settings)
 
     def queue(
         self,
@@ -74,11 +76,12 @@ class Composer:
     ) -> OutboundMail | None:
         """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed).
 
-        Returns None, queuing nothing, when the address is marked undeliverable.
+        Returns None, queuing nothing, when the address is marked undeliverable or is one
+        of mailcase's own (in any spelling): mailcase never mails itself.
         """
         if parseaddr(recipient.email)[1] != recipient.email or "," in recipient.email:
             raise ValueError(f"{recipient.email!r} is not one plain address")
-        if undeliverable(session, recipient.email):
+        if self.own.owns(recipient.email) or undeliverable(session, recipient.email):
             return None
         mailbox = self._mailbox(case)
         token = self.signer.make(case.number, recipient.participant)

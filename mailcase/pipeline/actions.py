@@ -1,9 +1,11 @@
 """Carrying out the commands of a reply, for the people allowed to give them.
 
 ``/cc`` and ``/uncc`` are for the case's contact and agents; ``/unsubscribe`` for a
-collaborator leaving; ``/internal``, ``/close``, ``/status``, ``/priority`` and
-``/assign`` only for an agent replying through their own valid token. A refused or
-failed command is explained to whoever gave it, by mail, and noted.
+collaborator leaving; ``/close``, ``/status``, ``/priority`` and ``/assign`` only for an
+agent. Every command but ``/internal`` (which only keeps words private) needs a writer
+whose mail proved who they are (identity.trust: their own token, or an authenticated
+From). A refused or failed command is noted on the inbound mail, and explained by mail
+only to a proven writer: a forged mail must cause no mail to the address it names.
 """
 
 from __future__ import annotations
@@ -24,17 +26,23 @@ from mailcase.store.models import Agent, Case
 log = logging.getLogger(__name__)
 
 
-def carry_out(ctx: Context, case: Case, commands: list[Command], agent: Agent | None) -> None:
-    """Apply each command in order; explain refusals to the sender."""
+def carry_out(ctx: Context, case: Case, commands: list[Command], agent: Agent | None, *,
+              proven: bool) -> None:
+    """Apply each command in order for a ``proven`` writer; note refusals, and explain
+    them by mail to a proven writer only."""
     refusals = []
     for command in commands:
         try:
+            if not proven and command.name != "internal":
+                raise CaseError("commands by mail need a reply through your own link or an "
+                                "authenticated sender")
             _one(ctx, case, command, agent)
         except CaseError as exc:
             refusals.append(f"/{command.name} {command.argument}".strip() + f": {exc}")
     if refusals:
         ctx.notes.extend(refusals)
-        explain(ctx, case, refusals)
+        if proven:
+            explain(ctx, case, refusals)
 
 
 def _one(ctx: Context, case: Case, command: Command, agent: Agent | None) -> None:

@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 
 from mailcase.cases.book import CaseBook
 from mailcase.config import MailboxSettings, Settings
+from mailcase.identity.addresses import OwnAddresses
+from mailcase.identity.authentication import UNCHECKED, DkimVerifier, Verdict
 from mailcase.identity.tokens import TokenSigner
+from mailcase.identity.trust import Standing
 from mailcase.logs import about
 from mailcase.outbound.compose import Composer
 from mailcase.outbound.notify import Notifier
@@ -57,6 +60,13 @@ class Park(Outcome):
     status = "parked"
 
 
+class Hold(Outcome):
+    """A reply whose writer proved too little to join its case: kept for review, and
+    joins it (as a comment, without commands) only if an operator releases it."""
+
+    status = "held"
+
+
 @dataclass(frozen=True)
 class Services:
     """What the stages need besides the message: settings and the helpers built from them."""
@@ -65,6 +75,8 @@ class Services:
     signer: TokenSigner
     composer: Composer
     notifier: Notifier
+    own: OwnAddresses
+    dkim: DkimVerifier
 
 
 @dataclass
@@ -84,7 +96,9 @@ class Context:
     new_case: bool = False
     message: Message | None = None
     comment: Comment | None = None
-    token_agent: Agent | None = None  # an agent replying through their own token
+    auth: Verdict = UNCHECKED  # what the mail proves about its From
+    standing: Standing | None = None  # what its writer may do (identity.trust)
+    acting_agent: Agent | None = None  # the agent a proven writer is
     reply_internal: bool = False  # a reply through an internal note's token
     verp_outbound: OutboundMail | None = None
     notes: list[str] = field(default_factory=list)
@@ -107,6 +121,11 @@ class Context:
     def log_fields(self) -> dict[str, Any]:
         """``extra=`` for a log line about this mail (see logs.about)."""
         return about(self.inbound.id, self.inbound.message_id)
+
+    @property
+    def may_command(self) -> bool:
+        """Whether the writer proved enough to give the commands their role allows."""
+        return self.standing is not None and self.standing.commands
 
     @property
     def parsed(self) -> ParsedMail:

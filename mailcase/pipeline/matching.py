@@ -2,8 +2,10 @@
 
 Order after DESIGN.md: a token in a recipient address (envelope recipients first,
 then To, Cc, Delivered-To), then the Message-IDs the mail answers, then a case tag in
-the subject when the sender already takes part in that case. A token that does not
-verify is ignored, never trusted: a forged or foreign token attaches nothing.
+the subject. A token that does not verify is ignored, never trusted: a forged or
+foreign token attaches nothing. Finding a case is not joining it: whether the writer
+may (they take part in it, and what their mail proves) is decided after, in one place
+(identity.trust, applied by pipeline.writer).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailcase.config import Settings
+from mailcase.identity.addresses import canonical
 from mailcase.identity.tokens import Participant, TokenSigner, is_bounce_token, token_of
+from mailcase.identity.trust import Role
 from mailcase.reading.parsing import ParsedMail
 from mailcase.store.models import Agent, Case, Collaborator, Message
 
@@ -49,15 +53,13 @@ def find_case(
     envelope_rcpts: Iterable[str],
     settings: Settings,
     signer: TokenSigner,
-    *,
-    sender: str,
 ) -> Match | None:
-    """The case ``mail`` (from ``sender``) replies to, or None when it starts a new one."""
+    """The case ``mail`` replies to, or None when it starts a new one."""
     for address in recipient_addresses(mail, envelope_rcpts):
         match = _by_token(session, address, settings, signer, mail.message_id)
         if match is not None:
             return match
-    return _by_thread(session, mail) or _by_subject_tag(session, mail, sender)
+    return _by_thread(session, mail) or _by_subject_tag(session, mail)
 
 
 def _by_token(
@@ -95,33 +97,27 @@ def _by_thread(session: Session, mail: ParsedMail) -> Match | None:
     return Match(case, "thread") if case is not None else None
 
 
-def _by_subject_tag(session: Session, mail: ParsedMail, sender: str) -> Match | None:
-    """The case named by a ``[Case #00001000]`` tag, only if ``sender`` takes part in it.
-
-    A tag is easy to copy: from a stranger it must not add to someone else's case, so it
-    opens a new one instead.
-    """
+def _by_subject_tag(session: Session, mail: ParsedMail) -> Match | None:
+    """The case named by a ``[Case #00001000]`` tag. A tag is easy to copy: the writer's
+    part in the case decides whether the mail may join it (identity.trust)."""
     found = SUBJECT_TAG.search(mail.subject)
     if found is None:
         return None
     case = session.scalar(
         select(Case).where(Case.number == int(found.group(1))).with_for_update()
     )
-    if case is None or not takes_part(session, case, sender):
-        return None
-    return Match(case, "subject tag")
+    return Match(case, "subject tag") if case is not None else None
 
 
-def takes_part(session: Session, case: Case, email: str) -> bool:
-    """Whether ``email`` is the case's contact, a collaborator, an agent, or wrote to it."""
-    email = email.lower()
+def role_of(session: Session, case: Case, email: str) -> Role:
+    """The part ``email`` takes in ``case``: its contact, a collaborator, an (active)
+    agent, or a stranger. Only the address is compared: what proves it is trust's job."""
+    email = canonical(email)
     if email in (case.supplied_email, case.contact.email if case.contact else None):
-        return True
-    checks = (
-        select(Collaborator.id).where(Collaborator.case_id == case.id,
-                                      Collaborator.email == email),
-        select(Agent.id).where(Agent.email == email, Agent.active.is_(True)),
-        select(Message.id).where(Message.case_id == case.id, Message.direction == "in",
-                                 Message.from_addr == email),
-    )
-    return any(session.scalar(check.limit(1)) is not None for check in checks)
+        return "contact"
+    collaborator = select(Collaborator.id).where(Collaborator.case_id == case.id,
+                                                 Collaborator.email == email)
+    if session.scalar(collaborator.limit(1)) is not None:
+        return "collaborator"
+    agent = select(Agent.id).where(Agent.email == email, Agent.active.is_(True))
+    return "agent" if session.scalar(agent.limit(1)) is not None else "stranger"

@@ -20,7 +20,7 @@ from mailcase.identity.tokens import Participant
 from mailcase.outbound.compose import Recipient, thread_of
 from mailcase.pipeline.context import Context
 from mailcase.reading.parsing import ParsedMail
-from mailcase.store.models import Comment, Message, OutboundMail
+from mailcase.store.models import Agent, Comment, Message, OutboundMail
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,14 @@ def choose_template(
 
 
 def _held_back(ctx: Context, mailbox: MailboxSettings, email: str) -> str | None:
-    """Why ``email`` gets no automatic answer now: a recent one, or a flood of mail."""
+    """Why ``email`` gets no automatic answer now: its From failed authentication (an
+    answer would be backscatter to whoever it names), it is an agent's (staff are not
+    customers, and a forged agent must not be mailed), a recent answer, or a flood."""
+    if ctx.standing is not None and ctx.standing.proof == "forged":
+        return f"{email} failed sender authentication"
+    agent = select(Agent.id).where(Agent.email == email, Agent.active.is_(True)).limit(1)
+    if ctx.session.scalar(agent) is not None:
+        return f"{email} is an agent"
     flood_since = ctx.now - timedelta(seconds=mailbox.flood_seconds)
     since = ctx.now - timedelta(seconds=mailbox.auto_response_interval)
     # Both questions in one statement: how much mail came from the sender lately, and

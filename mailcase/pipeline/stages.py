@@ -12,14 +12,16 @@ from sqlalchemy import select, text
 
 from mailcase.cases.book import CaseError
 from mailcase.identity import eligibility
+from mailcase.identity.authentication import UNCHECKED
 from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.matching import find_case, recipient_addresses
 from mailcase.pipeline.respond import acknowledge, notify
+from mailcase.pipeline.writer import authenticate, authorize
 from mailcase.reading import commands, parsing, replytext, screen
 from mailcase.store.db import insert_unless_present
-from mailcase.store.models import Agent, Attachment, Blob, Case, Contact, Message
+from mailcase.store.models import Attachment, Blob, Case, Message
 from mailcase.store.models.base import clean_text
 
 
@@ -94,45 +96,31 @@ def _case_answered(ctx: Context) -> Case | None:
         return ctx.session.get(Case, ctx.verp_outbound.case_id)
     services = ctx.services
     found = find_case(ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings,
-                      services.signer, sender="")
+                      services.signer)
     return found.case if found is not None and found.by != "subject tag" else None
 
 
 def identify(ctx: Context) -> None:
-    """Find or create the contact who wrote the mail (From, else the envelope sender)."""
+    """Find or create the contact who wrote the mail (From, else the envelope sender).
+
+    Mail that claims to be from one of our own addresses (any spelling or plus-form) is
+    a loop or a forgery: it never becomes a contact and is never answered.
+    """
     sender = ctx.parsed.sender
     email = sender.email if sender else (ctx.inbound.mail_from or "").strip("<> ").lower()
     if "@" not in email:
         raise Drop("no sender address")
+    if ctx.services.own.owns(email):
+        raise Drop(f"from our own address {email}")
     ctx.sender = ctx.book.contact(email, sender.name if sender else "")
 
 
 def match(ctx: Context) -> None:
-    """Find the case this mail replies to, if any."""
+    """Find the case this mail replies to, if any (whether it may join: writer.authorize)."""
     services = ctx.services
-    sender = ctx.sender.email if ctx.sender else ""
     ctx.match = find_case(
         ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer,
-        sender=sender,
     )
-    claimed = ctx.match.participant if ctx.match else None
-    if claimed is None or ctx.sender is None:
-        return
-    # A reply to an internal note stays internal, whoever sends it.
-    ctx.reply_internal = claimed.kind == "n"
-    person: Contact | Agent | None = (
-        ctx.session.get(Contact, claimed.id) if claimed.kind == "c"
-        else ctx.session.get(Agent, claimed.id)
-    )
-    if person is not None and person.email == ctx.sender.email:
-        ctx.token_agent = person if isinstance(person, Agent) and person.active else None
-        return
-    whom = person.email if person is not None else "a participant"
-    if ctx.mailbox is not None and ctx.mailbox.foreign_reply == "park":
-        raise Park(f"reply through the token sent to {whom} came from {ctx.sender.email}")
-    # Accept, and keep both on record: forwarded replies and shared mailboxes are
-    # common; the token says whose copy was answered.
-    ctx.notes.append(f"reply token was sent to {whom}, reply came from {ctx.sender.email}")
 
 
 def record(ctx: Context) -> None:
@@ -150,7 +138,7 @@ def record(ctx: Context) -> None:
 
 def _case_for_reply(ctx: Context, case: Case) -> Case | None:
     """The case a reply goes to: closed cases are reopened, or followed up by a new child."""
-    if not case.is_closed or ctx.token_agent is not None:
+    if not case.is_closed or ctx.acting_agent is not None:
         return case  # an agent's reply is recorded on the case as it is
     if ctx.services.settings.cases.on_reply_to_closed == "reopen":
         ctx.book.reopen(case, ctx.sender.email if ctx.sender else None)
@@ -193,10 +181,13 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
     sender, mailbox = ctx.sender, ctx.mailbox
     if sender is None or mailbox is None:
         return
+    if ctx.standing is not None and ctx.standing.proof == "forged":
+        ctx.notes.append("no collaborators from the copies: the From failed authentication")
+        return
     settings = ctx.services.settings
     refused = []
     for person in (*ctx.parsed.to, *ctx.parsed.cc):
-        if person.email == sender.email or settings.mailbox_for(person.email) is not None:
+        if person.email == sender.email or ctx.services.own.owns(person.email):
             continue
         reason = eligibility.refusal(settings, mailbox, sender.email, person.email)
         if reason is not None:
@@ -233,12 +224,12 @@ def _add_reply(ctx: Context, case: Case) -> None:
     if mail.subject.strip().lower() == "unsubscribe" and ctx.match and ctx.match.by == "token":
         # The List-Unsubscribe button of a collaborator's notification: leave, say nothing.
         orders, text = [*orders, commands.Command("unsubscribe", "")], ""
-    agent = ctx.token_agent
+    agent = ctx.acting_agent
     # "/internal" anywhere keeps the text private whoever wrote it: words meant for
     # agents must never reach a customer because the command was misplaced.
     internal = ctx.reply_internal or any(c.name == "internal" for c in orders)
     if orders and sender is not None:
-        carry_out(ctx, case, orders, agent)
+        carry_out(ctx, case, orders, agent, proven=ctx.may_command)
     comment = None
     if text or not orders:  # a reply of commands only adds no empty comment
         comment = ctx.book.comment(
@@ -262,6 +253,7 @@ def _store_message(ctx: Context, case: Case) -> Message:
         to_addrs=", ".join(a.email for a in mail.to),
         cc_addrs=", ".join(a.email for a in mail.cc), subject=mail.subject,
         created_at=ctx.now, inbound_id=ctx.inbound.id,
+        sender_auth=None if ctx.auth is UNCHECKED else str(ctx.auth),
     )
     ctx.session.add(message)
     ctx.session.flush()
@@ -293,6 +285,6 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
 
 
 PIPELINE = (
-    parse, route, skip_known, take_bounces, screen_robots, identify, match, record, acknowledge,
-    notify,
+    parse, route, skip_known, take_bounces, screen_robots, identify, authenticate, match,
+    authorize, record, acknowledge, notify,
 )

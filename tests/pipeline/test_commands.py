@@ -45,9 +45,9 @@ def owned_case(make_app: Callable[..., App], sink: Sink, tmp_path: Path, **mailb
     return app
 
 
-def case(app: App) -> Case:
+def case(app: App, number: int = 1000) -> Case:
     with app.sessions() as session:
-        found = session.scalars(select(Case)).one()
+        found = session.scalars(select(Case).where(Case.number == number)).one()
         _ = found.comments, found.collaborators
         return found
 
@@ -141,12 +141,14 @@ def test_foreign_reply_can_be_parked(make_app: Callable[..., App], sink: Sink,
 def test_internal_words_never_reach_the_customer(make_app: Callable[..., App], sink: Sink,
                                                  tmp_path: Path) -> None:
     """/internal keeps a reply private wherever the line stands and whoever sends it (an
-    agent without their token, from an alias), and a reply to an internal-note mail stays
-    internal."""
+    agent from an alias through their token), and a reply to an internal-note mail stays
+    internal. An agent's From alone proves nothing: without a token, their tagged reply
+    opens a case of its own, and its words still reach no customer."""
     app = owned_case(make_app, sink, tmp_path)
     bob = token_of(sink.expect(1, to=OWNER)[0])
     secret = "Customer is lying, refund denied."
     deliver(app, OWNER, "support@example.com", f"/internal\n{secret}", "<tag@example.com>")
+    assert case(app, 1001).description == f"/internal\n{secret}"
     deliver(app, "bob.smith@example.com", bob, f"/internal\n{secret}", "<alias@example.com>")
     deliver(app, OWNER, bob, f"Team:\n/internal\n{secret}", "<second@example.com>")
     assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "note", "1000", "--body",

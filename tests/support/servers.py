@@ -56,18 +56,28 @@ def write_config(
         "tokens": {"secret_file": "token-secret"},
         "processing": {"retry_base_seconds": 0.001, "retry_max_seconds": 0.001},
     }
+    mailboxes: Any = sections.pop("mailbox", None) or {"address": "support@example.com",
+                                                         "name": "Support"}
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
-    mailboxes = base.pop("mailbox", {"address": "support@example.com", "name": "Support"})
     lines = []
     for name, values in base.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
-    lines.append("[[mailbox]]")
-    tables = {k: v for k, v in mailboxes.items() if isinstance(v, list) and v
+    for mailbox in mailboxes if isinstance(mailboxes, list) else [mailboxes]:
+        lines += _mailbox_lines(mailbox)
+    path = folder / "mailcase.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _mailbox_lines(mailbox: dict[str, Any]) -> list[str]:
+    """One ``[[mailbox]]`` with its sub-tables (``imap``) and arrays of tables (rules)."""
+    lines = ["[[mailbox]]"]
+    tables = {k: v for k, v in mailbox.items() if isinstance(v, list) and v
               and isinstance(v[0], dict)}
-    subtables = {k: v for k, v in mailboxes.items() if isinstance(v, dict)}
-    lines += [f"{key} = {_toml_value(value)}" for key, value in mailboxes.items()
+    subtables = {k: v for k, v in mailbox.items() if isinstance(v, dict)}
+    lines += [f"{key} = {_toml_value(value)}" for key, value in mailbox.items()
               if key not in tables and key not in subtables]
     for key, entry in subtables.items():
         lines.append(f"[mailbox.{key}]")
@@ -76,9 +86,7 @@ def write_config(
         for entry in entries:
             lines.append(f"[[mailbox.{key}]]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
-    path = folder / "mailcase.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return lines
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    false,
     literal_column,
     text,
 )
@@ -36,8 +37,9 @@ PENDING: ColumnElement[str] = literal_column("'pending'")
 class InboundMail(Base):
     """A mail as accepted: raw bytes and envelope, committed before the sender hears 250.
 
-    ``status`` walks pending → processed | dropped | rejected | parked; nothing is
-    deleted because it could not be processed, and a parked mail can be replayed.
+    ``status`` walks pending → processed | dropped | rejected | parked | held; nothing
+    is deleted because it could not be processed, a parked mail can be replayed, and a
+    held one (a reply whose writer proved too little) released by an operator.
     """
 
     __tablename__ = "inbound_mail"
@@ -73,6 +75,9 @@ class InboundMail(Base):
     opened_case: Mapped[bool] = mapped_column(Boolean, default=False)
     # When a parked mail from an IMAP mailbox was copied to its quarantine folder.
     quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator released this held reply: it joins its case (as a comment, never
+    # with commands) although its writer proved too little.
+    released: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     case: Mapped[Case | None] = relationship()
 
@@ -129,6 +134,8 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_mail.id"))
     outbound_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_mail.id"))
+    # What the mail proved about its From (identity.authentication's verdict), inbound only.
+    sender_auth: Mapped[str | None] = mapped_column(Clipped(500))
 
     inbound: Mapped[InboundMail | None] = relationship()
     outbound: Mapped[OutboundMail | None] = relationship()
