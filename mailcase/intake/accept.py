@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,10 +63,13 @@ def idempotency_key(raw: bytes) -> tuple[str, str | None]:
 
     The same mail delivered twice, by SMTP and IMAP, or to two of our addresses in
     separate transactions, has the same Message-ID, From, Date, Subject and body, while
-    its transport headers (Received, Delivered-To) differ: those five make the key.
-    A different mail that reuses a Message-ID (a broken client, a list's copy with a
-    footer, a forgery) gets a key of its own and is stored; it is never thrown away
-    after its 250.
+    its transport headers (Received, Delivered-To) differ: with a Message-ID, those five
+    make the key. A different mail that reuses a Message-ID (a broken client, a list's
+    copy with a footer, a forgery) gets a key of its own and is stored; it is never
+    thrown away after its 250. Without a Message-ID nothing claims two mails are one, so
+    every byte counts but the transport headers on top: two mails whose bytes differ
+    anywhere else are two mails. The body is what a mail parser would take for one,
+    also when no blank line ends the headers.
     """
     head_end, body_start = _header_end(raw)
     head = raw[:head_end].replace(b"\r\n", b"\n")
@@ -74,6 +78,11 @@ def idempotency_key(raw: bytes) -> tuple[str, str | None]:
     headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n")
     ids = message_ids(str(headers.get("message-id") or ""))
     digest = hashlib.sha256()
+    if not ids:
+        digest.update(b"no message-id\0" + _without_trace(head) + b"\0")
+        for line in _body_lines(raw, body_start):
+            digest.update(line + b"\n")
+        return digest.hexdigest(), None
     for name in KEYED_HEADERS:
         digest.update(" ".join(str(headers.get(name) or "").split()).encode("utf-8", "replace"))
         digest.update(b"\0")
@@ -86,20 +95,40 @@ def idempotency_key(raw: bytes) -> tuple[str, str | None]:
             continue
         digest.update(b"\n" * (blank + started) + kept)
         blank, started = 0, True
-    return digest.hexdigest(), ids[0] if ids else None
+    return digest.hexdigest(), ids[0]
+
+
+# A line that ends the header block: a blank one (the separator), or one that is neither
+# a header field nor the continuation of one, where the standard library's parser starts
+# the body (noting MissingHeaderBodySeparatorDefect); its own test for a header line is
+# email.feedparser.headerRE, mirrored here so the key and the parser agree.
+_HEADER_END = re.compile(rb"^(?:\r?(?:\n|\Z)|(?!From |[!-9;-~]*:|[ \t]))", re.MULTILINE)
+# Headers that transports add on top of a mail, which differ between two deliveries.
+_TRACE = re.compile(rb"(?:received|return-path|delivered-to|x-original-to|x-envelope-(?:from|to)"
+                    rb")[ \t]*:", re.IGNORECASE)
 
 
 def _header_end(raw: bytes) -> tuple[int, int]:
-    """Where the header block ends and the body starts: at the first LF followed by LF or
-    CRLF (a blank line, CRLF counted as LF)."""
-    lf = raw.find(b"\n")
-    while lf >= 0:
-        if raw.startswith(b"\n", lf + 1):
-            return lf, lf + 2
-        if raw.startswith(b"\r\n", lf + 1):
-            return lf, lf + 3
-        lf = raw.find(b"\n", lf + 1)
-    return len(raw), len(raw)
+    """Where the header block ends (before the LF that ends its last line) and the body
+    starts: after the blank line, or at the first line that is not a header."""
+    found = _HEADER_END.search(raw)
+    if found is None:
+        return len(raw), len(raw)
+    start = found.start()
+    if found.group(0) == b"":  # a line that is not a header: the body starts with it
+        return max(start - 1, 0), start
+    return max(start - 1, 0), found.end()
+
+
+def _without_trace(head: bytes) -> bytes:
+    """The header block (LF line ends) less the transport headers on top of it."""
+    lines = head.split(b"\n")
+    index = 0
+    while index < len(lines) and _TRACE.match(lines[index]):
+        index += 1
+        while index < len(lines) and lines[index][:1] in (b" ", b"\t"):
+            index += 1  # its folded continuation lines
+    return b"\n".join(lines[index:])
 
 
 def _body_lines(raw: bytes, start: int) -> Iterator[bytes]:

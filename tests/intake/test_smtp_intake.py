@@ -73,6 +73,45 @@ def test_same_bytes_without_message_id_stored_once(app: App) -> None:
     assert len(inbound_rows(app)) == 2
 
 
+def test_mails_without_a_blank_line_after_the_headers_are_each_kept(app: App) -> None:
+    """Three cron mails with one Subject, no Date, no Message-ID and no blank line before
+    their text each get their 250 and each is stored with its own text (once all three
+    were keyed as one and two vanished); an empty mail and a mail of one header are two
+    more mails, not duplicates of anything."""
+    texts = [b"Disk full on /var", b"Disk full on /home", b"Backup failed: tape"]
+    raws = [b"From: cron@host.test\r\nTo: support@example.com\r\nSubject: cron report\r\n"
+            + text + b"\r\n" for text in texts]
+    raws += [b"", b"To: support@example.com\r\n"]
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        for raw in raws:
+            client.sendmail("cron@host.test", ["support@example.com"], raw)
+    rows = inbound_rows(app)
+    # smtplib ends the empty mail with the CRLF that DATA needs.
+    assert [row.raw for row in rows] == [raw if raw else b"\r\n" for raw in raws]
+    assert len({row.idempotency_key for row in rows}) == len(raws)
+    app.processor.drain()
+    with app.sessions() as session:
+        descriptions = set(session.scalars(select(Case.description)))
+    assert {text.decode() for text in texts} <= {d.strip() for d in descriptions}
+
+
+def test_same_mail_without_message_id_relayed_twice_is_one_row(app: App) -> None:
+    """Without a Message-ID only the transport headers on top may differ between two
+    copies of one mail; any other byte makes it another mail."""
+    body = b"From: ann@customer.org\r\nSubject: hi\r\n\r\nbody\r\n"
+    first = b"Received: from a by b; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + body
+    second = (b"Delivered-To: support@example.com\r\n"
+              b"Received: from c\r\n\tby d; Mon, 23 Nov 2026 10:00:05 +0000\r\n" + body)
+    other = body.replace(b"Subject: hi\r\n", b"Subject: hi\r\nCc: bob@customer.org\r\n")
+    accept = app.intake.accept
+    assert not accept(first, mail_from="a@b.c", rcpt_to=["support@example.com"],
+                      source="smtp").duplicate
+    assert accept(second, mail_from="a@b.c", rcpt_to=["support@example.com"],
+                  source="imap").duplicate
+    assert not accept(other, mail_from="a@b.c", rcpt_to=["support@example.com"],
+                      source="smtp").duplicate
+
+
 @pytest.mark.parametrize("recipient", ["someone@elsewhere.com", "sales@example.com",
                                        "support@example.com.evil.org"])
 def test_foreign_recipient_refused_at_rcpt(app: App, recipient: str) -> None:
