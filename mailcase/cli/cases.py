@@ -10,7 +10,7 @@ from typing import Any
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk
 from mailcase.cli.common import opened, positive_int, read_text_arg
-from mailcase.cli.output import emit_json, indent, table
+from mailcase.cli.output import emit_json, indent, shown, table
 
 
 def register(commands: Any) -> None:
@@ -89,7 +89,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(case)
     else:
-        print(_render(case))
+        print(shown(_render(case)))
     return 0
 
 

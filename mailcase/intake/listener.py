@@ -55,11 +55,20 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
-        if self.settings.mailbox_for(address) is None:
+        if self.settings.mailbox_for(address) is None and not self._postmaster(address):
             log.info("refused RCPT %s from %s", address, session.peer)
             return NO_SUCH_USER
         envelope.rcpt_tos.append(address)
         return OK_RCPT
+
+    def _postmaster(self, address: str) -> bool:
+        """RFC 5321 4.5.1: a server must take mail for "postmaster", bare or at any of its
+        domains (it is processed as mail to the first mailbox of that domain)."""
+        local, _, domain = address.strip().strip("<>").lower().rpartition("@")
+        if not local:
+            return domain == "postmaster"
+        return local == "postmaster" and any(domain == box.domain
+                                             for box in self.settings.mailbox)
 
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope

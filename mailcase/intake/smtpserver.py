@@ -228,11 +228,14 @@ class GatewaySMTP(SMTP):
             piece = await self._read_piece()
             if line_start and piece == b".\r\n":
                 break
-            received += len(piece)
+            stuffed = line_start and piece.startswith(b".")
+            # RFC 1870: the size is the message's, so a dot the sender doubled (RFC 5321
+            # 4.5.2) does not count toward the limit.
+            received += len(piece) - stuffed
             if limit and received > limit:
                 kept = None  # let go of what was read at once
-            if kept is not None and line_start and piece.startswith(b"."):
-                kept += memoryview(piece)[1:]  # RFC 5321 4.5.2: the sender doubled it
+            if kept is not None and stuffed:
+                kept += memoryview(piece)[1:]
             elif kept is not None:
                 kept += piece
             line_start = piece.endswith(b"\r\n")

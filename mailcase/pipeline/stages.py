@@ -40,13 +40,17 @@ def parse(ctx: Context) -> None:
 
 
 def route(ctx: Context) -> None:
-    """Pick the support mailbox the mail was sent to (envelope first, then headers)."""
+    """Pick the support mailbox the mail was sent to (envelope first, then headers); mail
+    to postmaster@ goes to the first mailbox of that domain."""
     settings = ctx.services.settings
-    for address in recipient_addresses(ctx.parsed, ctx.inbound.rcpt_to):
+    addresses = recipient_addresses(ctx.parsed, ctx.inbound.rcpt_to)
+    for address in addresses:
         ctx.mailbox = settings.mailbox_for(address)
         if ctx.mailbox is not None:
             return
-    ctx.mailbox = settings.mailbox[0]
+    domains = [a.rpartition("@")[2] for a in addresses]
+    ctx.mailbox = next((box for domain in domains for box in settings.mailbox
+                        if box.domain == domain), settings.mailbox[0])
 
 
 def skip_known(ctx: Context) -> None:

@@ -187,13 +187,29 @@ def _header_map(message: Message) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in result.items()}
 
 
+# An RFC 2047 encoded word, which may stand in a display name but whose text is no syntax.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_MASKED = re.compile("\ue000([0-9]+)\ue001")
+
+
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
-    values = [raw_header(v) for v in message.get_all(name) or []]
+    """The mailboxes of an address header. Encoded words are set aside as quoted strings
+    before the address list is split, so that what they decode to (a colon, a comma, an
+    @, a CRLF) can never make up a group, a second address or an addr-spec:
+    ``=?utf-8?q?Ann=0D=0ABcc:_v1@evil.test?= <n1@x>`` is n1@x, named "Ann Bcc: v1@…"."""
+    words: list[str] = []
+
+    def mask(found: re.Match[str]) -> str:
+        words.append(found.group(0))
+        return f'"\ue000{len(words) - 1}\ue001"'
+
+    values = [_ENCODED_WORD.sub(mask, raw_header(v)) for v in message.get_all(name) or []]
     found = []
     for display, address in getaddresses(values):
         email = address.strip().lower()
-        if "@" in email:
-            found.append(Address(email=email, name=decode_words(display)))
+        if "@" in email and "\ue000" not in email:
+            name = _MASKED.sub(lambda m: words[int(m.group(1))], display)
+            found.append(Address(email=email, name=decode_words(name)))
     return tuple(found)
 
 
