@@ -12,14 +12,16 @@ Two sources, per mailbox:
   organisational domain, after the Public Suffix List, as DMARC's relaxed alignment).
 
 The verdict is ``pass`` (the From domain is proven), ``fail`` (DMARC failed at the
-trusted MTA, or an aligned signature did not verify here: the From is treated as a
-stranger's) or ``none`` (nothing either way: the From is merely claimed).
+trusted MTA: the From is treated as a stranger's) or ``none`` (nothing either way: the
+From is merely claimed). A header block that programs read differently (a bare CR, two
+From or Subject lines) proves nothing, whatever its signatures say.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -64,10 +66,17 @@ def aligned(signer: str, from_domain: str) -> bool:
     return organisational(signer) == organisational(from_domain)
 
 
+_COMMENTS = re.compile(r"\([^()]*\)")
+
+
 def authserv_id(value: str) -> str:
-    """The authserv-id of an Authentication-Results value (its first word)."""
-    head = value.split(";", 1)[0].strip()
-    return head.split()[0].lower() if head else ""
+    """The authserv-id of an Authentication-Results value (its first word, comments
+    aside: ``(x) mx.example.com 1;`` is mx.example.com)."""
+    head = value.split(";", 1)[0]
+    while _COMMENTS.search(head):
+        head = _COMMENTS.sub(" ", head)
+    words = head.split()
+    return words[0].lower() if words else ""
 
 
 def from_results(
@@ -96,8 +105,10 @@ def _judge(results: Sequence[authres.core.AuthenticationResult], server: str,
         if result.method != "dmarc":
             continue
         said = _property(result, "header", "from")
-        if said is not None and organisational(said) != organisational(from_domain):
-            continue  # DMARC of some other From: not about this one
+        if said is not None and said.strip().rstrip(".").lower() != from_domain.lower():
+            # The MTA judged another From than the one mailcase reads: no pass of any
+            # other method may stand in for it.
+            return Verdict("none", f"dmarc of {said}, not of {from_domain} ({server})")
         if result.result == "pass":
             return Verdict("pass", f"dmarc=pass header.from={from_domain} ({server})")
         if result.result == "fail":
@@ -134,50 +145,52 @@ class DkimVerifier:
         self.timeout = timeout
 
     def verdict(self, raw: bytes, from_domain: str) -> Verdict:
-        """``pass`` for a verified signature aligned with ``from_domain``; ``fail`` when an
-        aligned signature's key was found and the mail does not match it; ``none``
-        otherwise (unsigned, or no signature could be checked)."""
+        """``pass`` for a verified signature aligned with ``from_domain`` that covers the
+        whole body; ``none`` otherwise. A signature that does not verify counts as no
+        signature (RFC 6376 6.1: lists and gateways break them), never as a forgery:
+        forgery is DMARC's verdict, which needs the trusted MTA's view (SPF, policy)."""
         try:
             checker = dkim.DKIM(raw, timeout=self.timeout)
         except Exception as exc:  # noqa: BLE001 - a mail dkimpy cannot read proves nothing
             return Verdict("none", f"DKIM not checked: {exc}")
         count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
-        broken: list[str] = []
         for index in range(count):
-            checker.domain = checker.selector = None  # set anew by each signature
+            checker.domain = None  # set anew by each signature
             try:
                 good = checker.verify(idx=index, dnsfunc=self.txt)
-            except dkim.ValidationError as exc:  # e.g. the body was changed after signing
-                log.info("DKIM signature %d does not verify: %s", index, exc)
-                good = False
             except dkim.DKIMException as exc:
-                # A DNS failure, a key or signature dkimpy cannot read: nothing is proven
-                # either way (a DNS outage must not make mail look forged).
-                log.info("DKIM signature %d not verifiable: %s", index, exc)
+                # Does not verify, a DNS failure, a key or signature dkimpy cannot read.
+                log.info("DKIM signature %d not verified: %s", index, exc)
                 continue
             signer = (checker.domain or b"").decode("ascii", "replace").lower()
-            if not signer or not aligned(signer, from_domain):
+            if not good or not signer or not aligned(signer, from_domain):
                 continue
-            if good:
-                return Verdict("pass", f"dkim=pass d={signer} (verified by mailcase)")
-            if _published(self.txt, checker, self.timeout):
-                broken.append(signer)  # a real key, and the mail does not match it
-        if broken:
-            return Verdict("fail", f"dkim=fail d={broken[0]}: a signature of the From's "
-                                   "domain did not verify (verified by mailcase)")
-        return Verdict("none", f"no DKIM signature of {from_domain}")
+            if b"l" in checker.signature_fields:
+                # l= signs only the first octets of the body: anything may follow them.
+                log.info("DKIM signature %d of %s has a body length: not counted", index,
+                         signer)
+                continue
+            return Verdict("pass", f"dkim=pass d={signer} (verified by mailcase)")
+        return Verdict("none", f"no verified DKIM signature of {from_domain}")
 
 
-def _published(txt: TxtLookup, checker: dkim.DKIM, timeout: int) -> bool:
-    """Whether the key the last verified signature names is in DNS (dkimpy answers False
-    alike for a missing key and for a signature that does not match its key)."""
-    if not checker.domain or not checker.selector:
-        return False
-    name = checker.selector + b"._domainkey." + checker.domain + b"."
-    try:
-        return bool(txt(name, timeout=timeout))
-    except Exception:  # noqa: BLE001 - a failing lookup proves nothing either way
-        return False
+# Headers a mail has at most once (RFC 5322 3.6). Two of one kind are read differently by
+# different programs (a DKIM verifier takes the last, a parser the first or both), so a
+# mail with two proves nothing about the one mailcase reads.
+SINGLE = ("from", "sender", "reply-to", "to", "cc", "subject", "date", "message-id",
+          "in-reply-to", "references")
+
+
+def malformed(head: bytes, headers: Mapping[str, Sequence[str]]) -> str | None:
+    """Why the header block cannot be authenticated as mailcase reads it: a bare CR (a
+    line end to the standard library's parser, none to a DKIM verifier or an MTA), or a
+    header that may stand once standing twice. None when it can."""
+    if b"\r" in head.replace(b"\r\n", b""):
+        return "a bare CR in the header block"
+    twice = [name for name in SINGLE if len(headers.get(name, ())) > 1]
+    if twice:
+        return f"{twice[0].title()} appears more than once"
+    return None
 
 
 def sender_verdict(
@@ -187,11 +200,15 @@ def sender_verdict(
     from_domain: str | None,
     raw: Callable[[], bytes] | None,
     verifier: DkimVerifier | None,
+    unreadable: str | None = None,
 ) -> Verdict:
     """The verdict for one mail: a trusted MTA's results first, then DKIM checked here
-    (when a verifier is given), else UNCHECKED."""
+    (when a verifier is given), else UNCHECKED. A header block that others may read
+    differently (``unreadable``, see ``malformed``) proves nothing."""
     if not from_domain:
         return Verdict("none", "no From domain")
+    if unreadable:
+        return Verdict("none", f"not authenticated: {unreadable}")
     stamped = from_results(results, trusted, from_domain) if trusted else None
     if stamped is not None:
         return stamped

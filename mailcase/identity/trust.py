@@ -12,7 +12,7 @@ A From header proves nothing by itself. What does:
 found by                 | writer                      | joins the case | commands
 -------------------------|-----------------------------|----------------|-------------------
 token, its own holder    | anyone                      | yes            | yes (agent: as one)
-token, someone else      | (a forward)                 | foreign_reply  | no
+token, someone else      | (a forward, or DMARC fail)  | foreign_reply  | no
 thread or subject tag    | contact, collaborator       | yes            | if authenticated
 thread or subject tag    | agent, authenticated        | yes            | yes, as agent
 thread or subject tag    | anyone else, or DMARC fail  | unproven_reply | no
@@ -24,14 +24,14 @@ to the person it names.
 
 ``foreign_reply`` is "accept" (a comment without commands), "hold", "new_case" or
 "park"; ``unproven_reply`` is "new_case" or "hold". An operator's release of a held
-mail lets it join as a comment, never with commands: a release proves nothing about
-who wrote it. The pipeline gathers the evidence (pipeline.writer) and acts on the
-Standing; nothing else decides.
+mail (and an archive import) lets it join as a comment, never with commands: a release
+proves nothing about who wrote it. The pipeline gathers the evidence (pipeline.writer)
+and acts on the Standing; nothing else decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Role = Literal["agent", "contact", "collaborator", "stranger"]
@@ -87,10 +87,16 @@ def decide(evidence: Evidence, policy: Policy) -> Standing:
         proofs: dict[str, Proof] = {"pass": "authenticated", "fail": "forged"}
         return Standing("new_case", proofs.get(evidence.sender, "none"))
     if evidence.path == "token":
-        if evidence.token_holder:
-            return Standing("comment", "token", agent=evidence.token_agent, commands=True)
-        return _unproven(evidence, policy.foreign_reply, "none")
-    return _by_address(evidence, policy)
+        forged = evidence.sender == "fail"
+        if evidence.token_holder and not forged:
+            standing = Standing("comment", "token", agent=evidence.token_agent, commands=True)
+        else:  # someone else's token, or the holder's address in a From that failed DMARC
+            standing = _unproven(evidence, policy.foreign_reply, "forged" if forged else "none")
+    else:
+        standing = _by_address(evidence, policy)
+    if evidence.released:  # a release (or an archive) proves nothing: no commands
+        standing = replace(standing, commands=False)
+    return standing
 
 
 def _by_address(evidence: Evidence, policy: Policy) -> Standing:

@@ -98,6 +98,7 @@ class Context:
     comment: Comment | None = None
     auth: Verdict = UNCHECKED  # what the mail proves about its From
     standing: Standing | None = None  # what its writer may do (identity.trust)
+    found_by: str | None = None  # how it found a case ("token", "thread"…), joined or not
     acting_agent: Agent | None = None  # the agent a proven writer is
     reply_internal: bool = False  # a reply through an internal note's token
     verp_outbound: OutboundMail | None = None

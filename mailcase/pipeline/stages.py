@@ -181,12 +181,23 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
 
 
 def _collaborators_from_copies(ctx: Context, case: Case) -> None:
-    """The other people a new mail was addressed to join its case, as policy allows."""
-    sender, mailbox = ctx.sender, ctx.mailbox
+    """The other people a new mail was addressed to join its case, as policy allows.
+
+    Only for a mail that starts a conversation, or whose writer is proven: a reply that
+    opens a case of its own (a follow-up, or one whose writer was not on the case it
+    found) copies the old thread's people, whom an unproven writer must not enrol; nor
+    may a From that failed authentication. Refusals are explained to a proven writer.
+    """
+    sender, mailbox, standing = ctx.sender, ctx.mailbox, ctx.standing
     if sender is None or mailbox is None:
         return
-    if ctx.standing is not None and ctx.standing.proof == "forged":
+    proven = standing is not None and standing.proven
+    if standing is not None and standing.proof == "forged":
         ctx.notes.append("no collaborators from the copies: the From failed authentication")
+        return
+    if ctx.found_by is not None and not proven:
+        ctx.notes.append("no collaborators from the copies of a reply whose writer is not "
+                         "proven")
         return
     settings = ctx.services.settings
     refused = []
@@ -204,7 +215,7 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
             break
     if refused:
         ctx.notes.extend(refused)
-        if mailbox.collaborators != "none" and ctx.inbound.source != "import":
+        if proven and mailbox.collaborators != "none" and ctx.inbound.source != "import":
             explain(ctx, case, refused)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailcase.identity.authentication import sender_verdict
+from mailcase.identity.addresses import canonical
+from mailcase.identity.authentication import malformed, sender_verdict
 from mailcase.identity.trust import Evidence, Policy, Standing, decide
 from mailcase.pipeline.context import Context, Hold, Park
 from mailcase.pipeline.matching import Match, role_of
@@ -32,8 +33,20 @@ def authenticate(ctx: Context) -> None:
         from_domain=sender.email.rpartition("@")[2] if sender else None,
         raw=lambda: b"".join(ctx.raw_slices()),
         verifier=ctx.services.dkim if mailbox.verify_dkim else None,
+        unreadable=malformed(_head(ctx), ctx.parsed.headers),
     )
     ctx.notes.append(f"sender {ctx.auth}")
+
+
+def _head(ctx: Context) -> bytes:
+    """The raw header block, up to the first blank line (read a slice at a time)."""
+    head = b""
+    for piece in ctx.raw_slices():
+        head += piece
+        ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+        if ends:
+            return head[:min(ends)]
+    return head
 
 
 def authorize(ctx: Context) -> None:
@@ -45,6 +58,7 @@ def authorize(ctx: Context) -> None:
         return
     evidence, holder = _evidence(ctx, match)
     standing = ctx.standing = decide(evidence, policy)
+    ctx.found_by = match.by
     if standing.agent:
         ctx.acting_agent = holder if isinstance(holder, Agent) else _agent(ctx, sender.email)
     if standing.proof == "released" and ctx.inbound.released:
@@ -111,5 +125,5 @@ def _whom(holder: Contact | Agent | None) -> str:
 
 def _agent(ctx: Context, email: str) -> Agent | None:
     """The active agent with this (proven) address."""
-    return ctx.session.scalar(
-        select(Agent).where(Agent.email == email, Agent.active.is_(True)).limit(1))
+    return ctx.session.scalar(select(Agent).where(
+        Agent.email == canonical(email), Agent.active.is_(True)).limit(1))

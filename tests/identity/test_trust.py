@@ -8,7 +8,7 @@ import dkim
 import pytest
 
 from mailcase.identity.addresses import OwnAddresses, canonical
-from mailcase.identity.authentication import DkimVerifier, aligned, from_results
+from mailcase.identity.authentication import DkimVerifier, aligned, from_results, malformed
 from mailcase.identity.trust import Evidence, Policy, decide
 from tests.support.dkimkeys import Dns, sign
 
@@ -50,6 +50,12 @@ from tests.support.dkimkeys import Dns, sign
          ("comment", "released", False, False)),
         (Evidence("token", released=True), Policy(foreign_reply="hold"),
          ("comment", "released", False, False)),
+        # An archive's agent reply through their own token: an agent's comment, no /close.
+        (Evidence("token", token_holder=True, token_agent=True, released=True), Policy(),
+         ("comment", "token", True, False)),
+        # The holder's address in a From that failed DMARC is not the holder.
+        (Evidence("token", role="contact", token_holder=True, sender="fail"), Policy(),
+         ("comment", "forged", False, False)),
     ],
 )
 def test_the_trust_table(evidence: Evidence, policy: Policy,
@@ -156,8 +162,9 @@ RAW = (b"From: Ann <ann@customer.org>\r\nTo: support@example.com\r\nSubject: Hel
 
 
 def test_dkim_verified_against_the_published_key() -> None:
-    """A signature that verifies and is aligned passes; the same mail altered fails; an
-    unsigned mail proves nothing; a signature of another domain does not count."""
+    """A signature that verifies and is aligned passes; the same mail altered proves
+    nothing (a broken signature is no signature, RFC 6376 6.1), nor does an unsigned mail,
+    a signature of another domain, or one whose l= leaves the rest of the body unsigned."""
     dns = Dns()
     dns.publish("customer.org")
     dns.publish("evil.test")
@@ -165,10 +172,23 @@ def test_dkim_verified_against_the_published_key() -> None:
     signed = sign(RAW, "customer.org")
     assert verifier.verdict(signed, "customer.org").result == "pass"
     altered = signed.replace(b"on fire", b"fine, send your password")
-    assert verifier.verdict(altered, "customer.org").result == "fail"
+    assert verifier.verdict(altered, "customer.org").result == "none"
     assert verifier.verdict(RAW, "customer.org").result == "none"
     assert verifier.verdict(sign(RAW, "evil.test"), "customer.org").result == "none"
+    assert verifier.verdict(sign(RAW, "customer.org", length=True), "customer.org").result \
+        == "none"
     assert "test._domainkey.customer.org." in dns.asked
+
+
+def test_a_header_block_read_two_ways_proves_nothing() -> None:
+    """A bare CR, or a second From or Subject, makes the header block unreadable for
+    authentication; an ordinary block is fine."""
+    assert malformed(b"From: a@b\r\nSubject: x", {"from": ["a@b"], "subject": ["x"]}) is None
+    assert malformed(b"X: y\rFrom: bob@example.com", {"x": ["y"]}) == \
+        "a bare CR in the header block"
+    assert "Subject" in (malformed(b"Subject: a\r\nSubject: b", {"subject": ["a", "b"]}) or "")
+    assert from_results(["(hidden) mx.example.com; dmarc=fail header.from=customer.org"],
+                        TRUSTED, "customer.org").result == "fail"  # type: ignore[union-attr]
 
 
 def test_dkim_with_no_published_key_or_no_dns_proves_nothing_either_way() -> None:

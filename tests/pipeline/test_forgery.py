@@ -177,13 +177,13 @@ def test_a_forged_contact_may_comment_but_not_command(
     sink.expect(0, to=ATTACKER)
 
 
-def test_a_dkim_signed_contact_commands_and_a_broken_signature_is_a_stranger(
+def test_a_dkim_signed_contact_commands_and_a_broken_signature_proves_nothing(
     make_app: Callable[..., App], sink: Sink, tmp_path: Path
 ) -> None:
     """With DKIM verified here against the key the test publishes, Ann's signed /cc adds
     her colleague (who is welcomed) and the verdict shows in `cases show`; the same mail
-    altered after signing is a forgery: the case is untouched, a case of its own is
-    opened, and nobody is mailed, Ann least of all."""
+    altered after signing counts as unsigned (RFC 6376 6.1): its words join as an
+    unproven contact's, its /cc adds nobody, and nobody is mailed a refusal."""
     dns = Dns()
     dns.publish("customer.org")
     app = make_app(dns=dns.txt, mailbox={"address": SUPPORT, "verify_dkim": True})
@@ -194,16 +194,85 @@ def test_a_dkim_signed_contact_commands_and_a_broken_signature_is_a_stranger(
     assert state(app).collaborators == ("carol@customer.org",)
     sink.expect(1, to="carol@customer.org", subject_starts="[Case")  # the welcome
     shown = _show(tmp_path)
-    assert shown["comments"][-1]["sender_auth"] == "pass: dkim=pass d=customer.org (verified by " \
-                                                   "mailcase)"
-    before, mails = state(app), len(sink.messages)
-    forged = sign(tagged(f"Ann <{ANN}>", f"/cc dave@customer.org\n{LURE}",
+    assert shown["comments"][-1]["sender_auth"] == (  # type: ignore[index]
+        "pass: dkim=pass d=customer.org (verified by mailcase)")
+    sink.messages.clear()
+    forged = sign(tagged(f"Ann <{ANN}>", "More.\n/cc dave@customer.org",
                          message_id="<altered@customer.org>"), "customer.org")
     row = deliver(app, forged.replace(b"/cc dave", b"/cc mallory"), mail_from=ATTACKER)
-    assert state(app) == before
+    assert state(app).collaborators == ("carol@customer.org",)
+    assert row.outcome is not None and "commands by mail need" in row.outcome
+    assert _show(tmp_path)["comments"][-1]["sender_auth"].startswith(  # type: ignore[index]
+        "none: no verified DKIM signature")
+    sink.expect(0, to="mallory@customer.org")
+    sink.expect(0, to=ANN)
+
+
+def test_what_a_verifier_and_our_parser_read_differently_proves_nothing(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """A mail genuinely signed by example.com, with headers hidden behind bare CRs (one
+    header to DKIM, Bob's From and a case tag to our parser), a second Subject on top of
+    one Bob signed, or a signature whose l= leaves room for more text: none makes Bob an
+    agent. The case stays as it was and nobody is mailed."""
+    dns = Dns()
+    dns.publish("example.com")
+    app = make_app(dns=dns.txt, mailbox={"address": SUPPORT, "verify_dkim": True})
+    open_case(app, sink, tmp_path)
+    before = state(app)
+    newsletter = sign(mail(sender="News <news@example.com>", subject="Our news",
+                           message_id="<news1@example.com>", body="Hello.\n").as_bytes(),
+                      "example.com")
+    smuggled = (b"X-Note: x\rFrom: Bob <bob@example.com>\rSubject: Re: [Case #00001000] "
+                b"update\rMessage-ID: <s@evil.test>\r\r\n /close pwned\r\n " + LURE.encode()
+                + b"\r\n" + newsletter)
+    lunch = sign(mail(sender=f"Bob <{BOB}>", subject="Lunch?", message_id="<lunch@example.com>",
+                      body="Sure, see you at noon.\n").as_bytes(), "example.com")
+    second_subject = b"Subject: Re: [Case #00001000] Printer on fire\r\n" + lunch
+    short = sign(tagged(f"Bob <{BOB}>", "Looking.\n", message_id="<l@example.com>"),
+                 "example.com", length=True) + b"/close pwned\r\n"
+    for number, raw in enumerate((smuggled, second_subject, short), 1001):
+        row = deliver(app, raw, mail_from=ATTACKER)
+        assert state(app) == before, number
+        assert row.opened_case, row.outcome
+    assert sink.messages == []
+
+
+def test_a_forged_from_through_a_forwarded_token_mails_no_one(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """A token passed on, with a From the trusted MTA says failed DMARC: under
+    foreign_reply = "new_case" the new case answers no one and copies no one in."""
+    app = make_app(mailbox={"address": SUPPORT, "foreign_reply": "new_case",
+                            "trusted_authserv_ids": ["mx.example.com"],
+                            "collaborators": "anyone"})
+    token = open_case(app, sink, tmp_path)
+    raw = stamped(["mx.example.com; dmarc=fail header.from=bank.test"],
+                  mail(sender="Victim <victim@bank.test>", to=token, Cc="other@bank.test",
+                       subject="Re: Printer on fire", message_id="<v@evil.test>",
+                       body="Hello").as_bytes())
+    row = deliver(app, raw, mail_from=ATTACKER, rcpt=token)
     assert row.opened_case and row.outcome is not None
     assert "failed sender authentication" in row.outcome
-    assert len(sink.messages) == mails
+    assert sink.messages == []
+
+
+def test_a_follow_up_enrols_no_one_for_an_unproven_writer(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """A forged reply to a closed case opens its follow-up (the contact may write), but
+    the people it copies are not made collaborators of it and hear nothing."""
+    app = make_app(cases={"on_reply_to_closed": "follow_up"})
+    open_case(app, sink, tmp_path)
+    assert cli(tmp_path, "cases", "close", "1000", "--resolution", "Replaced") == 0
+    app.sender.drain()
+    sink.messages.clear()
+    raw = mail(sender=f"Ann <{ANN}>", Cc="mallory@customer.org", message_id="<fu@evil.test>",
+               subject="Re: [Case #00001000] Printer on fire", body="It is back.").as_bytes()
+    row = deliver(app, raw, mail_from=ATTACKER)
+    assert row.opened_case
+    assert state(app, 1001).collaborators == ()
+    sink.expect(0, to="mallory@customer.org")
 
 
 def _show(tmp_path: Path, number: str = "1000") -> dict[str, object]:

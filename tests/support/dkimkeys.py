@@ -40,11 +40,13 @@ class Dns:
         return self.records.get(key)
 
 
-def sign(raw: bytes, domain: str, selector: str = "test") -> bytes:
-    """``raw`` with a DKIM-Signature of ``domain`` on top (relaxed/simple, rsa-sha256)."""
+def sign(raw: bytes, domain: str, selector: str = "test", *, length: bool = False) -> bytes:
+    """``raw`` with a DKIM-Signature of ``domain`` on top (relaxed/simple, rsa-sha256;
+    ``length`` adds l=, which signs only the body as it is now)."""
     private = _key(domain).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption())
     signature = dkim.sign(raw, selector.encode(), domain.encode(), private,
-                          include_headers=[b"from", b"to", b"subject", b"message-id"])
+                          include_headers=[b"from", b"to", b"subject", b"message-id"],
+                          length=length)
     return signature + raw
