@@ -91,8 +91,15 @@ class SmtpSettings(_Section):
     # Connections open at once (421 beyond them), in all and from one client address.
     max_connections: Annotated[int, Field(ge=1)] = 200
     max_connections_per_client: Annotated[int, Field(ge=1)] = 20
-    # A session that says nothing for this long is closed.
+    # A session that says nothing, or moves no mail on (NOOP and RSET are no progress),
+    # for this long is closed.
     session_timeout: Seconds = 300.0
+    # Recipients of one mail (RFC 5321 4.5.3.1.8 asks for at least 100); more get 452.
+    max_recipients: Annotated[int, Field(ge=100)] = 100
+    # Failed AUTH attempts from one client address within auth_failure_seconds; beyond
+    # them its AUTH is refused with 454 (no password is checked) until the window passes.
+    auth_failures_per_client: Annotated[int, Field(ge=1)] = 10
+    auth_failure_seconds: Seconds = 600.0
 
     @model_validator(mode="after")
     def _consistent(self) -> SmtpSettings:

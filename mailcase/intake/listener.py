@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 OK_RCPT = "250 2.1.5 Recipient OK"
 NO_SUCH_USER = "550 5.1.1 No such mailbox here; this server does not relay"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TRY_LATER = "451 4.3.0 Temporary failure storing the message, please try again later"
 
 AUTH_TRIES = 3
@@ -55,6 +56,8 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],
     ) -> str:
+        if len(envelope.rcpt_tos) >= self.settings.smtp.max_recipients:
+            return TOO_MANY_RECIPIENTS  # the client sends the rest in another transaction
         if self.settings.mailbox_for(address) is None and not self._postmaster(address):
             log.info("refused RCPT %s from %s", address, session.peer)
             return NO_SUCH_USER
@@ -138,7 +141,10 @@ class ListenerFactory:
         AuthFileError) without changing anything when a file cannot be used."""
         smtp = settings.smtp
         context = tls_context(settings)
-        authenticator = Authenticator(load_users(smtp.auth_file)) if smtp.auth_file else None
+        authenticator = (Authenticator(load_users(smtp.auth_file),
+                                       max_failures=smtp.auth_failures_per_client,
+                                       window=smtp.auth_failure_seconds)
+                         if smtp.auth_file else None)
         self._kwargs = {
             "data_size_limit": smtp.max_message_size,
             "enable_SMTPUTF8": True,

@@ -3,9 +3,10 @@
 The file holds one ``user:hash`` line per user (``#`` starts a comment), the hash as
 ``mailcase hash-password`` prints it: ``scrypt$<log2 N>$<r>$<p>$<salt>$<key>`` with
 the salt and key in base64. Passwords are never stored or logged in the clear. A hash
-costs tens of milliseconds on purpose, and aiosmtpd calls the authenticator on the
-event loop, so a password that proved right is remembered (as a keyed digest, not the
-password) and the same relay logging in again costs microseconds.
+costs tens of milliseconds on purpose, so it runs off the event loop (see
+GatewaySMTP.auth_PLAIN), a password that proved right is remembered (as a keyed digest,
+not the password) so the same relay logging in again costs microseconds, and an
+address that keeps failing is refused before any hash.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,13 +104,28 @@ def load_users(path: Path) -> dict[str, ScryptHash]:
     return users
 
 
-class Authenticator:
-    """aiosmtpd's ``authenticator``: LOGIN and PLAIN against the auth file's users."""
+AUTH_BLOCKED = "454 4.7.0 Too many failed authentications from your address, try later"
 
-    def __init__(self, users: dict[str, ScryptHash]) -> None:
+
+class Authenticator:
+    """aiosmtpd's ``authenticator``: LOGIN and PLAIN against the auth file's users.
+
+    Called off the event loop (GatewaySMTP runs it in a worker thread: a hash costs
+    ~50 ms), so its state is behind a lock. Failures are counted per client address as
+    well as per session: past ``max_failures`` within ``window`` seconds an address gets
+    454 without a password being checked, however many connections it opens.
+    """
+
+    def __init__(self, users: dict[str, ScryptHash], *, max_failures: int = 10,
+                 window: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.users = users
+        self.max_failures = max_failures
+        self.window = window
+        self.clock = clock
         self._key = secrets.token_bytes(32)  # for the remembered digests, this process only
         self._proven: dict[str, bytes] = {}
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
         # An unknown user costs the same hash as a known one: the time of an answer must
         # not tell which user names exist.
         self._decoy = ScryptHash.parse(hash_password(secrets.token_hex(16)))
@@ -114,12 +134,44 @@ class Authenticator:
                  mechanism: str, auth_data: Any) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        client = getattr(server, "client", None) or str(session.peer[0] if isinstance(
+            session.peer, tuple) else session.peer)
+        if self.blocked(client):
+            log.warning("AUTH %s refused for %s: too many failures", mechanism, client)
+            return AuthResult(success=False, handled=False, message=AUTH_BLOCKED)
         user = auth_data.login.decode("utf-8", "replace")
         if self.verify(user, auth_data.password):
-            log.info("AUTH %s as %r from %s", mechanism, user, session.peer)
+            log.info("AUTH %s as %r from %s", mechanism, user, client)
             return AuthResult(success=True, auth_data=user)
-        log.warning("AUTH %s failed for %r from %s", mechanism, user, session.peer)
+        self.failed(client)
+        log.warning("AUTH %s failed for %r from %s", mechanism, user, client)
         return AuthResult(success=False, handled=False)
+
+    def blocked(self, client: str) -> bool:
+        """Whether ``client`` used up its failures within the window."""
+        with self._lock:
+            recent = self._recent(client)
+            return recent is not None and len(recent) >= self.max_failures
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            recent = self._recent(client)
+            if recent is None:
+                recent = self._failures[client] = deque()
+            recent.append(self.clock())
+
+    def _recent(self, client: str) -> deque[float] | None:
+        """The client's failures within the window (older ones forgotten)."""
+        recent = self._failures.get(client)
+        if recent is None:
+            return None
+        horizon = self.clock() - self.window
+        while recent and recent[0] < horizon:
+            recent.popleft()
+        if not recent:
+            del self._failures[client]
+            return None
+        return recent
 
     def verify(self, user: str, password: bytes) -> bool:
         stored = self.users.get(user)
@@ -127,10 +179,12 @@ class Authenticator:
             self._decoy.matches(password)
             return False
         digest = hmac.new(self._key, user.encode() + b"\0" + password, "sha256").digest()
-        if (proven := self._proven.get(user)) is not None and hmac.compare_digest(proven,
-                                                                                 digest):
+        with self._lock:
+            proven = self._proven.get(user)
+        if proven is not None and hmac.compare_digest(proven, digest):
             return True
         if not stored.matches(password):
             return False
-        self._proven[user] = digest
+        with self._lock:
+            self._proven[user] = digest
         return True

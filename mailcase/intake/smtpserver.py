@@ -9,11 +9,13 @@ replies (listener.IntakeHandler) are the protocol; this module only reads and fr
 from __future__ import annotations
 
 import asyncio
+import binascii
 import logging
+from base64 import b64decode
 from collections import Counter
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ TOO_BIG = "552 5.3.4 Message too big for this system"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 TOO_MANY = "421 4.7.0 Too many connections, please try again later"
 TOO_MANY_FROM_YOU = "421 4.7.0 Too many connections from your address, please try again later"
+NO_PROGRESS = "421 4.4.2 No mail in too long, closing"
 
 READ_LIMIT = 64 * 1024
 """Octets of one data line the SMTP stream reader holds before handing over a piece."""
@@ -116,6 +119,10 @@ class GatewaySMTP(SMTP):
         self._refusal: str | None = None
         self._joined = False
         self._encrypted = False
+        # Idle means no mail progress, not no bytes: a client that keeps a connection
+        # with NOOP (or RSET, or HELO) and sends no mail is closed after session_timeout.
+        self._last_progress = 0.0
+        self._progress_handle: asyncio.TimerHandle | None = None
 
     @property
     def in_transaction(self) -> bool:
@@ -127,6 +134,9 @@ class GatewaySMTP(SMTP):
             self._encrypted = True  # STARTTLS hands over the encrypted transport
             return
         self._joined = True
+        self._progress()
+        self._progress_handle = self.loop.call_later(self._timeout_duration,
+                                                     self._check_progress)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer_address = str(peer[0])
@@ -138,7 +148,29 @@ class GatewaySMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sessions.leave(self)
+        if self._progress_handle is not None:
+            self._progress_handle.cancel()
         super().connection_lost(error)
+
+    def _progress(self) -> None:
+        """The session moved a mail on: a MAIL, a RCPT taken, DATA arriving, a mail done."""
+        self._last_progress = self.loop.time()
+
+    def _check_progress(self) -> None:
+        """Close a session that made no mail progress in session_timeout (checked when
+        the time is up, rescheduled for what is left: progress itself costs no timer)."""
+        left = self._last_progress + self._timeout_duration - self.loop.time()
+        if left > 0:
+            self._progress_handle = self.loop.call_later(left, self._check_progress)
+            return
+        transport = self.transport
+        log.info("%s: no mail progress in %g s, closing", self.client or self.peer_address,
+                 self._timeout_duration)
+        tls_pending = self._original_transport is not None and not self._encrypted
+        if (transport is not None and not tls_pending and not self.in_transaction
+                and isinstance(transport, asyncio.WriteTransport)):
+            transport.write(NO_PROGRESS.encode() + b"\r\n")
+        self._timeout_cb()
 
     async def _handle_client(self) -> None:
         try:
@@ -172,6 +204,60 @@ class GatewaySMTP(SMTP):
             await self.refuse(SHUTTING_DOWN)
             return
         await super().smtp_MAIL(arg)
+        if self.in_transaction:
+            self._progress()
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        before = len(self.envelope.rcpt_tos) if self.envelope is not None else 0
+        await super().smtp_RCPT(arg)
+        if self.envelope is not None and len(self.envelope.rcpt_tos) > before:
+            self._progress()
+
+    # AUTH as aiosmtpd's own PLAIN and LOGIN read it, with the password check (a
+    # deliberately slow hash) in a worker thread instead of on the event loop that
+    # serves every other session.
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(blob, bytes)
+        try:
+            _authzid, login, password = blob.split(b"\x00")  # RFC 4616
+        except ValueError:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate_off_loop("PLAIN", LoginPassword(login, password))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False)
+        assert isinstance(login, bytes) and isinstance(password, bytes)
+        return await self._authenticate_off_loop("LOGIN", LoginPassword(login, password))
+
+    async def _authenticate_off_loop(self, mechanism: str, data: LoginPassword) -> AuthResult:
+        result = await self.loop.run_in_executor(None, self._authenticate, mechanism, data)
+        assert isinstance(result, AuthResult)
+        return result
 
     async def refuse(self, reply: str) -> None:
         """A 421 line, then the connection closes (the sender tries again later)."""
@@ -226,6 +312,7 @@ class GatewaySMTP(SMTP):
         line_start = True
         while True:
             piece = await self._read_piece()
+            self._progress()
             if line_start and piece == b".\r\n":
                 break
             stuffed = line_start and piece.startswith(b".")

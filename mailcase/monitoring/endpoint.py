@@ -2,17 +2,20 @@
 
 A standard-library WSGI server in a thread of its own: both answers read the database,
 which must never hold up the event loop that serves SMTP, and monitoring sends a
-request every few seconds, not a load. ``/healthz`` answers 200 with a JSON report
-when mail flows and 503 with the same report when something is wrong; ``/metrics`` is
-Prometheus' text format.
+request every few seconds, not a load. Each connection gets a thread and a read
+timeout, so one client that connects and says nothing holds up no one else.
+``/healthz`` answers 200 with a JSON report when mail flows and 503 with the same
+report when something is wrong; ``/metrics`` is Prometheus' text format.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -24,8 +27,24 @@ log = logging.getLogger(__name__)
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
+REQUEST_TIMEOUT = 10.0
+"""Seconds a connection may take to send its request before it is closed."""
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """One thread a connection: a silent client blocks only itself."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or hung up is no traceback on stderr."""
+        log.debug("http client %s: %s", client_address, sys.exc_info()[1])
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Request lines go to the debug log, not to stderr."""
+    """Request lines go to the debug log, not to stderr; a silent client times out."""
+
+    timeout = REQUEST_TIMEOUT
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s", format % args)
@@ -50,7 +69,7 @@ class Monitor:
     def start(self) -> None:
         """Bind (OSError when the address is taken) and serve in a daemon thread."""
         self._server = make_server(self.host, self.requested_port, self.app,
-                                   handler_class=_QuietHandler)
+                                   server_class=_ThreadingServer, handler_class=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http",
                                         daemon=True)
         self._thread.start()

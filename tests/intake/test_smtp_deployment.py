@@ -4,9 +4,12 @@ socket with smtplib or a raw transcript."""
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import ssl
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,8 @@ import trustme
 from sqlalchemy import select
 
 from mailcase.app import App
-from mailcase.intake.smtpauth import hash_password, load_users
+from mailcase.intake.smtpauth import Authenticator, hash_password, load_users
+from mailcase.monitoring.endpoint import Monitor
 from mailcase.store.models import InboundMail
 from tests.support.servers import mail, running_daemon, send, wait_for
 
@@ -291,3 +295,95 @@ def test_proxy_unknown_counts_the_balancer_not_each_port(make_app: Callable[...,
             assert first.makefile("rb").readline().startswith(b"220")
             again = transcript(daemon.port, [b"PROXY UNKNOWN\r\n"], replies=1)
         assert again[0].startswith(b"421 4.7.0"), again
+
+
+# --- nothing one sender does blocks the rest (issue: slots held, RCPT floods, AUTH guesses) --
+
+
+def test_noop_keeps_no_slot_past_the_session_timeout(make_app: Callable[..., App]) -> None:
+    """Idle means no mail progress, not no bytes: a client that sends NOOP and RSET and
+    no mail is told 421 and closed after session_timeout, and the address it held is
+    served again."""
+    app = make_app(smtp={"session_timeout": 1, "max_connections_per_client": 1})
+    with running_daemon(app) as daemon:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as idle:
+            reader = idle.makefile("rb")
+            assert reader.readline().startswith(b"220")
+            replies = []
+            for command in [b"EHLO idle.example.org", *[b"NOOP", b"RSET"] * 40]:
+                try:
+                    idle.sendall(command + b"\r\n")
+                except OSError:
+                    break
+                line = reader.readline()
+                while line[3:4] == b"-":
+                    line = reader.readline()
+                replies.append(line)
+                if not line or line.startswith(b"421"):
+                    break
+                time.sleep(0.05)  # a client's pace, well inside the timeout
+            assert replies[-1].startswith(b"421 4.4.2"), replies[-3:]
+        wait_for(lambda: not daemon.sessions.clients, what="the idle session to leave")
+        send(daemon.port, mail(message_id="<after-idle@customer.org>"))
+    assert [row.message_id for row in stored(app)] == ["<after-idle@customer.org>"]
+
+
+def test_a_mail_takes_at_most_max_recipients(app: App) -> None:
+    """RFC 5321 4.5.3.1.8: 100 recipients are taken, the 101st hears 452 (the client
+    sends the rest in another transaction), and the mail is stored for the 100."""
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        client.ehlo()
+        client.mail("ann@customer.org")
+        codes = [client.rcpt(f"support+r{n}@example.com")[0] for n in range(101)]
+        assert codes == [250] * 100 + [452]
+        assert client.data(mail(message_id="<many-rcpt@customer.org>").as_bytes())[0] == 250
+    [row] = stored(app)
+    assert len(row.rcpt_to) == 100
+
+
+def test_auth_guesses_are_limited_per_address_and_hashed_off_the_loop(
+    make_app: Callable[..., App], tls_files: dict[str, str], client_context: ssl.SSLContext,
+    auth_file: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Failures count per client address across connections: past the limit, even the
+    right password gets 454 without being checked. Every check runs off the event
+    loop's thread."""
+    on_loop: list[bool] = []
+    real_verify = Authenticator.verify
+
+    def recording(self: Authenticator, user: str, password: bytes) -> bool:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # a worker thread runs no event loop
+            on_loop.append(False)
+        return real_verify(self, user, password)
+
+    monkeypatch.setattr(Authenticator, "verify", recording)
+    app = make_app(smtp={**tls_files, "auth_file": auth_file, "auth_failures_per_client": 2})
+    with running_daemon(app) as daemon:
+        for _ in range(2):  # two connections, one wrong guess each
+            with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+                client.starttls(context=client_context)
+                client.ehlo()
+                assert client.docmd("AUTH", "PLAIN AHdlYmZvcm0Ad3Jvbmc=")[0] == 535
+        with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+            client.starttls(context=client_context)
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                client.login("webform", PASSWORD)
+        assert refused.value.smtp_code == 454
+    assert on_loop == [False, False]  # two checked, off the loop; the third never was
+
+
+def test_a_silent_http_client_blocks_no_health_check(app: App) -> None:
+    """One TCP client that connects to the monitoring port and says nothing does not
+    keep /healthz from anyone else."""
+    monitor = Monitor(app.health, app.metrics, "127.0.0.1", 0)
+    monitor.start()
+    try:
+        with (socket.create_connection(("127.0.0.1", monitor.port), timeout=10),
+              urllib.request.urlopen(f"http://127.0.0.1:{monitor.port}/healthz",
+                                     timeout=5) as answer):
+            assert answer.status == 200
+    finally:
+        monitor.stop()
