@@ -219,17 +219,9 @@ class GatewaySMTP(SMTP):
     # serves every other session.
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            blob = await self.challenge_auth("")
-            if blob is MISSING:
-                return AuthResult(success=False)
-        else:
-            try:
-                blob = b64decode(args[1].encode(), validate=True)
-            except binascii.Error:
-                await self.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
-        assert isinstance(blob, bytes)
+        blob = await self._first_response(args, "")
+        if not isinstance(blob, bytes):
+            return blob
         try:
             _authzid, login, password = blob.split(b"\x00")  # RFC 4616
         except ValueError:
@@ -238,21 +230,25 @@ class GatewaySMTP(SMTP):
         return await self._authenticate_off_loop("PLAIN", LoginPassword(login, password))
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return AuthResult(success=False)
-        else:
-            try:
-                login = b64decode(args[1].encode(), validate=True)
-            except binascii.Error:
-                await self.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
+        login = await self._first_response(args, self.AuthLoginUsernameChallenge)
+        if not isinstance(login, bytes):
+            return login
         password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if password is MISSING:
+        if not isinstance(password, bytes):
             return AuthResult(success=False)
-        assert isinstance(login, bytes) and isinstance(password, bytes)
         return await self._authenticate_off_loop("LOGIN", LoginPassword(login, password))
+
+    async def _first_response(self, args: list[str], challenge: str) -> bytes | AuthResult:
+        """The client's first answer: given with AUTH (RFC 4954's initial response), or
+        asked for; an AuthResult to return when there is none to read."""
+        if len(args) == 1:
+            answer = await self.challenge_auth(challenge)
+            return answer if isinstance(answer, bytes) else AuthResult(success=False)
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Can't decode base64")
+            return AuthResult(success=False, handled=True)
 
     async def _authenticate_off_loop(self, mechanism: str, data: LoginPassword) -> AuthResult:
         result = await self.loop.run_in_executor(None, self._authenticate, mechanism, data)

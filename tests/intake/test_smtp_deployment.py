@@ -5,6 +5,7 @@ socket with smtplib or a raw transcript."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 import socket
 import ssl
@@ -387,3 +388,31 @@ def test_a_silent_http_client_blocks_no_health_check(app: App) -> None:
             assert answer.status == 200
     finally:
         monitor.stop()
+
+
+def test_auth_login_with_and_without_an_initial_response(
+    make_app: Callable[..., App], tls_files: dict[str, str], client_context: ssl.SSLContext,
+    auth_file: str,
+) -> None:
+    """AUTH LOGIN asks for what the client did not send with the command (RFC 4954), and
+    a wrong password is a 535."""
+    app = make_app(smtp={**tls_files, "auth_file": auth_file})
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    with running_daemon(app) as daemon:
+        for first in (("LOGIN",), ("LOGIN", b64("webform"))):
+            with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+                client.starttls(context=client_context)
+                client.ehlo()
+                code, _ = client.docmd("AUTH", " ".join(first))
+                assert code == 334
+                if len(first) == 1:
+                    assert client.docmd(b64("webform"))[0] == 334
+                assert client.docmd(b64(PASSWORD))[0] == 235
+        with smtplib.SMTP("127.0.0.1", daemon.port) as client:
+            client.starttls(context=client_context)
+            client.ehlo()
+            assert client.docmd("AUTH", "LOGIN " + b64("webform"))[0] == 334
+            assert client.docmd(b64("wrong"))[0] == 535
