@@ -11,7 +11,7 @@ to the same sender), and none at all while it floods us (the flood breaker).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -34,7 +34,7 @@ def acknowledge(ctx: Context) -> None:
         return
     if ctx.inbound.source in QUIET_SOURCES:
         return
-    why_not = _held_back(ctx, mailbox, sender.email)
+    why_not = held_back(ctx, mailbox, sender.email)
     if why_not:
         ctx.notes.append(f"no acknowledgement: {why_not}")
         return
@@ -107,7 +107,40 @@ def _echo(ctx: Context) -> str | None:
         return f"{sender.email} repeated an earlier comment word for word"
     if len(earlier) >= mailbox.flood_mails:
         return f"{sender.email} wrote {len(earlier) + 1} comments in {mailbox.flood_seconds:g} s"
-    return None
+    return _ping_pong(ctx, comment, since)
+
+
+PING_PONG_COMMENTS = 4
+"""Quick comments (two exchanges) after which two answerers are taken for robots."""
+ROBOT_REPLY_SECONDS = 120.0
+"""An answer this soon after our mail to its writer is a robot's pace, not a person's."""
+
+
+def _ping_pong(ctx: Context, comment: Comment, since: datetime) -> str | None:
+    """Why a comment looks like one of two automatic responders answering each other
+    through us (their text changing each time, so no repeat gives them away): the last
+    PING_PONG_COMMENTS comments on the case, none an agent's, came from two or more
+    writers, each within ROBOT_REPLY_SECONDS of our last mail to its writer. Once muted
+    the pair stays muted: every later answer of theirs is as quick."""
+    recent = ctx.session.execute(
+        select(Comment.author_email, Comment.author_kind, Comment.created_at)
+        .where(Comment.case_id == comment.case_id, Comment.created_at > since)
+        .order_by(Comment.id.desc()).limit(PING_PONG_COMMENTS)
+    ).all()
+    authors = [row.author_email for row in recent]
+    if (len(recent) < PING_PONG_COMMENTS or any(r.author_kind == "agent" for r in recent)
+            or None in authors or len(set(authors)) < 2):
+        return None
+    for row in recent:
+        answered = ctx.session.scalar(
+            select(func.max(OutboundMail.created_at)).where(
+                OutboundMail.case_id == comment.case_id, OutboundMail.rcpt_to == row.author_email,
+                OutboundMail.created_at <= row.created_at)
+        )
+        if answered is None or (row.created_at - answered).total_seconds() > ROBOT_REPLY_SECONDS:
+            return None
+    return (f"{' and '.join(sorted(set(authors)))} answered each other's notifications "
+            f"{PING_PONG_COMMENTS} times within seconds (automatic responders?)")
 
 
 def choose_template(
@@ -130,7 +163,7 @@ def choose_template(
     return "acknowledgement"
 
 
-def _held_back(ctx: Context, mailbox: MailboxSettings, email: str) -> str | None:
+def held_back(ctx: Context, mailbox: MailboxSettings, email: str) -> str | None:
     """Why ``email`` gets no automatic answer now: its From failed authentication (an
     answer would be backscatter to whoever it names), it is an agent's (staff are not
     customers, and a forged agent must not be mailed), a recent answer, or a flood."""

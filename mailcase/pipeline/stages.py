@@ -17,7 +17,7 @@ from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.matching import find_case, recipient_addresses
-from mailcase.pipeline.respond import acknowledge, notify
+from mailcase.pipeline.respond import acknowledge, held_back, notify
 from mailcase.pipeline.writer import authenticate, authorize
 from mailcase.reading import commands, parsing, replytext, screen
 from mailcase.store.db import insert_unless_present
@@ -186,7 +186,8 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
     Only for a mail that starts a conversation, or whose writer is proven: a reply that
     opens a case of its own (a follow-up, or one whose writer was not on the case it
     found) copies the old thread's people, whom an unproven writer must not enrol; nor
-    may a From that failed authentication. Refusals are explained to a proven writer.
+    may a From that failed authentication. Refusals are explained to a proven writer, or
+    to the sender of a new mail within the acknowledgement's limits.
     """
     sender, mailbox, standing = ctx.sender, ctx.mailbox, ctx.standing
     if sender is None or mailbox is None:
@@ -213,10 +214,15 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
         except CaseError as exc:
             refused.append(str(exc))
             break
-    if refused:
+    if refused and ctx.inbound.source != "import":
         ctx.notes.extend(refused)
-        if proven and mailbox.collaborators != "none" and ctx.inbound.source != "import":
+        # To an unproven sender of a new mail only within the acknowledgement's limits:
+        # one such mail per interval, none in a flood, so no forged From is mailed twice.
+        if mailbox.collaborators != "none" and (
+                proven or held_back(ctx, mailbox, sender.email) is None):
             explain(ctx, case, refused)
+    elif refused:
+        ctx.notes.extend(refused)
 
 
 def _priority(mail: parsing.ParsedMail) -> str:

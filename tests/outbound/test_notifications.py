@@ -192,4 +192,13 @@ def test_refused_copies_are_explained_to_the_sender(make_app: Callable[..., App]
     assert "vendor@supplier.example not made a collaborator: only addresses at " \
            "customer.org may be added" in notice.text
     sink.expect(1, to="carl@customer.org")
+    # The sender's address is not proven: a second such mail within the acknowledgement's
+    # interval explains nothing (a forged From is never mailed twice).
+    app.intake.accept(mail(message_id="<refused2@customer.org>", subject="Again",
+                           Cc="vendor@supplier.example").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+    app.sender.drain()
+    sink.expect(1, to="ann@customer.org", subject_starts="Not done:")
 

@@ -205,6 +205,37 @@ def test_two_auto_responders_on_a_case_do_not_loop(make_app: Callable[..., App],
     assert len(case(app).comments) <= 4
 
 
+def test_two_auto_responders_with_changing_text_stop_within_two_exchanges(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path
+) -> None:
+    """Two responders that answer every notification at once with new words each time
+    (no repeat gives them away, no header marks them) are taken for robots after two
+    exchanges: the loop ends within three exchanges (each robot's comments answered at
+    most twice) and a handful of mails, where it took 22 comments and 42 mails."""
+    app = make_app(mailbox={"address": "support@example.com", "collaborators": "anyone"})
+    deliver(app, "ann@customer.org", "support@example.com", "Help", "<pp0@customer.org>",
+            subject="Printer on fire")
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "collaborators", "add", "1000",
+                 "carol@other.org"]) == 0
+    app.sender.drain()
+    sent = len(sink.messages)
+    for round_number in range(8):
+        waiting = list(sink.messages)
+        sink.messages.clear()
+        for received in waiting:
+            person = received.rcpt_tos[0]
+            deliver(app, person, token_of(received),
+                    f"Ticket {round_number * 7 + 3} received, we answer within a day.",
+                    f"<pp{round_number}-{person}>")
+            sent += len(sink.messages)
+    assert len(sink.messages) == 0
+    assert len(case(app).comments) <= 5
+    assert sent <= 8, sent
+    with app.sessions() as session:
+        outcomes = session.scalars(select(InboundMail.outcome)).all()
+    assert any("answered each other's notifications" in (o or "") for o in outcomes)
+
+
 def test_agent_reply_to_closed_case_opens_no_follow_up(make_app: Callable[..., App],
                                                        sink: Sink, tmp_path: Path) -> None:
     """With follow-up cases on, an agent's reply to a closed case is recorded on it; it
