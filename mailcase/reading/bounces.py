@@ -1,7 +1,8 @@
 """Read bounces: which recipient of which outbound mail failed, how, and for good or not.
 
-RFC 3464 delivery status notifications are read field by field (recipient, action,
-status, diagnostic); the many non-standard formats of older MTAs (Exim, qmail,
+RFC 3464 delivery status notifications, and their RFC 6533 form for internationalized
+mail (``message/global-delivery-status``, UTF-8 fields), are read field by field
+(recipient, action, status, diagnostic); the many non-standard formats of older MTAs (Exim, qmail,
 Exchange, …) are left to flufl.bounce, GNU Mailman's bounce library. The mail a bounce
 is about is found by its VERP return path first, then by the Message-ID of the
 original it quotes.
@@ -9,14 +10,20 @@ original it quotes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
 
 from flufl.bounce import all_failures
 
+from mailcase.reading.headers import eight_bit
 from mailcase.reading.parsing import ParsedMail, message_ids, read_message
 
-REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers")
+REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers",
+                "message/global", "message/global-headers")  # the last two: RFC 6533
+STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,9 @@ def _dsn_failures(message: Message) -> list[Failure]:
     """RFC 3464: the per-recipient field groups of message/delivery-status."""
     found = []
     for part in message.walk():
-        if part.get_content_type() != "message/delivery-status":
+        if part.get_content_type() not in STATUS_PARTS:
             continue
-        groups = part.get_payload()
-        per_recipient = groups[1:] if isinstance(groups, list) else []
-        for group in (g for g in per_recipient if isinstance(g, Message)):
+        for group in _recipient_groups(part):
             original = _address(group.get("original-recipient"))
             recipient = _address(group.get("final-recipient")) or original
             action = str(group.get("action") or "").strip().lower()
@@ -77,6 +82,25 @@ def _dsn_failures(message: Message) -> list[Failure]:
                 original=original,
             ))
     return found
+
+
+def _recipient_groups(part: Message) -> list[Message]:
+    """The per-recipient field groups of a delivery-status part. The standard library
+    splits message/delivery-status into them; message/global-delivery-status it reads
+    as one message whose headers are the per-message group and whose body holds the
+    rest, which are split here (UTF-8 fields, RFC 6533 3)."""
+    groups = part.get_payload()
+    if not isinstance(groups, list):
+        return []
+    if part.get_content_type() == "message/delivery-status":
+        return [g for g in groups[1:] if isinstance(g, Message)]
+    inner = groups[0] if groups and isinstance(groups[0], Message) else None
+    data = inner.get_payload(decode=True) if inner is not None else None
+    if not isinstance(data, bytes):
+        return []
+    blocks = re.split(r"\r?\n[ \t]*\r?\n", eight_bit(data, "utf-8"))
+    return [HeaderParser(policy=compat32).parsestr(block.strip("\r\n") + "\n\n")
+            for block in blocks if block.strip()]
 
 
 def _other_failures(message: Message) -> list[Failure]:

@@ -17,7 +17,7 @@ from mailcase.app import App
 from mailcase.cli import main
 from mailcase.store.models import Bounce, Case, Event, InboundMail, OutboundMail, RecipientStatus
 from tests.support.mailsink import Received, Sink
-from tests.support.paths import ROOT
+from tests.support.paths import DATA, ROOT
 from tests.support.servers import mail, running_daemon, send
 
 
@@ -155,6 +155,30 @@ def test_hard_bounce_to_verp_marks_the_address(
     assert main(["-c", config, "cases", "reply", "1000", "--body", "Hello again"]) == 0
     app.sender.drain()
     sink.expect(2)
+
+
+def test_rfc6533_global_bounce_over_smtp_marks_the_address(app: App, sink: Sink) -> None:
+    """Postfix's report for SMTPUTF8 mail (message/global-delivery-status, UTF-8 fields),
+    sent over SMTP from <> to the VERP address, is a bounce: recorded against the mail,
+    the address marked, no case opened and nothing sent (it was once taken for an
+    automatic reply and marked nothing)."""
+    ack = first_ack(app, sink)
+    template = (DATA / "bounces" / "postfix-rfc6533-global-delivery-status.eml").read_bytes()
+    raw = (template.replace(b"{verp}", ack.mail_from.encode())
+           .replace(b"{message_id}", (ack["Message-ID"] or "").encode()))
+    with running_daemon(app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        client.ehlo()
+        client.sendmail("<>", [ack.mail_from], raw, mail_options=["SMTPUTF8"])
+    app.processor.drain()
+    app.sender.drain()
+    with app.sessions() as session:
+        row = session.scalars(select(InboundMail).order_by(InboundMail.id.desc())).first()
+        assert row is not None and row.status == "dropped"
+        assert row.outcome == "bounce of outbound 1: hard bounce for ann@customer.org (5.1.1)"
+        status = session.get(RecipientStatus, "ann@customer.org")
+        assert status is not None and status.undeliverable
+    assert count(app, Case) == 1
+    sink.expect(1)  # the acknowledgement only
 
 
 def test_clear_sends_what_the_mark_held_back(app: App, sink: Sink, tmp_path: Path) -> None:
