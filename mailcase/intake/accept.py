@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.logs import about
-from mailcase.reading.parsing import message_ids
+from mailcase.reading.parsing import header_end, message_ids
 from mailcase.store.db import WriterGate, insert_or_nothing
 from mailcase.store.models import MESSAGE_ID_MAX, InboundMail
 
@@ -54,6 +54,8 @@ class Accepted:
 KEYED_HEADERS = ("message-id", "from", "date", "subject")
 
 
+HEAD_PARSED = 256 * 1024
+"""Octets of the header block read for the keyed headers."""
 BODY_SLICE = 1 << 20
 """Octets of the body read at a time for the key: the whole mail is never copied."""
 
@@ -71,75 +73,81 @@ def idempotency_key(raw: bytes) -> tuple[str, str | None]:
     anywhere else are two mails. The body is what a mail parser would take for one,
     also when no blank line ends the headers.
     """
-    head_end, body_start = _header_end(raw)
+    head_end, body_start = header_end(raw)
     head = raw[:head_end].replace(b"\r\n", b"\n")
     if head_end < len(raw) and head.endswith(b"\r"):
         head = head[:-1]  # the CR of the CRLF that ends the last header line
-    headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n")
+    # The keyed headers are read from the first HEAD_PARSED octets only: a header block
+    # of a million lines would otherwise cost seconds and hundreds of MB before the 250.
+    # One whose Message-ID stands further down is keyed by its bytes, which is safe.
+    parsed = head if len(head) <= HEAD_PARSED else head[:head.rfind(b"\n", 0, HEAD_PARSED)]
+    headers = BytesHeaderParser(policy=compat32).parsebytes(parsed + b"\n\n")
     ids = message_ids(str(headers.get("message-id") or ""))
     digest = hashlib.sha256()
     if not ids:
         digest.update(b"no message-id\0" + _without_trace(head) + b"\0")
-        for line in _body_lines(raw, body_start):
-            digest.update(line + b"\n")
+        last = b"\n"
+        for chunk in _body_slices(raw, body_start):  # every byte, CRLF counted as LF
+            digest.update(chunk.replace(b"\r\n", b"\n"))
+            last = chunk[-1:]
+        if last != b"\n":
+            digest.update(b"\n")
         return digest.hexdigest(), None
     for name in KEYED_HEADERS:
         digest.update(" ".join(str(headers.get(name) or "").split()).encode("utf-8", "replace"))
         digest.update(b"\0")
-    # The lines right-stripped and joined by LF, blank lines at the end left out.
-    blank, started = 0, False
-    for line in _body_lines(raw, body_start):
-        kept = line.rstrip()
-        if not kept:
-            blank += 1
-            continue
-        digest.update(b"\n" * (blank + started) + kept)
-        blank, started = 0, True
+    # The lines right-stripped and joined by LF, blank lines at the end left out; done a
+    # slice at a time by regular expression (a Python loop over a MIME bomb's eight
+    # million lines held its 250 back for seconds).
+    newlines = 0
+    for chunk in _body_slices(raw, body_start):
+        kept = _LINE_END_SPACE.sub(b"\n", chunk.replace(b"\r\n", b"\n"))
+        if kept.endswith((b" ", b"\t", b"\r", b"\x0b", b"\x0c")):
+            kept = kept.rstrip(b" \t\r\x0b\x0c")  # the last line, without its LF
+        text = kept.rstrip(b"\n")
+        if text:
+            digest.update(b"\n" * newlines + text)
+            newlines = len(kept) - len(text)
+        else:
+            newlines += len(kept)
     return digest.hexdigest(), ids[0]
 
 
-# A line that ends the header block: a blank one (the separator), or one that is neither
-# a header field nor the continuation of one, where the standard library's parser starts
-# the body (noting MissingHeaderBodySeparatorDefect); its own test for a header line is
-# email.feedparser.headerRE, mirrored here so the key and the parser agree.
-_HEADER_END = re.compile(rb"^(?:\r?(?:\n|\Z)|(?!From |[!-9;-~]*:|[ \t]))", re.MULTILINE)
+# Whitespace at the end of a line, with the line's end (after CRLF became LF, so that
+# ordinary lines do not match at all).
+_LINE_END_SPACE = re.compile(rb"[ \t\r\x0b\x0c]+\n")
+
+
 # Headers that transports add on top of a mail, which differ between two deliveries.
 _TRACE = re.compile(rb"(?:received|return-path|delivered-to|x-original-to|x-envelope-(?:from|to)"
                     rb")[ \t]*:", re.IGNORECASE)
 
 
-def _header_end(raw: bytes) -> tuple[int, int]:
-    """Where the header block ends (before the LF that ends its last line) and the body
-    starts: after the blank line, or at the first line that is not a header."""
-    found = _HEADER_END.search(raw)
-    if found is None:
-        return len(raw), len(raw)
-    start = found.start()
-    if found.group(0) == b"":  # a line that is not a header: the body starts with it
-        return max(start - 1, 0), start
-    return max(start - 1, 0), found.end()
-
-
 def _without_trace(head: bytes) -> bytes:
     """The header block (LF line ends) less the transport headers on top of it."""
-    lines = head.split(b"\n")
-    index = 0
-    while index < len(lines) and _TRACE.match(lines[index]):
-        index += 1
-        while index < len(lines) and lines[index][:1] in (b" ", b"\t"):
-            index += 1  # its folded continuation lines
-    return b"\n".join(lines[index:])
+    start = 0
+    while _TRACE.match(head, start):
+        start = _next_field(head, start)
+    return head[start:]
 
 
-def _body_lines(raw: bytes, start: int) -> Iterator[bytes]:
-    """The body's lines (CRLF counted as LF), read a line-aligned slice at a time."""
+def _next_field(head: bytes, start: int) -> int:
+    """Where the header field after the one at ``start`` begins (folded lines skipped)."""
+    while True:
+        end = head.find(b"\n", start)
+        if end < 0:
+            return len(head)
+        start = end + 1
+        if head[start:start + 1] not in (b" ", b"\t"):
+            return start
+
+
+def _body_slices(raw: bytes, start: int) -> Iterator[bytes]:
+    """The body a line-aligned slice at a time (never a CRLF split between two)."""
     while start < len(raw):
         end = raw.find(b"\n", min(start + BODY_SLICE, len(raw)) - 1)
         end = len(raw) if end < 0 else end + 1
-        lines = raw[start:end].replace(b"\r\n", b"\n").split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()  # the slice ended with its last line's LF
-        yield from lines
+        yield raw[start:end]
         start = end
 
 

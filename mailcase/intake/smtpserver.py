@@ -305,34 +305,40 @@ class GatewaySMTP(SMTP):
         limit = self.data_size_limit
         kept: bytearray | None = bytearray()
         received = 0
-        line_start = True
+        tail = b"\r\n"  # the last two octets read: DATA's own CRLF before the first line
         while True:
             piece = await self._read_piece()
             self._progress()
-            if line_start and piece == b".\r\n":
-                break
-            stuffed = line_start and piece.startswith(b".")
-            # RFC 1870: the size is the message's, so a dot the sender doubled (RFC 5321
-            # 4.5.2) does not count toward the limit.
-            received += len(piece) - stuffed
+            seen = tail + piece
+            # The end: a line holding a lone dot, i.e. CRLF "." CRLF across what was read.
+            done = seen.endswith(b"\r\n.\r\n")
+            content = piece[:-3] if done else piece
+            # RFC 5321 4.5.2: the first dot of every other line starting with one was
+            # doubled by the sender; taken out here, where CRLF "." may straddle pieces
+            # (the two octets of ``tail`` stay as they are: only a dot goes).
+            content = (tail + content).replace(b"\r\n.", b"\r\n")[len(tail):]
+            # RFC 1870: the size is the message's, without the doubled dots.
+            received += len(content)
             if limit and received > limit:
                 kept = None  # let go of what was read at once
-            if kept is not None and stuffed:
-                kept += memoryview(piece)[1:]
-            elif kept is not None:
-                kept += piece
-            line_start = piece.endswith(b"\r\n")
+            if kept is not None:
+                kept += content
+            if done:
+                break
+            tail = seen[-2:]
         return None if kept is None else bytes(kept)
 
     async def _read_piece(self) -> bytes:
-        """The next data line with its CRLF, or the next at most READ_LIMIT octets of a
-        longer one."""
+        """The data up to and with the next "." CRLF (where the end may be), or the next
+        at most READ_LIMIT octets when none comes sooner. A mail is read in a handful of
+        pieces, not one await a line: a MIME bomb's eight million lines held its 250
+        back for seconds."""
         try:
             # eof_received cancels this coroutine, so readuntil never raises
             # IncompleteReadError (as aiosmtpd's own smtp_DATA relies on).
-            return await self._reader.readuntil(b"\r\n")
+            return await self._reader.readuntil(b".\r\n")
         except asyncio.LimitOverrunError as error:
-            # A CRLF can only start at or after ``consumed``: the line goes on.
+            # A "." CRLF can only start at or after ``consumed``.
             return await self._reader.read(error.consumed)
         except asyncio.CancelledError:
             log.info("connection lost during DATA")

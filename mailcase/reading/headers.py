@@ -15,15 +15,16 @@ from mailcase.reading.charsets import decode_text
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
 
-# Control characters have no place in a one-line value (a subject, a name): a NUL or an
-# escape sequence decoded from an encoded word would travel into the store, the
-# operator's terminal and the Subject of mail we send.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Control characters have no place in a one-line value (a subject, a name, a filename):
+# a NUL or an escape sequence decoded from an encoded word would travel into the store,
+# the operator's terminal and the Subject of mail we send. Those str.split() takes for
+# whitespace become a space with the rest of it; the others go.
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 
 
 def one_line(value: str) -> str:
-    """Whitespace runs (folding included) and control characters as single spaces."""
-    return " ".join(_CONTROLS.sub(" ", value).split())
+    """Whitespace runs (folding included) as single spaces, other control characters gone."""
+    return " ".join(_CONTROLS.sub("", value).split())
 
 
 def raw_header(value: object) -> str:

@@ -83,13 +83,13 @@ def test_an_encoded_word_cannot_smuggle_an_address(app: App, sink: Sink) -> None
 
 
 def test_control_characters_never_reach_our_subject(app: App, sink: Sink) -> None:
-    """A NUL or an escape sequence decoded from the Subject is a space in the case and in
-    the acknowledgement's Subject."""
+    """A NUL or an escape character decoded from the Subject is gone from the case and
+    from the acknowledgement's Subject."""
     send_raw(app, b"From: ann@customer.org\r\nSubject: =?utf-8?q?Printer=00on=1B[2Jfire?=\r\n"
              b"Message-ID: <nul@c.org>\r\n\r\nx\r\n")
     with app.sessions() as session:
         [case] = session.scalars(select(Case)).all()
-    assert case.subject == "Printer on [2Jfire"
+    assert case.subject == "Printeron[2Jfire"
     [ack] = sink.expect(1, to="ann@customer.org")
     assert "\x00" not in (ack["Subject"] or "") and "\x1b" not in ack.raw.decode("latin-1")
 
@@ -120,3 +120,33 @@ def test_the_operators_terminal_obeys_nothing_a_mail_says(
 
 def _b64(text: str) -> bytes:
     return base64.b64encode(text.encode())
+
+
+def test_a_mime_bomb_is_read_only_up_to_the_part_limit(app: App, sink: Sink) -> None:
+    """2.6 million empty MIME parts (26 MB): the parser stops building at its limit
+    instead of after a tree of millions of objects, the mail still becomes a case with
+    the reason noted, and an ordinary mail sent next is taken and processed too."""
+    head = (b"From: ann@customer.org\r\nSubject: bomb\r\nMessage-ID: <bomb@c.org>\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=t\r\n\r\n")
+    send_raw(app, head + b"--t\r\n\r\nx\r\n" * 2_600_000 + b"--t--\r\n")
+    send_raw(app, b"From: bob@customer.org\r\nSubject: ordinary\r\n"
+             b"Message-ID: <ordinary@c.org>\r\n\r\nHello.\r\n")
+    with app.sessions() as session:
+        rows = session.scalars(select(InboundMail).order_by(InboundMail.id)).all()
+        subjects = session.scalars(select(Case.subject).order_by(Case.id)).all()
+    assert [row.status for row in rows] == ["processed", "processed"]
+    assert rows[0].outcome is not None and "MIME parts; the rest not read" in rows[0].outcome
+    assert subjects == ["bomb", "ordinary"]
+
+
+def test_a_million_header_lines_are_read_only_up_to_the_limit(app: App) -> None:
+    """A header block of 700,000 lines (22 MB): the parser reads its first megabyte, the
+    body after it is still the case's text, and the reason is noted."""
+    raw = (b"From: ann@customer.org\r\nSubject: headers\r\nMessage-ID: <hb@c.org>\r\n"
+           + b"X-Filler: aaaaaaaaaaaaaaaaaaa\r\n" * 700_000 + b"\r\nThe text after them.\r\n")
+    send_raw(app, raw)
+    with app.sessions() as session:
+        [row] = session.scalars(select(InboundMail)).all()
+        [case] = session.scalars(select(Case)).all()
+    assert row.outcome is not None and "header block over" in row.outcome
+    assert (case.subject, case.description) == ("headers", "The text after them.")
