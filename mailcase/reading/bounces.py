@@ -20,6 +20,7 @@ from flufl.bounce import all_failures
 
 from mailcase.reading.headers import eight_bit
 from mailcase.reading.parsing import ParsedMail, message_ids, read_message
+from mailcase.reading.screen import daemon_without_address
 
 REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers",
                 "message/global", "message/global-headers")  # the last two: RFC 6533
@@ -51,14 +52,24 @@ def looks_like_bounce(mail: ParsedMail, mail_from: str | None) -> bool:
     if mail.content_type == "multipart/report":
         return True
     sender = (mail.sender.email if mail.sender else "").partition("@")[0]
-    return mail_from == "" or sender in ("mailer-daemon", "postmaster")
+    return (mail_from == "" or sender in ("mailer-daemon", "postmaster")
+            or daemon_without_address(mail) is not None)
 
 
 def read(raw: bytes) -> Report:
     """Every failure the bounce in ``raw`` reports, and the original's Message-ID."""
     message = read_message((raw,))
-    failures = _dsn_failures(message) or _other_failures(message)
+    failures = [f for f in _dsn_failures(message) or _other_failures(message)
+                if _PLAUSIBLE.match(f.recipient)]
     return Report(tuple(failures), _original_id(message))
+
+
+# What a failed recipient must look like to be taken for one: local@domain (a quoted
+# local part allowed), no space, pipe, path, source route or JSON (bounce texts put all
+# of these where an address was).
+_NOT_IN = r"\s@<>|\"(),;:\\\[\]{}"
+_PLAUSIBLE = re.compile(
+    rf'^(?:"[^"\\\r\n]+"|[^{_NOT_IN}/][^{_NOT_IN}]*)@[^{_NOT_IN}/.][^{_NOT_IN}/]*$')
 
 
 def _dsn_failures(message: Message) -> list[Failure]:
