@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from mailcase import config
@@ -148,3 +149,12 @@ def sink() -> Iterator[Sink]:
     """A real aiosmtpd server standing in for the outbound smarthost."""
     with Sink() as server:
         yield server
+
+
+# Property-based tests: bounded for CI by default, thousands of examples by hand with
+# MAILCASE_HYPOTHESIS_PROFILE=thorough. No deadline: a loaded CI machine is no bug.
+settings.register_profile("default", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=3000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("MAILCASE_HYPOTHESIS_PROFILE", "default"))

@@ -78,7 +78,10 @@ def _leaf(part: Message, found: Walked) -> None:
     kind = part.get_content_type()
     if kind.startswith("multipart/"):
         kind = "text/plain"  # a multipart the parser could not split (no boundary): its text
-    disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
+    # raw_header: with 8-bit bytes in it the parser hands over a Header object, not a str
+    # (two real mails with a Cyrillic filename in raw UTF-8 crashed processing here).
+    disposition = raw_header(part.get("content-disposition") or "").split(";", 1)[0]
+    disposition = disposition.strip().lower()
     filename = _filename(part)
     if kind in ("text/plain", "text/html") and disposition != "attachment" and not filename:
         text = decode_text(_payload(part), part.get_content_charset())
@@ -128,8 +131,15 @@ def _decode_ascii(part: Message) -> bytes | None:
 
 
 def _filename(part: Message) -> str | None:
+    # The parameters are read from the headers as text (8-bit bytes decoded as UTF-8,
+    # else Windows-1252): the parser would read 8-bit bytes as replacement characters.
+    view = Message()
+    for header in ("content-disposition", "content-type"):
+        value = part.get(header)
+        if value is not None:
+            view[header] = raw_header(value)
     try:
-        name = part.get_filename()
+        name = view.get_filename()
     except (ValueError, LookupError, UnicodeError):  # a broken RFC 2231 parameter
         return None
     if not name:
