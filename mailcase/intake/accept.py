@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.logs import about
-from mailcase.reading.parsing import header_end, message_ids
+from mailcase.reading.parsing import message_ids
+from mailcase.reading.rawmail import header_end
 from mailcase.store.db import WriterGate, insert_or_nothing
 from mailcase.store.models import MESSAGE_ID_MAX, InboundMail
 

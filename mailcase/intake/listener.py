@@ -24,8 +24,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailcase.config import Settings
 from mailcase.intake.accept import Accepted, TooLarge
+from mailcase.intake.sessions import Sessions
 from mailcase.intake.smtpauth import Authenticator, load_users
-from mailcase.intake.smtpserver import TOO_BIG, GatewayLMTP, GatewaySMTP, Sessions
+from mailcase.intake.smtpserver import TOO_BIG, GatewayLMTP, GatewaySMTP
 
 log = logging.getLogger(__name__)
 

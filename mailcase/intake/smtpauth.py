@@ -4,7 +4,7 @@ The file holds one ``user:hash`` line per user (``#`` starts a comment), the has
 ``mailcase hash-password`` prints it: ``scrypt$<log2 N>$<r>$<p>$<salt>$<key>`` with
 the salt and key in base64. Passwords are never stored or logged in the clear. A hash
 costs tens of milliseconds on purpose, so it runs off the event loop (see
-GatewaySMTP.auth_PLAIN), a password that proved right is remembered (as a keyed digest,
+OffLoopAuth below), a password that proved right is remembered (as a keyed digest,
 not the password) so the same relay logging in again costs microseconds, and an
 address that keeps failing is refused before any hash.
 """
@@ -12,12 +12,14 @@ address that keeps failing is refused before any hash.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import logging
 import secrets
 import threading
 import time
+from base64 import b64decode
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,3 +190,47 @@ class Authenticator:
         with self._lock:
             self._proven[user] = digest
         return True
+
+
+class OffLoopAuth(SMTP):
+    """aiosmtpd's SMTP with AUTH PLAIN and LOGIN read as aiosmtpd reads them, but the
+    password check (a deliberately slow hash) run in a worker thread instead of on the
+    event loop that serves every other session."""
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        blob = await self._first_response(args, "")
+        if not isinstance(blob, bytes):
+            return blob
+        try:
+            _authzid, login, password = blob.split(b"\x00")  # RFC 4616
+        except ValueError:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate_off_loop("PLAIN", LoginPassword(login, password))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        login = await self._first_response(args, self.AuthLoginUsernameChallenge)
+        if not isinstance(login, bytes):
+            return login
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False)
+        return await self._authenticate_off_loop("LOGIN", LoginPassword(login, password))
+
+    async def _first_response(self, args: list[str], challenge: str) -> bytes | AuthResult:
+        """The client's first answer: given with AUTH (RFC 4954's initial response), or
+        asked for; an AuthResult to return when there is none to read."""
+        if len(args) == 1:
+            answer = await self.challenge_auth(challenge)
+            return answer if isinstance(answer, bytes) else AuthResult(success=False)
+        try:
+            return b64decode(args[1].encode(), validate=True)
+        except binascii.Error:
+            await self.push("501 5.5.2 Can't decode base64")
+            return AuthResult(success=False, handled=True)
+
+    async def _authenticate_off_loop(self, mechanism: str, data: LoginPassword) -> AuthResult:
+        result = await self.loop.run_in_executor(None, self._authenticate, mechanism, data)
+        assert isinstance(result, AuthResult)
+        return result
+

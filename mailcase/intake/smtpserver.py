@@ -1,96 +1,31 @@
 """The listener's protocol: aiosmtpd's SMTP (or LMTP) with our DATA reader and session limits.
 
-One ``GatewaySMTP`` per connection. ``Sessions`` knows every open one: it refuses
-connections over ``smtp.max_connections`` in all or ``max_connections_per_client``
-from one address with 421 (RFC 5321 3.8), and drains them for a stop. The handler's
+One ``GatewaySMTP`` per connection, counted by ``sessions.Sessions`` (connection limits,
+draining) and closed when it moves no mail on for ``session_timeout``. The handler's
 replies (listener.IntakeHandler) are the protocol; this module only reads and frames.
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import logging
-from base64 import b64decode
-from collections import Counter
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
+from aiosmtpd.smtp import MISSING, syntax
+
+from mailcase.intake.sessions import SHUTTING_DOWN, Sessions
+from mailcase.intake.smtpauth import OffLoopAuth
 
 log = logging.getLogger(__name__)
 
 TOO_BIG = "552 5.3.4 Message too big for this system"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
-TOO_MANY = "421 4.7.0 Too many connections, please try again later"
-TOO_MANY_FROM_YOU = "421 4.7.0 Too many connections from your address, please try again later"
 NO_PROGRESS = "421 4.4.2 No mail in too long, closing"
 
 READ_LIMIT = 64 * 1024
 """Octets of one data line the SMTP stream reader holds before handing over a piece."""
 
 
-class Sessions:
-    """The listener's open sessions, their limits, and whether it drains for a stop.
-
-    While draining, a new connection is greeted with 421 and closed, and so is a session
-    that starts another mail (MAIL FROM); a mail already under way finishes and gets its
-    answer (RFC 5321 3.8: 421 when the service must shut down).
-    """
-
-    def __init__(self, max_total: int = 0, max_per_client: int = 0) -> None:
-        self.max_total = max_total  # 0: no limit
-        self.max_per_client = max_per_client
-        self.open: set[GatewaySMTP] = set()
-        self.clients: Counter[str] = Counter()
-        self.draining = False
-
-    def join(self, session: GatewaySMTP, peer: str) -> str | None:
-        """Count a new connection from ``peer``; the 421 line to refuse it with, if it is
-        one too many."""
-        self.open.add(session)
-        if self.draining:
-            return SHUTTING_DOWN
-        if self.max_total and len(self.open) > self.max_total:
-            log.warning("refused a connection from %s: %d open (smtp.max_connections)",
-                        peer, len(self.open) - 1)
-            return TOO_MANY
-        return None
-
-    def identify(self, session: GatewaySMTP, client: str) -> str | None:
-        """Count ``session`` for the address ``client`` (the peer, or the one a PROXY
-        header names); the 421 line if that address already has its fill."""
-        self.clients[client] += 1
-        session.client = client
-        if self.max_per_client and self.clients[client] > self.max_per_client:
-            log.warning("refused a connection from %s: %d open from there "
-                        "(smtp.max_connections_per_client)", client, self.clients[client] - 1)
-            return TOO_MANY_FROM_YOU
-        return None
-
-    def leave(self, session: GatewaySMTP) -> None:
-        if session in self.open:
-            self.open.discard(session)
-            if session.client is not None:
-                self.clients[session.client] -= 1
-                if self.clients[session.client] <= 0:
-                    del self.clients[session.client]
-
-    def busy(self) -> int:
-        """How many sessions are in the middle of a mail (after MAIL FROM)."""
-        return sum(1 for session in self.open if session.in_transaction)
-
-    def close_all(self) -> None:
-        """Close every session still open, saying 421 to those between mails (RFC 5321
-        3.8); one cut off in the middle of a mail just closes."""
-        for session in list(self.open):
-            transport = session.transport
-            if transport is not None:
-                if not session.in_transaction and isinstance(transport, asyncio.WriteTransport):
-                    transport.write(SHUTTING_DOWN.encode() + b"\r\n")
-                transport.close()
-
-
-class GatewaySMTP(SMTP):
+class GatewaySMTP(OffLoopAuth):
     """aiosmtpd's SMTP server with a DATA reader of its own that keeps one buffer per mail.
 
     aiosmtpd's ``smtp_DATA`` keeps every line as its own bytearray (320,000 objects for a
@@ -213,47 +148,6 @@ class GatewaySMTP(SMTP):
         await super().smtp_RCPT(arg)
         if self.envelope is not None and len(self.envelope.rcpt_tos) > before:
             self._progress()
-
-    # AUTH as aiosmtpd's own PLAIN and LOGIN read it, with the password check (a
-    # deliberately slow hash) in a worker thread instead of on the event loop that
-    # serves every other session.
-
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        blob = await self._first_response(args, "")
-        if not isinstance(blob, bytes):
-            return blob
-        try:
-            _authzid, login, password = blob.split(b"\x00")  # RFC 4616
-        except ValueError:
-            await self.push("501 5.5.2 Can't split auth value")
-            return AuthResult(success=False, handled=True)
-        return await self._authenticate_off_loop("PLAIN", LoginPassword(login, password))
-
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        login = await self._first_response(args, self.AuthLoginUsernameChallenge)
-        if not isinstance(login, bytes):
-            return login
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if not isinstance(password, bytes):
-            return AuthResult(success=False)
-        return await self._authenticate_off_loop("LOGIN", LoginPassword(login, password))
-
-    async def _first_response(self, args: list[str], challenge: str) -> bytes | AuthResult:
-        """The client's first answer: given with AUTH (RFC 4954's initial response), or
-        asked for; an AuthResult to return when there is none to read."""
-        if len(args) == 1:
-            answer = await self.challenge_auth(challenge)
-            return answer if isinstance(answer, bytes) else AuthResult(success=False)
-        try:
-            return b64decode(args[1].encode(), validate=True)
-        except binascii.Error:
-            await self.push("501 5.5.2 Can't decode base64")
-            return AuthResult(success=False, handled=True)
-
-    async def _authenticate_off_loop(self, mechanism: str, data: LoginPassword) -> AuthResult:
-        result = await self.loop.run_in_executor(None, self._authenticate, mechanism, data)
-        assert isinstance(result, AuthResult)
-        return result
 
     async def refuse(self, reply: str) -> None:
         """A 421 line, then the connection closes (the sender tries again later)."""

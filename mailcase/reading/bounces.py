@@ -19,7 +19,8 @@ from email.policy import compat32
 from flufl.bounce import all_failures
 
 from mailcase.reading.headers import eight_bit
-from mailcase.reading.parsing import ParsedMail, message_ids, read_message
+from mailcase.reading.parsing import ParsedMail, message_ids
+from mailcase.reading.rawmail import read_message
 from mailcase.reading.screen import daemon_without_address
 
 REPORT_PARTS = ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers",

@@ -33,8 +33,8 @@ from mailcase.identity.tokens import SecretError
 from mailcase.intake.groupcommit import GroupCommit
 from mailcase.intake.imap import IdleWatcher, ImapPoller, poll_once
 from mailcase.intake.listener import IntakeHandler, ListenerFactory
+from mailcase.intake.sessions import Sessions
 from mailcase.intake.smtpauth import AuthFileError
-from mailcase.intake.smtpserver import Sessions
 from mailcase.monitoring.endpoint import Monitor
 from mailcase.outbound.templates import TemplateProblem
 from mailcase.service import preflight, reload

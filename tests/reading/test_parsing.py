@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailcase.reading import parsing, replytext
+from mailcase.reading import parsing, rawmail, replytext
 from mailcase.reading.parsing import ParsedMail, safe_filename
 from mailcase.store import models
 from tests.support.paths import DATA
@@ -360,7 +360,7 @@ SAMPLES = {**MALFORMED, **{p.name: p.read_bytes() for p in sorted(REGRESSIONS.gl
 def test_read_message_parses_as_message_from_bytes(raw: bytes) -> None:
     """Feeding the parser in slices builds the same tree, headers, payloads and defects as
     email.message_from_bytes."""
-    assert _shape(parsing.read_message((raw,))) == _shape(message_from_bytes(raw, policy=compat32))
+    assert _shape(rawmail.read_message((raw,))) == _shape(message_from_bytes(raw, policy=compat32))
 
 
 ENCODED = {
