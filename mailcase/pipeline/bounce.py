@@ -16,7 +16,7 @@ from sqlalchemy import select
 from mailcase.identity.tokens import is_bounce_token, token_of
 from mailcase.pipeline.context import Context, Drop
 from mailcase.pipeline.matching import recipient_addresses
-from mailcase.reading import bounces
+from mailcase.reading import bounces, screen
 from mailcase.store.db import insert_unless_present
 from mailcase.store.models import Bounce, Case, OutboundMail, RecipientStatus
 
@@ -29,6 +29,13 @@ def take_bounces(ctx: Context) -> None:
     ):
         return
     report = bounces.read(ctx.inbound.raw)
+    if not report.failures and ctx.verp_outbound is not None and _from_a_daemon(ctx):
+        # A delivery report on one of our VERP addresses in a format no reader knows (a
+        # vendor's text): the address names the one mail and recipient it is about. Its
+        # status is unknown, so it counts as a soft bounce and never stops mail by itself.
+        report = bounces.Report((bounces.Failure(
+            ctx.verp_outbound.rcpt_to, permanent=False,
+            diagnostic="a delivery report in a format mailcase does not read"),), None)
     if not report.failures:
         if ctx.verp_outbound is not None:
             _robot_on_return_path(ctx, ctx.verp_outbound)
@@ -57,6 +64,15 @@ def take_bounces(ctx: Context) -> None:
                     + ("" if ours else " (matches no mail we sent to it)"))
     about = f" of outbound {outbound.id}" if outbound is not None else ""
     raise Drop(f"bounce{about}: " + "; ".join(said), keep=True)
+
+
+def _from_a_daemon(ctx: Context) -> bool:
+    """A report, or mail from a mail system (MAILER-DAEMON, postmaster), not a person's
+    auto-reply (which RFC 3834 also sends from the null sender)."""
+    sender = (ctx.parsed.sender.email if ctx.parsed.sender else "").partition("@")[0]
+    return (ctx.parsed.content_type == "multipart/report"
+            or sender in ("mailer-daemon", "postmaster")
+            or screen.daemon_without_address(ctx.parsed) is not None)
 
 
 def _verp_outbound(ctx: Context) -> OutboundMail | None:

@@ -181,6 +181,28 @@ def test_rfc6533_global_bounce_over_smtp_marks_the_address(app: App, sink: Sink)
     sink.expect(1)  # the acknowledgement only
 
 
+def test_unreadable_report_on_a_verp_address_counts_as_a_soft_bounce(
+    app: App, sink: Sink
+) -> None:
+    """A real DragonFly bounce (Sisimai corpus), whose text format no reader knows, sent
+    to the VERP address of our acknowledgement: the address names the mail and its
+    recipient, so it is recorded as a soft bounce of that mail (counted, never a stop
+    by itself) instead of a mere automatic reply."""
+    ack = first_ack(app, sink)
+    raw = (DATA / "sisimai" / "lhost-dragonfly-01.eml").read_bytes()
+    inbound = app.intake.accept(raw, mail_from="", rcpt_to=[ack.mail_from], source="test").id
+    app.processor.drain()
+    with app.sessions() as session:
+        row = session.get(InboundMail, inbound)
+        assert row is not None and row.status == "dropped"
+        assert row.outcome == "bounce of outbound 1: soft bounce for ann@customer.org"
+        bounce = session.scalars(select(Bounce)).one()
+        assert (bounce.outbound_id, bounce.recipient, bounce.permanent) == (
+            1, "ann@customer.org", False)
+        status = session.get(RecipientStatus, "ann@customer.org")
+        assert status is not None and status.soft_bounces == 1 and not status.undeliverable
+
+
 def test_clear_sends_what_the_mark_held_back(app: App, sink: Sink, tmp_path: Path) -> None:
     """Mail queued before a hard bounce is held (failed as undeliverable); clearing the
     address sends it."""
