@@ -20,6 +20,9 @@ behind a flag: the smarthost answering 451 for a while; on PostgreSQL an outage 
 default of the soak's own database: connections cut and refused; ``--pg-fault server``
 restarts the whole cluster, only when no one else is connected to it); on SQLite a full
 volume (the database on a small tmpfs that is filled up for a while; needs root).
+With ``--imap`` a throwaway Dovecot serves the mailbox too, and a share of the load
+(``--imap-share``) is APPENDed to its INBOX instead of sent by SMTP; the mailbox's
+acknowledge mode is ``--imap-acknowledge``, and some kills land inside an IMAP pass.
 
 At the end the sender stops making new mail but keeps re-sending what was refused, the
 daemon drains (nothing pending in the inbound queue or the outbox), ``serve`` is stopped
@@ -42,8 +45,10 @@ import contextlib
 import errno
 import heapq
 import itertools
+import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import smtplib
@@ -65,6 +70,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiosmtpd.controller import Controller
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Engine, create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,8 +178,9 @@ class Sender:
     """New mail at ``rate`` a second (while ``generating``), re-sent until it gets a 250."""
 
     def __init__(self, port: int, rate: float, reply_share: float, rng: random.Random,
-                 tag: str) -> None:
+                 tag: str, domain: str = "customer.example") -> None:
         self.port = port
+        self.domain = domain  # the senders' domain: tells the channels' cases apart
         self.rate = rate
         self.reply_share = reply_share
         self.rng = rng
@@ -215,7 +223,7 @@ class Sender:
             parent = self.repliable.pop(self.rng.randrange(len(self.repliable)))
         message_id = f"<soak-{self.tag}-{number}@customer.example>"
         if parent is None:
-            sender = f"ann{number}@c{number}.customer.example"
+            sender = f"ann{number}@c{number}.{self.domain}"
             subject = f"Soak {self.tag} printer {number} is on fire"
             threading_headers = ""
         else:
@@ -292,6 +300,217 @@ class Sender:
             except (OSError, smtplib.SMTPException):
                 client.close()
         return "250"
+
+
+# --- the hosted mailbox (IMAP) ---------------------------------------------------------
+
+IMAP_KEYWORD = "$MailcaseStored"  # mailcase's default keyword
+IMAP_DOMAIN = "imap.customer.example"
+PROCESSED_FOLDER = "Processed"
+# The approach of tests/support/dovecot.py: a throwaway config, one user, a Maildir.
+DOVECOT_CONFIG = """\\
+base_dir = {root}/run
+state_dir = {root}/state
+protocols = imap
+verbose_proctitle = yes
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+log_path = {root}/dovecot.log
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/home/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+  unix_listener anvil-auth-penalty {{
+    path = anvil-auth-penalty-disabled
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One mail in the IMAP mailbox as the soak finds it."""
+
+    folder: str
+    uid: int
+    message_id: str
+    flags: tuple[bytes, ...]
+
+
+class Dovecot:
+    """A throwaway Dovecot on a free loopback port, holding the support mailbox."""
+
+    def __init__(self, root: Path) -> None:
+        binary = shutil.which("dovecot")
+        if binary is None:
+            raise SystemExit("--imap needs Dovecot (apt-get install dovecot-imapd)")
+        self.root, self.port = root, free_port()
+        for sub in ("run", "state", "home"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+        (root / "home").chmod(0o777)  # the mail user (dovecot) creates its Maildir here
+        self.password = secrets.token_hex(12)  # a throwaway, new each run
+        (root / "users").write_text(f"{SUPPORT}:{{PLAIN}}{self.password}\n")
+        self.password_file = root / "imap-password"
+        self.password_file.write_text(self.password + "\n")
+        self.password_file.chmod(0o600)
+        config = root / "dovecot.conf"
+        config.write_text(DOVECOT_CONFIG.format(root=root, port=self.port))
+        self.process = subprocess.Popen([binary, "-F", "-c", str(config)],
+                                        start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"Dovecot did not start; see {root / 'dovecot.log'}")
+            time.sleep(0.1)
+
+    def _listening(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def client(self, timeout: float = 10.0) -> Any:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=timeout)
+        client.login(SUPPORT, self.password)
+        return client
+
+    def create_folder(self, folder: str) -> None:
+        client = self.client()
+        try:
+            client.create_folder(folder)
+        finally:
+            with contextlib.suppress(IMAPClientError, OSError):
+                client.logout()
+
+    def contents(self) -> list[Stored]:
+        """Every mail in every folder, with its Message-ID and flags (not \\\\Recent)."""
+        client = self.client()
+        found: list[Stored] = []
+        try:
+            for _, _, folder in client.list_folders():
+                client.select_folder(folder, readonly=True)
+                uids = client.search(["ALL"])
+                if not uids:
+                    continue
+                field_name = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
+                data = client.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+                for uid, item in data.items():
+                    headers = BytesHeaderParser(policy=compat32).parsebytes(
+                        item.get(field_name, b""))
+                    found.append(Stored(folder, uid, str(headers.get("message-id", "")).strip(),
+                                        tuple(f for f in item[b"FLAGS"] if f != b"\\Recent")))
+        finally:
+            with contextlib.suppress(IMAPClientError, OSError):
+                client.logout()
+        return found
+
+    def stop(self) -> None:
+        """Kill the server and every process it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def imap_marked(mail: Stored, acknowledge: str, keyword: str) -> bool:
+    """Whether mailcase marked this mail as stored, as ``acknowledge`` says it does."""
+    if acknowledge == "keyword":
+        return mail.folder == "INBOX" and keyword.encode() in mail.flags
+    if acknowledge == "seen":
+        return mail.folder == "INBOX" and b"\\Seen" in mail.flags
+    if acknowledge == "move":
+        return mail.folder == PROCESSED_FOLDER or b"\\Deleted" in mail.flags
+    return b"\\Deleted" in mail.flags
+
+
+class ImapFeeder(Sender):
+    """The sender's twin that APPENDs its mail to the IMAP INBOX: an OK is the ack."""
+
+    def __init__(self, dovecot: Dovecot, rate: float, reply_share: float,
+                 rng: random.Random, tag: str) -> None:
+        super().__init__(dovecot.port, rate, reply_share, rng, tag, IMAP_DOMAIN)
+        self.dovecot = dovecot
+        self.appended = threading.Event()  # set at each APPEND's OK (for timed kills)
+        for thread in self.threads:
+            thread.name = f"imap {thread.name}"
+
+    def _send(self, mail: Mail) -> str:
+        try:
+            client = self.dovecot.client(timeout=SEND_TIMEOUT)
+            try:
+                client.append("INBOX", mail.raw)
+            finally:
+                with contextlib.suppress(IMAPClientError, OSError):
+                    client.logout()
+        except (IMAPClientError, OSError) as exc:
+            return type(exc).__name__
+        self.appended.set()
+        return "250"
+
+
+class MarkAudit:
+    """While the soak runs: every mail found marked on the server must already be stored
+    (the mark only after the commit). Reads the mailbox first, the database second."""
+
+    def __init__(self, dovecot: Dovecot, database: Database, acknowledge: str,
+                 keyword: str) -> None:
+        self.dovecot = dovecot
+        self.database = database
+        self.acknowledge = acknowledge
+        self.keyword = keyword
+        self.rounds = 0
+        self.failures: Counter[str] = Counter()
+        self.marked_seen: set[str] = set()
+        self.early: list[str] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="mark audit", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(30)
+
+    def _run(self) -> None:
+        engine = self.database.engine()
+        try:
+            while not self.stopped.wait(1.0):
+                try:
+                    marked = {m.message_id for m in self.dovecot.contents()
+                              if imap_marked(m, self.acknowledge, self.keyword)}
+                    with engine.connect() as connection:
+                        stored = {row.message_id for row in connection.execute(text(
+                            "SELECT message_id FROM inbound_mail WHERE source = 'imap'"))}
+                except Exception as exc:  # noqa: BLE001 - a busy database: next round
+                    self.failures[type(exc).__name__] += 1
+                    continue
+                self.rounds += 1
+                self.marked_seen |= marked
+                self.early += sorted(marked - stored)
+        finally:
+            engine.dispose()
 
 
 # --- the daemon ------------------------------------------------------------------------
@@ -642,9 +861,14 @@ class Faults:
 
 # --- the run ---------------------------------------------------------------------------
 
-def write_config(folder: Path, database_url: str, smtp_port: int, sink_port: int) -> Path:
-    """The keys of tests/support/servers.py write_config, with short retries."""
+def write_config(folder: Path, database_url: str, smtp_port: int, sink_port: int,
+                 imap: dict[str, Any] | None = None) -> Path:
+    """The keys of tests/support/servers.py write_config, with short retries; ``imap``:
+    the keys of the support mailbox's [mailbox.imap] section."""
     config = folder / "mailcase.toml"
+    imap_lines = "".join(
+        f"{key} = {value if isinstance(value, int | float) else json.dumps(str(value))}\n"
+        for key, value in (imap or {}).items())
     config.write_text(f"""\
 [database]
 url = "{database_url}"
@@ -685,7 +909,7 @@ level = "INFO"
 [[mailbox]]
 address = "{SUPPORT}"
 name = "Support"
-""", encoding="utf-8")
+""" + (f"\n[mailbox.imap]\n{imap_lines}" if imap else ""), encoding="utf-8")
     return config
 
 
@@ -693,7 +917,7 @@ name = "Support"
 class Verdict:
     """What the database and the sink say about what the sender was told."""
 
-    rows: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
@@ -705,7 +929,8 @@ class Snapshot:
     def __init__(self, engine: Engine, sink: Sink) -> None:
         with engine.connect() as connection:
             inbound = connection.execute(text(
-                "SELECT id, message_id, status, case_id, opened_case, outcome FROM inbound_mail"
+                "SELECT id, message_id, status, case_id, opened_case, outcome, source "
+                "FROM inbound_mail"
             )).all()
             messages = connection.execute(text(
                 "SELECT message_id, case_id FROM messages WHERE direction = 'in'")).all()
@@ -779,47 +1004,63 @@ def check_mail(mail: Mail, seen: Snapshot, verdict: Verdict) -> None:
                         f"tries, {acks[0].last_error})")
 
 
-def verify(sender: Sender, seen: Snapshot, kills: list[tuple[float, str]],
-           started: float) -> Verdict:
+def verify(channels: list[tuple[str, Sender]], seen: Snapshot,
+           kills: list[tuple[float, str]], started: float) -> Verdict:
+    """Each channel (SMTP, IMAP) checked mail by mail; a table row for each."""
     verdict = Verdict()
-    with sender.lock:
-        mails = list(sender.mails)
-    acked = [m for m in mails if m.acked]
-    for mail in acked:
-        check_mail(mail, seen, verdict)
-    ours = {m.message_id for m in mails}
-    if strangers := [mid for mid in seen.inbound if mid not in ours]:
-        verdict.problems.append(f"{len(strangers)} stored mails the sender never sent")
+    domains = {sender.domain: name for name, sender in channels}
+    twice_by: dict[str, int] = Counter()
     twice = {mid: n for mid, n in seen.copies.items() if n > 1}
-    counts = verdict.counts
-    verdict.rows = {
-        "sent": len(mails), "acknowledged": len(acked), "lost": counts["lost"],
-        "processed twice": counts["processed twice"],
-        "outbound expected": counts["outbound expected"], "delivered": counts["delivered"],
-        "delivered twice": len(twice),
-    }
-    errors: Counter[str] = Counter()
-    for mail in mails:
-        errors.update(mail.errors)
-    rejected = Counter(m.rejected for m in mails if m.rejected)
-    never = sum(1 for m in mails if not m.acked and not m.rejected)
-    unacked_stored = sum(1 for m in mails if not m.acked and m.message_id in seen.inbound)
-    statuses = {k[7:]: v for k, v in counts.items() if k.startswith("status ")}
-    verdict.notes += [
-        f"new mails {sum(1 for m in mails if m.parent is None)}, replies "
-        f"{sum(1 for m in mails if m.parent is not None)}; send attempts "
-        f"{sum(m.attempts for m in mails)}; answers before a 250: "
-        f"{dict(errors.most_common())}",
-        f"never acknowledged {never}, rejected 5xx {dict(rejected)}; stored, 250 lost in a "
-        f"crash, kept once after the re-send: {unacked_stored}",
-        f"acknowledged mail by status {statuses}; stored twice {counts['stored twice']}; "
-        f"misthreaded replies {counts['misthreaded']}; acknowledgements not queued "
-        f"{counts['not queued']}",
+    for mid in twice:
+        rcpt = next(r for m, r, _ in seen.received if m == mid)
+        owner = max((d for d in domains if rcpt.endswith(f".{d}")), key=len, default="")
+        twice_by[domains.get(owner, "?")] += 1
+    ours: set[str] = set()
+    for name, sender in channels:
+        part = Verdict()
+        with sender.lock:
+            mails = list(sender.mails)
+        ours |= {m.message_id for m in mails}
+        acked = [m for m in mails if m.acked]
+        for mail in acked:
+            check_mail(mail, seen, part)
+        counts = part.counts
+        sources = Counter(seen.inbound[m.message_id][0].source for m in acked
+                          if seen.inbound.get(m.message_id))
+        if wrong := {s: n for s, n in sources.items() if s != name}:
+            part.problems.append(f"{name} mail stored with source {wrong}")
+        verdict.rows.append({
+            "channel": name, "sent": len(mails), "acknowledged": len(acked),
+            "lost": counts["lost"], "processed twice": counts["processed twice"],
+            "outbound expected": counts["outbound expected"],
+            "delivered": counts["delivered"], "delivered twice": twice_by[name],
+        })
+        errors: Counter[str] = Counter()
+        for mail in mails:
+            errors.update(mail.errors)
+        rejected = Counter(m.rejected for m in mails if m.rejected)
+        never = sum(1 for m in mails if not m.acked and not m.rejected)
+        unacked_stored = sum(1 for m in mails if not m.acked and m.message_id in seen.inbound)
+        statuses = {k[7:]: v for k, v in counts.items() if k.startswith("status ")}
+        verdict.notes += [
+            f"{name}: new mails {sum(1 for m in mails if m.parent is None)}, replies "
+            f"{sum(1 for m in mails if m.parent is not None)}; attempts "
+            f"{sum(m.attempts for m in mails)}; answers before the ack: "
+            f"{dict(errors.most_common())}",
+            f"{name}: never acknowledged {never}, rejected 5xx {dict(rejected)}; stored, ack "
+            f"lost in a crash, kept once after the re-send: {unacked_stored}",
+            f"{name}: acknowledged mail by status {statuses}, by source {dict(sources)}; "
+            f"stored twice {counts['stored twice']}; misthreaded replies "
+            f"{counts['misthreaded']}; acknowledgements not queued {counts['not queued']}",
+        ]
+        verdict.problems += part.problems
+    if strangers := [mid for mid in seen.inbound if mid not in ours]:
+        verdict.problems.append(f"{len(strangers)} stored mails the soak never sent")
+    verdict.notes.append(
         f"outbound rows {len(seen.outbound)} by status "
         f"{dict(Counter(row.status for row in seen.outbound))}; the sink took "
         f"{len(seen.received)} copies of {len(seen.copies)} Message-IDs and refused "
-        f"{seen.sink_refused} RCPTs",
-    ]
+        f"{seen.sink_refused} RCPTs")
     for mid in twice:  # when each copy came, and the first kill after the first copy
         times = sorted(when for m, _, when in seen.received if m == mid)
         after = [(when, target) for when, target in kills if times[0] <= when <= times[-1]]
@@ -828,6 +1069,64 @@ def verify(sender: Sender, seen: Snapshot, kills: list[tuple[float, str]],
         verdict.notes.append(f"sent twice: {mid}, copies at "
                              f"{', '.join(f'{t - started:.1f}' for t in times)} s{kill}")
     return verdict
+
+
+def check_mailbox(feeder: ImapFeeder, contents: list[Stored], acknowledge: str,
+                  keyword: str, audit: MarkAudit, verdict: Verdict) -> None:
+    """The IMAP mailbox after the drain, as README says mailcase leaves it: every
+    appended mail marked once (keyword/seen: still in INBOX; move: in the processed
+    folder; delete: gone), none left unmarked, none marked before it was stored."""
+    with feeder.lock:
+        appended = {m.message_id for m in feeder.mails if m.acked}
+    where: dict[str, list[Stored]] = defaultdict(list)
+    for stored in contents:
+        where[stored.message_id].append(stored)
+    unmarked = [s for s in contents if not imap_marked(s, acknowledge, keyword)]
+    missing = sorted(mid for mid in appended if not where.get(mid)) if acknowledge in (
+        "keyword", "seen") else []
+    if acknowledge == "move":
+        kept = Counter(s.message_id for s in contents if s.folder == PROCESSED_FOLDER)
+        missing = sorted(mid for mid in appended if not kept[mid])
+        extra = {mid: n for mid, n in kept.items() if n > 1}
+    else:
+        extra = {mid: len(found) for mid, found in where.items() if len(found) > 1}
+    strangers = sorted(mid for mid in where if mid not in appended)
+    deleted_left = sum(b"\\Deleted" in s.flags for s in contents if s.folder == "INBOX")
+    verdict.notes.append(
+        f"imap mailbox ({acknowledge}): {len(contents)} mails in "
+        f"{dict(Counter(s.folder for s in contents))}; unmarked {len(unmarked)}; appended "
+        f"but not found {len(missing)}; Message-IDs found more than once {len(extra)}; "
+        f"\\Deleted left in INBOX {deleted_left}; mark audit: {audit.rounds} rounds saw "
+        f"{len(audit.marked_seen)} marked, {len(audit.early)} marked before stored, "
+        f"failed rounds {dict(audit.failures)}")
+    verdict.problems += [f"imap: left unmarked: {s.message_id} uid {s.uid} {s.flags}"
+                         for s in unmarked]
+    verdict.problems += [f"imap: appended, not in the mailbox: {mid}" for mid in missing]
+    verdict.problems += [f"imap: in the mailbox {n} times: {mid}" for mid, n in extra.items()]
+    verdict.problems += [f"imap: in the mailbox, never appended: {mid}" for mid in strangers]
+    verdict.problems += [f"imap: marked before it was stored: {mid}" for mid in audit.early]
+    for row in verdict.rows:
+        if row["channel"] == "imap":
+            row["box unmarked"] = len(unmarked)
+            row["box twice"] = len(extra)
+
+
+def imap_log_figures(logfile: Path) -> str:
+    """What the serve log says of its IMAP passes (a crash between commit and mark
+    shows as mail found again and 'already stored')."""
+    found = stored = again = failed = 0
+    for line in logfile.read_text(errors="replace").splitlines():
+        if "IMAP poll of" in line and " found, " in line:
+            numbers = [int(w) for w in line.replace(",", " ").split()
+                       if w.isdigit()][-3:]
+            if len(numbers) == 3:
+                found, stored, again = (found + numbers[0], stored + numbers[1],
+                                        again + numbers[2])
+        elif "IMAP poll of" in line and " failed " in line:
+            failed += 1
+    return (f"imap passes per serve.log: found {found}, stored {stored}, found again "
+            f"(already stored: committed, mark lost in a kill) {again}; failed passes "
+            f"{failed}")
 
 
 class Soak:
@@ -844,12 +1143,38 @@ class Soak:
         self.database = Database(args.engine, self.folder, full_volume=args.db_outage)
         self.faults = Faults(args, self.database, self.sink)
         port = listener_port(random.Random(args.seed + 2))
-        config = write_config(self.folder, self.database.url, port, self.sink.port)
+        self.dovecot: Dovecot | None = None
+        self.feeder: ImapFeeder | None = None
+        self.audit: MarkAudit | None = None
+        imap: dict[str, Any] | None = None
+        smtp_rate = args.rate
+        if args.imap:
+            self.folder.chmod(0o711)  # Dovecot's mail user must reach its home below it
+            self.dovecot = Dovecot(self.folder / "dovecot")
+            imap = {"host": "127.0.0.1", "port": self.dovecot.port, "tls": "none",
+                    "username": SUPPORT, "password_file": self.dovecot.password_file,
+                    "folder": "INBOX", "acknowledge": args.imap_acknowledge,
+                    "poll_seconds": 2.0, "timeout": 10.0}
+            if args.imap_acknowledge == "move":
+                imap["processed_folder"] = PROCESSED_FOLDER
+                # mailcase does not create it: without it every pass fails at the first
+                # mail's COPY (TRYCREATE) and nothing more is taken from the mailbox.
+                self.dovecot.create_folder(PROCESSED_FOLDER)
+            smtp_rate = args.rate * (1 - args.imap_share)
+            self.feeder = ImapFeeder(self.dovecot, args.rate * args.imap_share,
+                                     args.reply_share, random.Random(args.seed + 3),
+                                     f"{os.getpid()}-imap")
+            self.audit = MarkAudit(self.dovecot, self.database, args.imap_acknowledge,
+                                   IMAP_KEYWORD)
+            log(f"dovecot on 127.0.0.1:{self.dovecot.port}; IMAP {args.rate * args.imap_share:g}"
+                f" mails/s, SMTP {smtp_rate:g} mails/s; acknowledge = {args.imap_acknowledge}")
+        config = write_config(self.folder, self.database.url, port, self.sink.port, imap)
         self.logfile = (self.folder / "serve.log").open("a", encoding="utf-8")
         self.serve = Serve(config, port, self.logfile)
-        self.sender = Sender(port, args.rate, args.reply_share, random.Random(args.seed + 1),
+        self.sender = Sender(port, smtp_rate, args.reply_share, random.Random(args.seed + 1),
                              f"{os.getpid()}")
         self.kills: Counter[str] = Counter()
+        self.timed_kills = 0  # serve kills aimed just after an IMAP APPEND
         self.kill_times: list[tuple[float, str]] = []
         self.waits: list[float] = []
 
@@ -860,20 +1185,35 @@ class Soak:
             log(f"serve up in {self.serve.wait_up(60):.1f} s; sending {self.args.rate:g} "
                 "mails/s")
             self.sender.start()
+            if self.feeder is not None and self.audit is not None:
+                self.feeder.start()
+                self.audit.start()
             self.cycles()
             self.faults.end()
             drained = self.drain()
             code = self.serve.stop()
             orphans = self.serve.reap_orphans()
             engine = self.database.engine()
+            channels: list[tuple[str, Sender]] = [("smtp", self.sender)]
+            if self.feeder is not None:
+                channels.append(("imap", self.feeder))
             try:
-                verdict = verify(self.sender, Snapshot(engine, self.sink), self.kill_times,
+                verdict = verify(channels, Snapshot(engine, self.sink), self.kill_times,
                                  self.started)
             finally:
                 engine.dispose()
-            verdict.rows = {"engine": self.args.engine, "cycles": self.kills.total(),
-                            "kills (serve/child)": f"{self.kills['serve']}/{self.kills['child']}",
-                            **verdict.rows, "elapsed s": f"{time.monotonic() - self.started:.0f}"}
+            if self.dovecot is not None and self.feeder is not None and self.audit is not None:
+                check_mailbox(self.feeder, self.dovecot.contents(), self.args.imap_acknowledge,
+                              IMAP_KEYWORD, self.audit, verdict)
+                verdict.notes += [
+                    imap_log_figures(Path(self.logfile.name)),
+                    f"serve kills timed just after an IMAP APPEND: {self.timed_kills}"]
+            verdict.rows = [
+                {"channel": row["channel"], "engine": self.args.engine,
+                 "cycles": self.kills.total(),
+                 "kills (serve/child)": f"{self.kills['serve']}/{self.kills['child']}",
+                 **row, "elapsed s": f"{time.monotonic() - self.started:.0f}"}
+                for row in verdict.rows]
             verdict.notes += [
                 f"serve starts {self.serve.starts}, exits by itself {self.serve.exits}, final "
                 f"stop exit code {code}; processing children seen "
@@ -885,7 +1225,8 @@ class Soak:
                 *self.database.notes,
             ]
             failed = bool(verdict.problems or not drained or orphans or code != 0
-                          or verdict.rows["delivered"] != verdict.rows["outbound expected"])
+                          or any(row["delivered"] != row["outbound expected"]
+                                 for row in verdict.rows))
             print_table(verdict)
         finally:
             self.cleanup(keep=failed or self.args.keep)
@@ -903,6 +1244,13 @@ class Soak:
                 self.faults.start(plan[cycle])
             time.sleep(self.rng.uniform(args.min_gap, args.max_gap))
             target = "child" if self.rng.random() < args.child_share else "serve"
+            if target == "serve" and self.feeder is not None \
+                    and self.rng.random() < args.imap_kill_share:
+                # Into the IMAP pass the APPEND sets off: fetch, commit, mark.
+                self.feeder.appended.clear()
+                if self.feeder.appended.wait(5):
+                    time.sleep(self.rng.uniform(0.0, 0.3))
+                    self.timed_kills += 1
             worker = serve.worker() if target == "child" else None
             if worker is not None:
                 self.kill_times.append((time.monotonic(), target))
@@ -915,38 +1263,61 @@ class Soak:
             self.kills[target] += 1
             with self.sender.lock:
                 count, acked = len(self.sender.mails), sum(m.acked for m in self.sender.mails)
-            log(f"cycle {cycle}: killed {target}; {count} sent, {acked} acknowledged")
+            imap = ""
+            if self.feeder is not None:
+                with self.feeder.lock:
+                    imap = (f"; imap {len(self.feeder.mails)} made, "
+                            f"{sum(m.acked for m in self.feeder.mails)} appended")
+            log(f"cycle {cycle}: killed {target}; {count} sent, {acked} acknowledged{imap}")
 
     def drain(self) -> bool:
         """Stop new mail, get the rest acknowledged, wait until nothing is pending."""
-        self.sender.stop_generating()
+        senders = [self.sender] + ([self.feeder] if self.feeder is not None else [])
+        for sender in senders:
+            sender.stop_generating()
         log("sending stopped; re-sending what was refused, then draining")
         self.waits.append(self.serve.wait_up(90))
         deadline = time.monotonic() + self.args.drain_seconds
-        while self.sender.outstanding() and time.monotonic() < deadline:
+        while any(s.outstanding() for s in senders) and time.monotonic() < deadline:
             time.sleep(0.5)
-        self.sender.stop()
-        inbound = outbound = -1
+        for sender in senders:
+            sender.stop()
+        inbound = outbound = unmarked = -1
         while time.monotonic() < deadline:
             try:
                 inbound, outbound = self.database.pending()
+                unmarked = self.imap_unmarked()
             except Exception as exc:  # noqa: BLE001 - a busy database: look again
                 log(f"counting pending mail failed: {exc}")
-            if inbound == 0 and outbound == 0:
+            if inbound == 0 and outbound == 0 and unmarked == 0:
                 log("drained")
                 return True
             time.sleep(1.0)
         log(f"NOT drained after {self.args.drain_seconds:g} s: {inbound} inbound, "
-            f"{outbound} outbound pending")
+            f"{outbound} outbound pending, {unmarked} unmarked in the IMAP mailbox")
         return False
+
+    def imap_unmarked(self) -> int:
+        """Mail in the IMAP mailbox that mailcase has not marked yet (0 without IMAP)."""
+        if self.dovecot is None:
+            return 0
+        return sum(not imap_marked(m, self.args.imap_acknowledge, IMAP_KEYWORD)
+                   for m in self.dovecot.contents())
 
     def cleanup(self, keep: bool) -> None:
         self.faults.end()
         self.sender.stop_generating()
         self.sender.stop()
+        if self.feeder is not None:
+            self.feeder.stop_generating()
+            self.feeder.stop()
+        if self.audit is not None:
+            self.audit.stop()
         self.serve.stop()
         self.serve.reap_orphans(timeout=0)
         self.sink.stop()
+        if self.dovecot is not None:
+            self.dovecot.stop()
         self.logfile.close()
         self.database.close(keep)
         if keep:
@@ -957,13 +1328,14 @@ class Soak:
 
 
 def print_table(verdict: Verdict) -> None:
-    heads = list(verdict.rows)
-    cells = [str(verdict.rows[h]) for h in heads]
-    widths = [max(len(h), len(c)) for h, c in zip(heads, cells, strict=True)]
+    heads = list(dict.fromkeys(h for row in verdict.rows for h in row))
+    table = [[str(row.get(h, "")) for h in heads] for row in verdict.rows]
+    widths = [max([len(h)] + [len(cells[n]) for cells in table]) for n, h in enumerate(heads)]
     print()
     print("| " + " | ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    print("| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |")
+    for cells in table:
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |")
     print()
     for note in verdict.notes:
         print(f"  {note}")
@@ -1002,6 +1374,14 @@ def main() -> int:
                              "runs 72 s)")
     parser.add_argument("--max-seconds", type=float, default=200.0,
                         help="no new cycle after this many seconds")
+    parser.add_argument("--imap", action="store_true",
+                        help="also feed a throwaway Dovecot's INBOX that the daemon polls")
+    parser.add_argument("--imap-share", type=float, default=0.3,
+                        help="share of --rate APPENDed over IMAP instead of sent by SMTP (0.3)")
+    parser.add_argument("--imap-acknowledge", choices=["keyword", "seen", "move", "delete"],
+                        default="keyword", help="the mailbox's acknowledge mode (keyword)")
+    parser.add_argument("--imap-kill-share", type=float, default=0.5,
+                        help="share of serve kills timed just after an APPEND (0.5)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true",
                         help="keep the folder and database (always kept after a failure)")
