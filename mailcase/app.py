@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
 from mailcase.config import Settings
-from mailcase.identity.addresses import OwnAddresses
 from mailcase.identity.authentication import DkimVerifier, TxtLookup
 from mailcase.identity.tokens import SecretError, TokenSigner, load_secrets
 from mailcase.intake.accept import Intake
@@ -48,7 +47,7 @@ def _services(settings: Settings, create_secret: bool, dns: TxtLookup | None) ->
     composer = Composer(settings, Templates(settings.templates.dir), signer)
     return Services(settings=settings, signer=signer, composer=composer,
                     notifier=Notifier(composer, settings.attachments.notify_max_size),
-                    own=OwnAddresses.of(settings), dkim=DkimVerifier(dns))
+                    own=composer.own, dkim=DkimVerifier(dns))
 
 
 def make_transport(settings: Settings) -> Transport:

@@ -214,15 +214,14 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
         except CaseError as exc:
             refused.append(str(exc))
             break
-    if refused and ctx.inbound.source != "import":
-        ctx.notes.extend(refused)
-        # To an unproven sender of a new mail only within the acknowledgement's limits:
-        # one such mail per interval, none in a flood, so no forged From is mailed twice.
-        if mailbox.collaborators != "none" and (
-                proven or held_back(ctx, mailbox, sender.email) is None):
-            explain(ctx, case, refused)
-    elif refused:
-        ctx.notes.extend(refused)
+    if not refused:
+        return
+    ctx.notes.extend(refused)
+    # To an unproven sender of a new mail only within the acknowledgement's limits: one
+    # such mail per interval, none in a flood, so no forged From is mailed twice.
+    if ctx.inbound.source != "import" and mailbox.collaborators != "none" and (
+            proven or held_back(ctx, mailbox, sender.email) is None):
+        explain(ctx, case, refused)
 
 
 def _priority(mail: parsing.ParsedMail) -> str:

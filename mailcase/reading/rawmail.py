@@ -54,12 +54,13 @@ def _bounded_head(slices: Iterable[bytes], notes: list[str]) -> Iterator[bytes]:
     (a million header lines cost the parser seconds and half a GB): then the block is
     cut at a line end there, and its remaining lines are skipped up to the body."""
     pieces = iter(slices)
-    head = b""
+    head, body_start = b"", 0
     for piece in pieces:
         head += piece
-        if header_end(head)[1] < len(head) or len(head) > HEADERS_READ:
+        body_start = header_end(head)[1]
+        if body_start < len(head) or len(head) > HEADERS_READ:
             break
-    if header_end(head)[1] <= HEADERS_READ:  # the block ends within the limit
+    if body_start <= HEADERS_READ:  # the block ends within the limit
         yield head
         yield from pieces
         return
