@@ -70,11 +70,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiosmtpd.controller import Controller
-from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Engine, create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the tests' Dovecot launcher, shared with the tests
+from tests.support.dovecot import Dovecot  # noqa: E402
+from tests.support.dovecot import missing as dovecot_missing  # noqa: E402
+
 MAILCASE = Path(sys.executable).with_name("mailcase")
 SUPPORT = "support@example.com"
 PG_HOST = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -307,49 +310,6 @@ class Sender:
 IMAP_KEYWORD = "$MailcaseStored"  # mailcase's default keyword
 IMAP_DOMAIN = "imap.customer.example"
 PROCESSED_FOLDER = "Processed"
-# The approach of tests/support/dovecot.py: a throwaway config, one user, a Maildir.
-DOVECOT_CONFIG = """\\
-base_dir = {root}/run
-state_dir = {root}/state
-protocols = imap
-verbose_proctitle = yes
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-default_internal_user = dovecot
-default_login_user = dovenull
-first_valid_uid = 1
-log_path = {root}/dovecot.log
-mail_location = maildir:~/Maildir
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
-  driver = static
-  args = uid=dovecot gid=dovecot home={root}/home/%u
-}}
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service anvil {{
-  chroot =
-  unix_listener anvil-auth-penalty {{
-    path = anvil-auth-penalty-disabled
-  }}
-}}
-"""
-
-
 @dataclass(frozen=True)
 class Stored:
     """One mail in the IMAP mailbox as the soak finds it."""
@@ -360,49 +320,9 @@ class Stored:
     flags: tuple[bytes, ...]
 
 
-class Dovecot:
-    """A throwaway Dovecot on a free loopback port, holding the support mailbox."""
-
-    def __init__(self, root: Path) -> None:
-        binary = shutil.which("dovecot")
-        if binary is None:
-            raise SystemExit("--imap needs Dovecot (apt-get install dovecot-imapd)")
-        self.root, self.port = root, free_port()
-        for sub in ("run", "state", "home"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        root.chmod(0o755)
-        (root / "home").chmod(0o777)  # the mail user (dovecot) creates its Maildir here
-        self.password = secrets.token_hex(12)  # a throwaway, new each run
-        (root / "users").write_text(f"{SUPPORT}:{{PLAIN}}{self.password}\n")
-        self.password_file = root / "imap-password"
-        self.password_file.write_text(self.password + "\n")
-        self.password_file.chmod(0o600)
-        config = root / "dovecot.conf"
-        config.write_text(DOVECOT_CONFIG.format(root=root, port=self.port))
-        self.process = subprocess.Popen([binary, "-F", "-c", str(config)],
-                                        start_new_session=True)
-        deadline = time.monotonic() + 10
-        while not self._listening():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"Dovecot did not start; see {root / 'dovecot.log'}")
-            time.sleep(0.1)
-
-    def _listening(self) -> bool:
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def client(self, timeout: float = 10.0) -> Any:
-        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=timeout)
-        client.login(SUPPORT, self.password)
-        return client
-
-    def create_folder(self, folder: str) -> None:
-        client = self.client()
-        try:
-            client.create_folder(folder)
-        finally:
-            with contextlib.suppress(IMAPClientError, OSError):
-                client.logout()
+class Mailbox(Dovecot):
+    """The tests' throwaway Dovecot (tests/support/dovecot.py), holding the support
+    mailbox, with a look at every folder for the audit."""
 
     def contents(self) -> list[Stored]:
         """Every mail in every folder, with its Message-ID and flags (not \\\\Recent)."""
@@ -426,11 +346,18 @@ class Dovecot:
                 client.logout()
         return found
 
-    def stop(self) -> None:
-        """Kill the server and every process it started."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+
+
+def start_mailbox(root: Path) -> Mailbox:
+    """A running Dovecot for ``--imap``, with a throwaway password; a clear exit when
+    this machine cannot run one."""
+    reason = dovecot_missing()
+    if reason is not None:
+        raise SystemExit(f"--imap needs Dovecot: {reason}")
+    try:
+        return Mailbox(root, password=secrets.token_hex(12))
+    except AssertionError as exc:
+        raise SystemExit(f"Dovecot did not start ({exc}); see {root / 'dovecot.log'}") from exc
 
 
 def imap_marked(mail: Stored, acknowledge: str, keyword: str) -> bool:
@@ -447,7 +374,7 @@ def imap_marked(mail: Stored, acknowledge: str, keyword: str) -> bool:
 class ImapFeeder(Sender):
     """The sender's twin that APPENDs its mail to the IMAP INBOX: an OK is the ack."""
 
-    def __init__(self, dovecot: Dovecot, rate: float, reply_share: float,
+    def __init__(self, dovecot: Mailbox, rate: float, reply_share: float,
                  rng: random.Random, tag: str) -> None:
         super().__init__(dovecot.port, rate, reply_share, rng, tag, IMAP_DOMAIN)
         self.dovecot = dovecot
@@ -473,7 +400,7 @@ class MarkAudit:
     """While the soak runs: every mail found marked on the server must already be stored
     (the mark only after the commit). Reads the mailbox first, the database second."""
 
-    def __init__(self, dovecot: Dovecot, database: Database, acknowledge: str,
+    def __init__(self, dovecot: Mailbox, database: Database, acknowledge: str,
                  keyword: str) -> None:
         self.dovecot = dovecot
         self.database = database
@@ -1143,14 +1070,14 @@ class Soak:
         self.database = Database(args.engine, self.folder, full_volume=args.db_outage)
         self.faults = Faults(args, self.database, self.sink)
         port = listener_port(random.Random(args.seed + 2))
-        self.dovecot: Dovecot | None = None
+        self.dovecot: Mailbox | None = None
         self.feeder: ImapFeeder | None = None
         self.audit: MarkAudit | None = None
         imap: dict[str, Any] | None = None
         smtp_rate = args.rate
         if args.imap:
             self.folder.chmod(0o711)  # Dovecot's mail user must reach its home below it
-            self.dovecot = Dovecot(self.folder / "dovecot")
+            self.dovecot = start_mailbox(self.folder / "dovecot")
             imap = {"host": "127.0.0.1", "port": self.dovecot.port, "tls": "none",
                     "username": SUPPORT, "password_file": self.dovecot.password_file,
                     "folder": "INBOX", "acknowledge": args.imap_acknowledge,

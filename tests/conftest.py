@@ -25,6 +25,7 @@ from mailcase import config
 from mailcase.app import App
 from mailcase.store import db, migrate
 from tests.support.dovecot import Dovecot
+from tests.support.dovecot import missing as dovecot_missing
 from tests.support.mailsink import Sink
 from tests.support.servers import require, running_daemon, write_config  # noqa: F401
 
@@ -137,6 +138,8 @@ def dovecot() -> Iterator[Dovecot]:
     Its folder lives outside pytest's private (mode 0700) tmp tree, because Dovecot's
     own unprivileged users must reach the password file and the Maildir.
     """
+    reason = dovecot_missing()
+    require(reason is None, reason or "")
     root = Path(tempfile.mkdtemp(prefix="mailcase-dovecot-"))
     server = Dovecot(root)
     yield server

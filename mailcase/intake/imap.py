@@ -67,12 +67,13 @@ class ImapPoller:
         self.credentials = Credentials(mailbox.imap)
         self.failures = 0
         self.logged_in_at = 0.0
+        self.processed_ready = False
 
     def poll(self) -> PollResult:
         """One pass over the folder on a connection of its own."""
         try:
             with self.session() as client:
-                client.select_folder(self.settings.folder)
+                self.open_folder(client)
                 return self.catch_up(client)
         except Exception as exc:  # any failure is a failed pass, counted
             raise self.failed(exc) from exc
@@ -122,6 +123,19 @@ class ImapPoller:
             log.error("could not record the IMAP poll of %s: %s", self.mailbox.address, exc)
         self._quarantine(client)
         return PollResult(len(uids), stored, duplicates)
+
+    def open_folder(self, client: IMAPClient) -> None:
+        """Select the watched folder, first creating the folder mail is moved to when it
+        is missing (checked once per poller): a COPY into a folder that does not exist
+        fails with [TRYCREATE], and would fail every pass after storing the mail."""
+        folder = self.settings.processed_folder
+        if self.settings.acknowledge == "move" and folder and not self.processed_ready:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+                log.warning("created the IMAP folder %r of %s, where stored mail is moved",
+                            folder, self.mailbox.address)
+            self.processed_ready = True
+        client.select_folder(self.settings.folder)
 
     def _unmarked(self) -> list[Any]:
         """Search criteria for the mail not yet marked as stored."""
@@ -265,7 +279,7 @@ class IdleWatcher:
         with self.poller.session() as client:
             if b"IDLE" not in client.capabilities():
                 return False
-            client.select_folder(self.poller.settings.folder)
+            self.poller.open_folder(client)
             ends = self.poller.credentials.session_ends(self.poller.logged_in_at)
             while not self.stop.is_set() and time.monotonic() < ends:
                 self.poller.catch_up(client)

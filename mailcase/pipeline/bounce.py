@@ -11,6 +11,8 @@ opens a case and is never answered.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
 from mailcase.identity.tokens import is_bounce_token, token_of
@@ -43,11 +45,12 @@ def take_bounces(ctx: Context) -> None:
     verified = ctx.verp_outbound is not None
     outbound = ctx.verp_outbound or _by_original(ctx, report.original_message_id)
     said = []
-    for failure in report.failures:
+    failures = [_trusted(failure, outbound) for failure in report.failures]
+    for failure in failures:
         ours = outbound is not None and (
             outbound.rcpt_to in (failure.recipient, failure.original)
             # a VERP address names one mail to one recipient: its only failure is about it
-            or (verified and len(report.failures) == 1)
+            or (verified and len(failures) == 1)
         )
         ctx.session.add(Bounce(
             inbound_id=ctx.inbound.id, outbound_id=outbound.id if ours and outbound else None,
@@ -64,6 +67,15 @@ def take_bounces(ctx: Context) -> None:
                     + ("" if ours else " (matches no mail we sent to it)"))
     about = f" of outbound {outbound.id}" if outbound is not None else ""
     raise Drop(f"bounce{about}: " + "; ".join(said), keep=True)
+
+
+def _trusted(failure: bounces.Failure, outbound: OutboundMail | None) -> bounces.Failure:
+    """The failure as far as it is believed: prose naming another address than the one
+    we sent to (an alias it expanded to, or a misread line) is not trusted to stop
+    mail, so it counts as a soft bounce at most."""
+    if failure.from_prose and outbound is not None and failure.recipient != outbound.rcpt_to:
+        return replace(failure, permanent=False)
+    return failure
 
 
 def _from_a_daemon(ctx: Context) -> bool:

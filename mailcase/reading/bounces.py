@@ -18,6 +18,7 @@ from email.policy import compat32
 
 from flufl.bounce import all_failures
 
+from mailcase.reading.bouncetext import message_ids_in, text_failures
 from mailcase.reading.headers import eight_bit
 from mailcase.reading.parsing import ParsedMail, message_ids
 from mailcase.reading.rawmail import read_message
@@ -37,6 +38,7 @@ class Failure:
     status: str | None = None
     diagnostic: str | None = None
     original: str | None = None  # the address as first sent, before alias expansion
+    from_prose: bool = False  # read from a report's text, not from its fields
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,11 @@ def looks_like_bounce(mail: ParsedMail, mail_from: str | None) -> bool:
 def read(raw: bytes) -> Report:
     """Every failure the bounce in ``raw`` reports, and the original's Message-ID."""
     message = read_message((raw,))
-    failures = [f for f in _dsn_failures(message) or _other_failures(message)
-                if _PLAUSIBLE.match(f.recipient)]
+    failures = _plausible(_dsn_failures(message))
+    if not failures:
+        ids = message_ids_in(message)  # flufl.bounce takes a Message-ID for an address
+        failures = [f for f in _plausible(_other_failures(message)) if f.recipient not in ids]
+    failures = failures or _plausible(_prose_failures(message))
     return Report(tuple(failures), _original_id(message))
 
 
@@ -71,6 +76,12 @@ def read(raw: bytes) -> Report:
 _NOT_IN = r"\s@<>|\"(),;:\\\[\]{}"
 _PLAUSIBLE = re.compile(
     rf'^(?:"[^"\\\r\n]+"|[^{_NOT_IN}/][^{_NOT_IN}]*)@[^{_NOT_IN}/.][^{_NOT_IN}/]*$')
+
+
+def _plausible(failures: list[Failure]) -> list[Failure]:
+    """The failures whose recipient looks like an address; when a reader finds none
+    (a DSN naming ``@host`` only), the next reader is asked."""
+    return [f for f in failures if _PLAUSIBLE.match(f.recipient)]
 
 
 def _dsn_failures(message: Message) -> list[Failure]:
@@ -123,6 +134,11 @@ def _other_failures(message: Message) -> list[Failure]:
     return [Failure(_text(a), True) for a in sorted(permanent)] + [
         Failure(_text(a), False) for a in sorted(temporary - permanent)
     ]
+
+
+def _prose_failures(message: Message) -> list[Failure]:
+    return [Failure(found.recipient, found.permanent, from_prose=True)
+            for found in text_failures(message)]
 
 
 def _original_id(message: Message) -> str | None:

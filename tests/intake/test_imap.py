@@ -57,6 +57,25 @@ def test_new_mail_becomes_a_case_and_is_marked(make_app: Callable[..., App], dov
     assert poller.poll().found == 0
 
 
+def test_move_creates_a_missing_processed_folder(make_app: Callable[..., App],
+                                                dovecot: Dovecot, tmp_path: Path) -> None:
+    """acknowledge = "move" into a folder nobody created: the poller creates it and
+    moves the stored mail there, instead of failing every pass on [TRYCREATE]."""
+    dovecot.append(mail(message_id="<move1@customer.org>").as_bytes())
+    _app, poller = imap_app(make_app, dovecot, tmp_path, acknowledge="move",
+                           processed_folder="Stored")
+    client = dovecot.client()
+    assert not client.folder_exists("Stored")
+    client.logout()
+    result = poller.poll()
+    assert (result.found, result.stored) == (1, 1)
+    assert dovecot.flags() == {}
+    assert len(dovecot.flags("Stored")) == 1
+    dovecot.append(mail(message_id="<move2@customer.org>").as_bytes())
+    assert poller.poll().stored == 1
+    assert len(dovecot.flags("Stored")) == 2
+
+
 def test_failure_before_the_commit_leaves_the_mail_untouched(
     make_app: Callable[..., App], dovecot: Dovecot, tmp_path: Path
 ) -> None:

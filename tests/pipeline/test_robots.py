@@ -184,12 +184,13 @@ def test_rfc6533_global_bounce_over_smtp_marks_the_address(app: App, sink: Sink)
 def test_unreadable_report_on_a_verp_address_counts_as_a_soft_bounce(
     app: App, sink: Sink
 ) -> None:
-    """A real DragonFly bounce (Sisimai corpus), whose text format no reader knows, sent
+    """A real DragonFly bounce (Sisimai corpus) whose text is cut to name no address, sent
     to the VERP address of our acknowledgement: the address names the mail and its
     recipient, so it is recorded as a soft bounce of that mail (counted, never a stop
     by itself) instead of a mere automatic reply."""
     ack = first_ack(app, sink)
-    raw = (DATA / "sisimai" / "lhost-dragonfly-01.eml").read_bytes()
+    raw = (DATA / "sisimai" / "lhost-dragonfly-01.eml").read_bytes().replace(
+        b" to <pseudo-local-part@google.example.com>.", b".")
     inbound = app.intake.accept(raw, mail_from="", rcpt_to=[ack.mail_from], source="test").id
     app.processor.drain()
     with app.sessions() as session:
@@ -201,6 +202,28 @@ def test_unreadable_report_on_a_verp_address_counts_as_a_soft_bounce(
             1, "ann@customer.org", False)
         status = session.get(RecipientStatus, "ann@customer.org")
         assert status is not None and status.soft_bounces == 1 and not status.undeliverable
+
+
+def test_a_prose_report_stops_mail_only_to_the_address_we_sent_to(
+    app: App, sink: Sink
+) -> None:
+    """A real DragonFly bounce (a text report, no DSN) on the VERP address of our
+    acknowledgement to ann: read for its failed address, which is not ann's, it is a
+    soft bounce of that mail; the same report naming ann marks her undeliverable."""
+    ack = first_ack(app, sink)
+    raw = (DATA / "sisimai" / "lhost-dragonfly-01.eml").read_bytes()
+    first = app.intake.accept(raw, mail_from="", rcpt_to=[ack.mail_from], source="test").id
+    about_ann = raw.replace(b"pseudo-local-part@google.example.com", b"ann@customer.org")
+    second = app.intake.accept(about_ann, mail_from="", rcpt_to=[ack.mail_from],
+                               source="test").id
+    app.processor.drain()
+    with app.sessions() as session:
+        rows = [session.get(InboundMail, first), session.get(InboundMail, second)]
+        assert [row.outcome for row in rows if row is not None] == [
+            "bounce of outbound 1: soft bounce for pseudo-local-part@google.example.com",
+            "bounce of outbound 1: hard bounce for ann@customer.org"]
+        status = session.get(RecipientStatus, "ann@customer.org")
+        assert status is not None and status.soft_bounces == 1 and status.undeliverable
 
 
 def test_clear_sends_what_the_mark_held_back(app: App, sink: Sink, tmp_path: Path) -> None:

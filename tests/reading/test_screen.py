@@ -80,6 +80,14 @@ DSN_BODY = (
         pytest.param(raw_mail(), "postmaster@customer.org", id="postmaster-envelope"),
         pytest.param(raw_mail(sender="Shop <noreply@shop.example>"), HUMAN_FROM,
                      id="noreply-from"),
+        pytest.param(raw_mail(sender="post_master@vtext.example"), HUMAN_FROM,
+                     id="post_master-from"),
+        pytest.param(raw_mail(sender='"Mail Deliver System" <MAILER-DAEMON>'), HUMAN_FROM,
+                     id="mailer-daemon-without-domain"),
+        pytest.param(raw_mail(sender="Mailer Daemon <poostmaster@mx.customer.org>"), HUMAN_FROM,
+                     id="daemon-display-name"),
+        pytest.param(raw_mail(sender="<>"), HUMAN_FROM, id="null-sender-written-as-from"),
+        pytest.param(raw_mail("X-ML-Name: neko"), HUMAN_FROM, id="fml-list-header"),
         pytest.param(
             raw_mail(
                 sender="Mail Delivery Subsystem <bounce-handler@customer.org>",
@@ -129,6 +137,8 @@ def test_robot_marker_gives_a_reason(raw: bytes, mail_from: str) -> None:
     ("raw", "mail_from"),
     [
         pytest.param(raw_mail(), HUMAN_FROM, id="plain-human-mail"),
+        pytest.param(raw_mail(sender="Mail Delivery Team Lead <lead@customer.org>"), HUMAN_FROM,
+                     id="display-name-only-starts-like-a-daemon"),
         pytest.param(raw_mail(subject="Out of office hours support?"), HUMAN_FROM,
                      id="subject-mentions-office-hours"),
         pytest.param(raw_mail(subject="Absence of invoice for March"), HUMAN_FROM,

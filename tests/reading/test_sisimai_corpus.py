@@ -19,8 +19,11 @@ CORPUS = DATA / "sisimai"
 OWN = frozenset({"support@example.com"})
 # Measured on this corpus (README, "Reliability and security"); raise them as the
 # reader learns more formats, never lower them.
-SCREENED_WITHOUT_ENVELOPE = 617
-RECIPIENTS_FOUND = 487
+SCREENED_WITHOUT_ENVELOPE = 624
+RECIPIENTS_FOUND = 576
+# Bounces where an address is found that Sisimai does not name (an alias's source, the
+# original's sender quoted as text): a ceiling, never raised.
+BEYOND_SISIMAI = 12
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,17 @@ def test_every_sample_is_taken_for_automatic_mail() -> None:
 
 def test_failed_recipients_are_found_and_never_made_up() -> None:
     """For bounces, every recipient Sisimai names is found in at least RECIPIENTS_FOUND
-    of them; whatever is found looks like an address (no pipe, path or JSON)."""
-    complete = 0
+    of them; whatever is found looks like an address (no pipe, path or JSON), and
+    addresses Sisimai does not name turn up in no more than BEYOND_SISIMAI."""
+    complete = beyond = 0
     for sample in (s for s in SAMPLES if s.kind == "bounce"):
         raw = (CORPUS / sample.name).read_bytes()
         found = {f.recipient for f in bounces.read(raw).failures}
         assert all("@" in r and " " not in r and "|" not in r for r in found), sample.name
         complete += bool(sample.recipients) and sample.recipients <= found
+        beyond += bool(found - sample.recipients)
     assert complete >= RECIPIENTS_FOUND, complete
+    assert beyond <= BEYOND_SISIMAI, beyond
 
 
 def test_no_sample_opens_a_case_or_is_answered(app: App) -> None:

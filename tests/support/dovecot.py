@@ -1,5 +1,7 @@
-"""A real Dovecot IMAP server for the tests: a throwaway config, one user, a Maildir, a
-free loopback port. Started per test; missing Dovecot skips locally and fails on CI."""
+"""A real Dovecot IMAP server for the tests and the crash soak: a throwaway config, one
+user, a Maildir, a free loopback port. Started per test; missing Dovecot skips locally
+and fails on CI (the fixture asks :func:`missing`). No pytest here: bench/soak.py runs
+the same server by hand."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from tests.support.mailsink import free_port
-from tests.support.servers import require, wait_for
+from tests.support.polling import wait_for
 
 USER, PASSWORD = "support@example.com", "imap-secret"
 CONFIG = """\
@@ -64,24 +66,34 @@ service anvil {{
 """
 
 
+def missing() -> str | None:
+    """Why no Dovecot can be started here, or None when one can."""
+    if shutil.which("dovecot") is None:
+        return "Dovecot is not installed (apt-get install dovecot-imapd)"
+    for name in ("dovecot", "dovenull"):
+        try:
+            pwd.getpwnam(name)
+            grp.getgrnam(name)
+        except KeyError:
+            return f"Dovecot's system user {name} is missing"
+    return None
+
+
 class Dovecot:
     """A running Dovecot; ``client()`` logs in as the support mailbox."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, password: str = PASSWORD) -> None:
+        reason = missing()
+        if reason is not None:
+            raise RuntimeError(reason)
         binary = shutil.which("dovecot")
-        require(binary is not None, "Dovecot is not installed (apt-get install dovecot-imapd)")
-        for name in ("dovecot", "dovenull"):
-            try:
-                pwd.getpwnam(name)
-                grp.getgrnam(name)
-            except KeyError:
-                require(False, f"Dovecot's system user {name} is missing")
         self.root, self.port = root, free_port()
         for sub in ("run", "state", "home"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)
         (root / "home").chmod(0o777)  # the mail user (dovecot) creates its Maildir here
-        self.set_password(PASSWORD)
+        self.password_file = root / "imap-password"  # for mailcase's password_file key
+        self.set_password(password)
         self.binary = str(binary)
         self.config = root / "dovecot.conf"
         self.config.write_text(CONFIG.format(root=root, port=self.port))
@@ -95,6 +107,8 @@ class Dovecot:
         users = self.root / "users"
         existed = users.exists()
         users.write_text(f"{USER}:{{PLAIN}}{secret}\n")
+        self.password_file.write_text(secret + "\n")
+        self.password_file.chmod(0o600)
         if existed:
             wait_for(self._password_works, timeout=10, what="Dovecot reading the new password")
 
@@ -115,8 +129,8 @@ class Dovecot:
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def client(self) -> IMAPClient:
-        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+    def client(self, timeout: float = 10.0) -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=timeout)
         client.login(USER, self.password)
         return client
 
@@ -126,6 +140,13 @@ class Dovecot:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
             client.append(folder, raw)
+        finally:
+            client.logout()
+
+    def create_folder(self, folder: str) -> None:
+        client = self.client()
+        try:
+            client.create_folder(folder)
         finally:
             client.logout()
 

@@ -6,8 +6,7 @@ import asyncio
 import os
 import smtplib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from mailcase.app import App
 from mailcase.service.daemon import Daemon
 from tests.support.paths import ROOT
+from tests.support.polling import wait_for  # noqa: F401 - re-exported: tests import it here
 
 REQUIRE_SERVERS = os.environ.get("MAILCASE_TEST_REQUIRE_SERVERS", "") not in ("", "0")
 
@@ -150,12 +150,3 @@ def mail(
     return message
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it is truthy; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
