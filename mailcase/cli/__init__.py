@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailcase import __version__
 from mailcase.cases.book import CaseError
 from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving
-from mailcase.cli.common import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_USER, UserError
+from mailcase.cli.common import EXIT_CONFIG, EXIT_PIPE, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.identity.tokens import SecretError
 from mailcase.intake.smtpauth import AuthFileError
@@ -60,7 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that went away is found here, not at exit
+        return code
+    except BrokenPipeError:
+        # `mailcase … | head`: the reader has all it wanted. Stop quietly, as a Unix
+        # tool killed by SIGPIPE does, and keep the interpreter's final flush quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except (ConfigError, SecretError, TemplateProblem, SchemaBehind, AuthFileError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CaseError, UserError) as exc:

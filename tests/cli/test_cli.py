@@ -457,6 +457,29 @@ def test_python_m_mailcase_lists_cases_as_json(case_config: Path) -> None:
     assert [row["number"] for row in json.loads(result.stdout)] == ["00001000"]
 
 
+@pytest.mark.parametrize("command", [["cases", "show", "00001000"],
+                                     ["cases", "show", "00001000", "--json"]])
+def test_a_reader_that_stops_early_is_no_error(ready_config: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               command: list[str]) -> None:
+    """`mailcase … | head -1` over a real pipe, with more output than the pipe holds:
+    the reader closes early, mailcase stops quietly as a Unix tool does (128 + SIGPIPE),
+    with nothing on stderr (it exited 70 with "unexpected error: BrokenPipeError")."""
+    story = "".join(f"Line {number} of a long story about a printer.\n"
+                    for number in range(6000))  # about 300 KB: far more than a pipe holds
+    assert ingest(capsys, ready_config, customer_mail("<long@customer.org>", body=story))[0] == 0
+    assert run(capsys, "-c", ready_config, "process")[0] == 0
+    shell = (f"{CONSOLE_SCRIPT} -c {ready_config} {' '.join(command)} 2>err | head -c 100 "
+             ">/dev/null; echo ${PIPESTATUS[0]}")
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True,
+                            env=subprocess_env(), cwd=ready_config.parent, timeout=120,
+                            check=False)
+    # 141 when the write that found the pipe closed raised; 0 when the kernel took part
+    # of it and the rest never had to be written. Never 70 and an error message.
+    assert result.stdout.strip() in ("141", "0"), (result.stdout, result.stderr)
+    assert (ready_config.parent / "err").read_text() == ""
+
+
 # --- envelope sender of piped mail -----------------------------------------------------------
 
 
