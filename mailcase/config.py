@@ -273,9 +273,10 @@ class AttachmentSettings(_Section):
 
 
 class TemplateSettings(_Section):
-    """Where the Jinja templates for auto-responses and notifications live."""
+    """The operator's own Jinja templates, if any: a set found there replaces the built-in
+    one whole; unset, every mail uses the templates built into the package."""
 
-    dir: Path = Path("templates")
+    dir: Path | None = None
 
 
 class TokenSettings(_Section):
@@ -466,7 +467,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "password_file": (rooted(settings.outbound.password_file)
                               if settings.outbound.password_file else None),
         }),
-        "templates": settings.templates.model_copy(update={"dir": rooted(settings.templates.dir)}),
+        "templates": settings.templates.model_copy(update={
+            "dir": rooted(settings.templates.dir) if settings.templates.dir else None}),
         "tokens": settings.tokens.model_copy(
             update={"secret_file": rooted(settings.tokens.secret_file)}
         ),

@@ -4,7 +4,6 @@ what is wrong, relative paths follow the config file, and the example file match
 from __future__ import annotations
 
 import re
-import shutil
 import typing
 from pathlib import Path
 
@@ -155,7 +154,7 @@ def test_example_config_loads_with_paths_beside_it(
     assert url.get_backend_name() == "sqlite"
     assert url.database == str(ROOT / "var" / "mailcase.db")
     assert settings.outbound.maildir == ROOT / "var" / "outbound"
-    assert settings.templates.dir == ROOT / "templates"
+    assert settings.templates.dir is None  # the built-in templates
     assert settings.tokens.secret_file == ROOT / "var" / "token-secret"
     assert [m.address for m in settings.mailbox] == ["support@example.com"]
 
@@ -167,12 +166,14 @@ def test_relative_config_path_resolves_paths_to_absolute_ones(
     its own folder, so later chdirs cannot move the database."""
     folder = tmp_path / "etc"
     folder.mkdir()
-    shutil.copy(EXAMPLE, folder / "mailcase.toml")
+    (folder / "mailcase.toml").write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        '# dir = "templates"', 'dir = "templates"'), encoding="utf-8")
+    (folder / "templates").mkdir()
     monkeypatch.chdir(tmp_path)
     settings = config.load(Path("etc/mailcase.toml"))
+    assert settings.templates.dir == folder / "templates"
     assert make_url(settings.database.url).database == str(folder / "var" / "mailcase.db")
     assert settings.outbound.maildir == folder / "var" / "outbound"
-    assert settings.templates.dir == folder / "templates"
     assert settings.tokens.secret_file == folder / "var" / "token-secret"
 
 

@@ -58,16 +58,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # `mailcase … | head`: the reader has all it wanted. Stop quietly, as a Unix
+        # tool killed by SIGPIPE does, and keep the interpreter's final flush quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's handler, its errors turned into one line on stderr and an exit code."""
     handler: Handler = args.handler
     try:
         code = handler(args)
         sys.stdout.flush()  # a reader that went away is found here, not at exit
         return code
     except BrokenPipeError:
-        # `mailcase … | head`: the reader has all it wanted. Stop quietly, as a Unix
-        # tool killed by SIGPIPE does, and keep the interpreter's final flush quiet too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_PIPE
+        raise
     except (ConfigError, SecretError, TemplateProblem, SchemaBehind, AuthFileError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except (CaseError, UserError) as exc:

@@ -13,7 +13,9 @@ from typing import Any
 from mailcase import config, logs
 from mailcase.app import App
 from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, settings_of
+from mailcase.config import Settings
 from mailcase.intake.smtpauth import hash_password
+from mailcase.outbound.templates import BUILT_IN, REQUIRED_SETS, Templates
 from mailcase.service import preflight
 from mailcase.service.daemon import Daemon, ListenError
 from mailcase.service.systemd import ServiceManager, passed_sockets
@@ -108,8 +110,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:{settings.smtp.port}"
                  if settings.smtp.enabled else "no listener")
     print(f"config OK: mailboxes {boxes}; {listening}; database {findings.database_state}; "
-          f"outbound via {settings.outbound.transport}")
+          f"outbound via {settings.outbound.transport}; {_template_sources(settings)}")
     return 0
+
+
+def _template_sources(settings: Settings) -> str:
+    """Which template sets are the operator's own, which built in."""
+    templates = Templates(settings.templates.dir)
+    own = [name for name in REQUIRED_SETS if templates.source(name) != BUILT_IN]
+    if not own:
+        return "templates built in"
+    return f"templates {', '.join(own)} from {settings.templates.dir}, the rest built in"
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:

@@ -1,8 +1,13 @@
 """Jinja templates for the mail mailcase writes: a subject, a text part and an optional HTML part.
 
-A template set ``NAME`` is three files in the templates folder: ``NAME.subject.j2``,
-``NAME.txt.j2`` and optionally ``NAME.html.j2`` (autoescaped). Undefined variables are
-errors, not blanks, so a typo in a template is caught by ``check-config``.
+A template set ``NAME`` is three files: ``NAME.subject.j2``, ``NAME.txt.j2`` and
+optionally ``NAME.html.j2`` (autoescaped). The default sets ship inside the package
+(``mailcase/templates``, the project's ``templates/`` folder), so an installed mailcase
+needs no template files of its own. ``[templates] dir`` names a folder of the operator's
+own: a set whose ``NAME.txt.j2`` is there is taken from there whole (subject, text and
+HTML if present), every other set is the built-in one, so one file pair overrides one
+mail and an HTML part of ours never goes out beside a text of theirs. Undefined
+variables are errors, not blanks, so a typo in a template is caught by ``check-config``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import (
+    BaseLoader,
     Environment,
     FileSystemLoader,
+    PackageLoader,
     StrictUndefined,
     TemplateError,
     TemplateNotFound,
@@ -22,6 +29,7 @@ from jinja2 import (
     select_autoescape,
 )
 
+BUILT_IN = "built in"  # where a set comes from when the operator's folder lacks it
 REQUIRED_SETS = (
     "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
     "case_closed", "collaborator_welcome", "command_refused",
@@ -48,41 +56,37 @@ class Rendered:
 
 
 class Templates:
-    """Loads and renders template sets from one folder."""
+    """Loads and renders template sets: the operator's folder first, set by set, then the
+    ones built into the package."""
 
-    def __init__(self, directory: Path) -> None:
-        if not directory.is_dir():
+    def __init__(self, directory: Path | None = None) -> None:
+        if directory is not None and not directory.is_dir():
             raise TemplateProblem(f"templates folder {directory} does not exist")
         self.directory = directory
-        self._env = Environment(
-            loader=FileSystemLoader(directory),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-            keep_trailing_newline=True,
-            auto_reload=False,
-        )
+        self._built_in = _environment(PackageLoader("mailcase", "templates"))
+        self._own = _environment(FileSystemLoader(directory)) if directory else self._built_in
+        # The file names, read once: a running daemon takes new files on a reload.
+        self._built_in_files = frozenset(self._built_in.list_templates())
+        self._own_files = frozenset(self._own.list_templates()) if directory else frozenset()
+
+    def source(self, name: str) -> str:
+        """Where set ``name`` comes from: the operator's folder, or ``BUILT_IN``."""
+        return str(self.directory) if f"{name}.txt.j2" in self._own_files else BUILT_IN
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
         """Render set ``name`` with ``context``; a missing or broken file raises TemplateProblem."""
-        subject = " ".join(self._render(f"{name}.subject.j2", context).split())
-        text = self._render(f"{name}.txt.j2", context)
+        where = self.source(name)
+        env, files = ((self._built_in, self._built_in_files) if where == BUILT_IN
+                      else (self._own, self._own_files))
+        if f"{name}.txt.j2" not in files:
+            where_not = (f"neither in {self.directory} nor built in" if self.directory
+                         else "not built in (set [templates] dir to add sets)")
+            raise TemplateProblem(f"template set {name!r} ({name}.txt.j2) is {where_not}")
+        subject = " ".join(_render(env, where, f"{name}.subject.j2", context).split())
+        text = _render(env, where, f"{name}.txt.j2", context)
         html_name = f"{name}.html.j2"
-        html = self._render(html_name, context) if (self.directory / html_name).exists() else None
+        html = _render(env, where, html_name, context) if html_name in files else None
         return Rendered(subject=subject, text=text, html=html)
-
-    def _render(self, filename: str, context: dict[str, Any]) -> str:
-        try:
-            return self._env.get_template(filename).render(context)
-        except TemplateNotFound:
-            raise TemplateProblem(f"template {self.directory / filename} is missing") from None
-        except TemplateSyntaxError as exc:
-            raise TemplateProblem(
-                f"template {self.directory / filename}, line {exc.lineno}: {exc.message}"
-            ) from None
-        except TemplateError as exc:
-            raise TemplateProblem(
-                f"template {self.directory / filename}{_line_of(exc, filename)}: {exc}"
-            ) from None
 
     def check(self, extra_sets: Iterable[str] = ()) -> list[str]:
         """Render every required set (and ``extra_sets``, e.g. those auto-response rules
@@ -94,6 +98,29 @@ class Templates:
             except TemplateProblem as exc:
                 problems.append(str(exc))
         return problems
+
+
+def _environment(loader: BaseLoader) -> Environment:
+    return Environment(
+        loader=loader,
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def _render(env: Environment, where: str, filename: str, context: dict[str, Any]) -> str:
+    """One file of a set; problems name the file as the operator knows it."""
+    shown = f"{filename} ({BUILT_IN})" if where == BUILT_IN else str(Path(where) / filename)
+    try:
+        return env.get_template(filename).render(context)
+    except TemplateNotFound:
+        raise TemplateProblem(f"template {shown} is missing") from None
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(f"template {shown}, line {exc.lineno}: {exc.message}") from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template {shown}{_line_of(exc, filename)}: {exc}") from None
 
 
 def _line_of(exc: BaseException, filename: str) -> str:

@@ -16,7 +16,6 @@ import pytest
 
 from mailcase.app import App
 from mailcase.service.daemon import Daemon
-from tests.support.paths import ROOT
 from tests.support.polling import wait_for  # noqa: F401 - re-exported: tests import it here
 
 REQUIRE_SERVERS = os.environ.get("MAILCASE_TEST_REQUIRE_SERVERS", "") not in ("", "0")
@@ -52,7 +51,6 @@ def write_config(
             {"transport": "smtp", "host": "127.0.0.1", "port": sink_port, "timeout": 5}
             if sink_port else {"transport": "maildir", "maildir": "outbound"}
         ),
-        "templates": {"dir": str(ROOT / "templates")},
         "tokens": {"secret_file": "token-secret"},
         "processing": {"retry_base_seconds": 0.001, "retry_max_seconds": 0.001},
     }
