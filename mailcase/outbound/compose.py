@@ -111,9 +111,11 @@ class Composer:
         if parent:
             headers += [("In-Reply-To", parent), ("References", " ".join(references))]
         if auto_submitted:
-            headers.append(("Auto-Submitted", auto_submitted))  # RFC 3834 section 5
+            # RFC 3834 section 5, and Exchange's own way of keeping out-of-office replies
+            # away. Only on automatic mail: an agent's answer is a person's, and the
+            # customer's vacation notice to it is news the agent should see.
+            headers += [("Auto-Submitted", auto_submitted), ("X-Auto-Response-Suppress", "All")]
         headers += [
-            ("X-Auto-Response-Suppress", "All"),  # keeps Exchange out-of-office replies away
             (LOOP_HEADER, mailbox.address),
             ("X-Mailcase-Case", case.display_number),
         ]

@@ -51,6 +51,7 @@ def test_case_logged_reaches_the_copied_collaborators(make_app: Callable[..., Ap
     assert recipients(sink) == ["ann@customer.org", "c1@x.org", "c2@x.org"]
     [logged] = sink.expect(1, to="c1@x.org")
     assert logged["Auto-Submitted"] == "auto-generated"
+    assert logged["X-Auto-Response-Suppress"] == "All"
 
 
 def test_agent_reply_reaches_everyone_once(make_app: Callable[..., App], sink: Sink,
@@ -69,7 +70,10 @@ def test_agent_reply_reaches_everyone_once(make_app: Callable[..., App], sink: S
     assert sink.connections == 1
     tokens = {parseaddr(m["Reply-To"] or "")[1] for m in sink.messages}
     assert len(tokens) == 21
-    assert all(m["Auto-Submitted"] is None for m in sink.messages)  # a person wrote it
+    # A person wrote it: no automatic-mail headers, so the customer's own vacation
+    # notice (which Exchange and Sieve suppress for automatic mail) reaches the agent.
+    assert all(m["Auto-Submitted"] is None for m in sink.messages)
+    assert all(m["X-Auto-Response-Suppress"] is None for m in sink.messages)
 
 
 def test_collaborator_reply_reaches_everyone_but_its_author(
