@@ -25,7 +25,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FIELDS = ("inbound", "message_id", "outbound", "case")
 MASK = "[redacted]"
 # aiosmtpd logs every SMTP command, Alembic its context, APScheduler every job run.
-CHATTY = ("mail.log", "alembic", "apscheduler")
+# Libraries that log every step at INFO (flufl.bounce: 17 lines a bounce).
+CHATTY = ("mail.log", "alembic", "apscheduler", "flufl.bounce")
 
 
 def about(inbound: int | None = None, message_id: str | None = None, **more: Any) -> dict[str, Any]:

@@ -66,6 +66,11 @@ class Desk:
         return Author(email.lower(), "")
 
     def list(self, *, status: str | None, open_only: bool, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` cases, of one status or open ones if asked; a status the
+        lifecycle does not know is refused, as an update to it is."""
+        if status is not None and status not in self.settings.cases.statuses:
+            raise CaseError(f"unknown status {status!r}; known: "
+                            f"{', '.join(self.settings.cases.statuses)}")
         with self.readers() as session:
             query = (
                 select(Case).order_by(Case.number.desc()).limit(limit)

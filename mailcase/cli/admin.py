@@ -26,7 +26,7 @@ from mailcase.cli.common import (
     schema_revision,
     settings_of,
 )
-from mailcase.cli.output import emit_json, table
+from mailcase.cli.output import capped, emit_json, table
 from mailcase.intake import importer
 from mailcase.intake.accept import TooLarge, return_path
 from mailcase.store import migrate
@@ -180,10 +180,11 @@ def _counts(outcomes: Counter[str]) -> str:
 def cmd_inbound_list(args: argparse.Namespace) -> int:
     with opened(args) as app, app.readers() as session:
         query = (select(InboundMail).options(defer(InboundMail.raw))
-                 .order_by(InboundMail.id.desc()).limit(args.limit))
+                 .order_by(InboundMail.id.desc()).limit(args.limit + 1))
         if args.status:
             query = query.where(InboundMail.status == args.status)
-        rows = [_inbound_view(r) for r in session.scalars(query)]
+        rows = [_inbound_view(r) for r in capped(list(session.scalars(query)), args.limit,
+                                                 "inbound mails")]
     if args.json:
         emit_json(rows)
     else:

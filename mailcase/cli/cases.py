@@ -10,7 +10,7 @@ from typing import Any
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk
 from mailcase.cli.common import opened, positive_int, read_text_arg
-from mailcase.cli.output import emit_json, indent, shown, table
+from mailcase.cli.output import capped, emit_json, indent, shown, table
 
 
 def register(commands: Any) -> None:
@@ -34,9 +34,10 @@ def register(commands: Any) -> None:
                             ("note", "add an internal note (never mailed to the customer)")):
         parser = actions.add_parser(name, help=help_text)
         parser.add_argument("number")
-        parser.add_argument("--body", help="the text")
-        parser.add_argument("--body-file", metavar="PATH",
-                            help="read the text from a file (- for stdin)")
+        text = parser.add_mutually_exclusive_group()
+        text.add_argument("--body", help="the text")
+        text.add_argument("--body-file", metavar="PATH",
+                          help="read the text from a file (- for stdin)")
         _author(parser)
         parser.set_defaults(handler=cmd_reply if name == "reply" else cmd_note)
 
@@ -73,7 +74,8 @@ def _desk(args: argparse.Namespace) -> Iterator[Desk]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
-        rows = desk.list(status=args.status, open_only=args.open, limit=args.limit)
+        rows = capped(desk.list(status=args.status, open_only=args.open,
+                                limit=args.limit + 1), args.limit, "cases")
     if args.json:
         emit_json(rows)
         return 0

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from mailcase.cli.common import UserError, opened, positive_int
-from mailcase.cli.output import emit_json, table
+from mailcase.cli.output import capped, emit_json, table
 from mailcase.outbound.outbox import UNDELIVERABLE
 from mailcase.store.models import OutboundMail, RecipientStatus
 
@@ -56,10 +56,11 @@ def _view(row: OutboundMail) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     with opened(args) as app, app.readers() as session:
         query = (select(OutboundMail).options(defer(OutboundMail.raw))
-                 .order_by(OutboundMail.id.desc()).limit(args.limit))
+                 .order_by(OutboundMail.id.desc()).limit(args.limit + 1))
         if args.status:
             query = query.where(OutboundMail.status == args.status)
-        rows = [_view(r) for r in session.scalars(query)]
+        rows = [_view(r) for r in capped(list(session.scalars(query)), args.limit,
+                                         "outbound mails")]
     if args.json:
         emit_json(rows)
         return 0

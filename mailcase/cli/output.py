@@ -54,3 +54,12 @@ def table(
 
 def indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line if line else "" for line in text.splitlines())
+
+
+def capped(rows: list[Any], limit: int, what: str) -> list[Any]:
+    """The first ``limit`` of ``rows``, which were fetched with one row beyond the limit;
+    when that row exists, stderr says the list is cut (stdout stays clean for scripts)."""
+    if len(rows) > limit:
+        print(f"mailcase: showing the newest {limit} {what}; there are more "
+              "(--limit N shows more)", file=sys.stderr)
+    return rows[:limit]

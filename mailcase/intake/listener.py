@@ -53,6 +53,13 @@ class IntakeHandler:
         self.on_accepted = on_accepted
         self.observe = observe  # seconds from the end of DATA to the commit
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        """EHLO and LHLO: aiosmtpd reads pipelined commands in order, so say so; RFC 2033
+        requires PIPELINING of every LMTP server."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
         rcpt_options: list[str],

@@ -123,6 +123,9 @@ class OutboxSender:
             row.last_error = None if result.verdict == "sent" else result.detail
             if result.verdict == "sent":
                 row.status, row.sent_at = "sent", now
+                log.info("outbound %s (%s) to %s delivered%s", row.id, row.kind, row.rcpt_to,
+                         f": {result.detail}" if result.detail else "",
+                         extra={"outbound": row.id})
                 return "sent"
             if result.verdict == "permanent" or now >= row.deadline_at:
                 row.status = "failed"

@@ -164,7 +164,7 @@ class Daemon:
             self._start_monitor()
         self.scheduler.start()
         if self.listen and settings.smtp.enabled:
-            self.group_commit = GroupCommit(self.app.intake)
+            self.group_commit = GroupCommit(self.app.intake, source=settings.smtp.protocol)
             handler = IntakeHandler(settings, self.group_commit.accept, self.wake_processor,
                                     self.app.metrics.accept_seconds.observe)
             try:
@@ -172,7 +172,8 @@ class Daemon:
             except (OSError, AuthFileError) as exc:
                 raise ListenError(f"cannot start the SMTP listener: {exc}") from None
             await self._listen(self.factory)
-            log.info("SMTP listening on %s%s", ", ".join(self.addresses),
+            log.info("%s listening on %s%s", settings.smtp.protocol.upper(),
+                     ", ".join(self.addresses),
                      " (sockets from the service manager)" if self.sockets else "")
         elif self.sockets:
             log.warning("the service manager passed %d socket(s) but [smtp] enabled = false; "
@@ -313,16 +314,20 @@ class Daemon:
                     stop.set()
 
             loop.add_reader(wake_fd, readable)
+        # The processing child stops when the listener ends its pipe: on a shutdown, and
+        # when a reload replaces it. Its lines say which process they are about.
+        who = "processing child" if wake_fd is not None else "mailcase"
         await self.start()
         self.manager.ready(self._status())
         watchdog = asyncio.create_task(self._keep_alive(), name="watchdog")
         try:
             await stop.wait()
-            log.info("stopping")
+            log.info("%s stopping: finishing the mail in hand", who)
             self.manager.stopping("stopping: finishing the mail in hand")
         finally:
             watchdog.cancel()
             await self.stop()
+        log.info("%s stopped", who)
 
     def _status(self) -> str:
         return f"listening on {', '.join(self.addresses)}" if self.addresses else "running"

@@ -123,8 +123,10 @@ def subprocess_env() -> dict[str, str]:
         (["cases", "close", "00001000", "--resolution", "  "], "resolution"),
         (["cases", "update", "00001000", "--status", "Nonsense"], "Nonsense"),
         (["cases", "note", "00001000"], "--body"),
+        (["cases", "list", "--status", "Bogus"], "Bogus"),
     ],
-    ids=["unknown-number", "bad-number", "empty-resolution", "unknown-status", "no-text"],
+    ids=["unknown-number", "bad-number", "empty-resolution", "unknown-status", "no-text",
+         "list-unknown-status"],
 )
 def test_user_error_is_one_line_without_traceback(
     case_config: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
@@ -359,6 +361,20 @@ def test_check_config_accepts_a_good_config(
     assert err == ""
 
 
+def test_check_config_creates_no_database(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Checking is read-only: a SQLite file (and its folder) that does not exist yet is
+    reported as new and left uncreated, whether the check passes or fails."""
+    database = tmp_path / "var" / "mailcase.db"
+    good = write_config(tmp_path, f"sqlite:///{database}", None)
+    code, out, err = run(capsys, "-c", good, "check-config", "--no-ports")
+    assert code == 0, err
+    assert "database new" in out
+    bad = write_config(tmp_path, f"sqlite:///{database}", None, templates={"dir": "missing"})
+    assert run(capsys, "-c", bad, "check-config", "--no-ports")[0] != 0
+    assert not database.parent.exists()
+
+
 def test_check_config_names_broken_template_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -455,6 +471,36 @@ def test_python_m_mailcase_lists_cases_as_json(case_config: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert [row["number"] for row in json.loads(result.stdout)] == ["00001000"]
+
+
+def test_body_and_body_file_together_are_a_usage_error(
+    case_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Which text would be meant is unclear: argparse refuses the pair (exit 2)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["-c", str(case_config), "cases", "reply", "1000", "--body", "a",
+              "--body-file", "-"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["cases", "list"], ["inbound", "list"],
+                                     ["outbox", "list", "--json"]])
+def test_a_list_cut_by_its_limit_says_so_on_stderr(
+    case_config: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Two cases, two inbound mails, two acknowledgements, listed one at a time: stderr
+    says there are more; stdout holds exactly the one row (JSON stays parseable)."""
+    second = customer_mail("<second@customer.org>", sender="Bob <bob@customer.org>")
+    assert ingest(capsys, case_config, second)[0] == 0
+    assert run(capsys, "-c", case_config, "process")[0] == 0
+    code, out, err = run(capsys, "-c", case_config, *command, "--limit", "1")
+    assert code == 0, err
+    assert "showing the newest 1" in err and "--limit" in err
+    if "--json" in command:
+        assert len(json.loads(out)) == 1
+    code, out, err = run(capsys, "-c", case_config, *command, "--limit", "2")
+    assert (code, err) == (0, "")
 
 
 @pytest.mark.parametrize("command", [["cases", "show", "00001000"],

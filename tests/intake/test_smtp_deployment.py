@@ -200,6 +200,24 @@ def test_lmtp_answers_each_recipient(make_app: Callable[..., App]) -> None:
     assert stored(app)[0].rcpt_to == ["support@example.com", "support+x@example.com"]
 
 
+def test_lmtp_offers_pipelining_and_records_its_source(make_app: Callable[..., App]) -> None:
+    """RFC 2033 requires PIPELINING of an LMTP server: LHLO (and EHLO over SMTP) offer
+    it, and the mail is recorded as come by LMTP."""
+    app = make_app(smtp={"protocol": "lmtp"})
+    with running_daemon(app) as daemon:
+        client = smtplib.LMTP("127.0.0.1", daemon.port)
+        client.ehlo("mx.example.org")  # smtplib's LMTP sends LHLO for it
+        assert client.has_extn("pipelining")
+        client.sendmail("ann@customer.org", ["support@example.com"],
+                        mail(message_id="<lmtp-source@customer.org>").as_bytes())
+        client.quit()
+    assert [row.source for row in stored(app)] == ["lmtp"]
+    smtp_app = make_app()
+    with running_daemon(smtp_app) as daemon, smtplib.SMTP("127.0.0.1", daemon.port) as client:
+        client.ehlo("mx.example.org")
+        assert client.has_extn("pipelining")
+
+
 def test_connections_over_the_limits_get_421(make_app: Callable[..., App]) -> None:
     """One connection more than max_connections_per_client (or max_connections) is
     answered 421 and closed; once one closes, the next is served again."""

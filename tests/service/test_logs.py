@@ -12,8 +12,10 @@ from pathlib import Path
 
 from mailcase import config
 from mailcase.logs import MASK, JsonFormatter, Redactor, about, configure
+from mailcase.reading import bounces
 from tests.service.test_serve import serve_process
 from tests.support.mailsink import Sink, free_port
+from tests.support.paths import DATA
 from tests.support.servers import mail, send, wait_for, write_config
 
 RELAY_PASSWORD = "relay-password-that-is-wrong"
@@ -116,3 +118,36 @@ def test_about_gives_the_fields_json_lines_show() -> None:
     for key, value in about(7, "<a@b>").items():
         setattr(record, key, value)
     assert json.loads(JsonFormatter().format(record))["inbound"] == 7
+
+
+def test_a_delivered_mail_is_one_info_line(tmp_path: Path, sink: Sink) -> None:
+    """At the default level an operator sees each outbound mail leave: which, what
+    kind, to whom, and what the relay said."""
+    said = "outbound 1 (auto_response) to ann@customer.org delivered"
+    output = serve_one_mail(tmp_path, "<leaves@customer.org>", said, sink.port)
+    [line] = [line for line in output.splitlines() if said in line]
+    assert " INFO " in line
+    # a shutdown says so, of each process, once it is done
+    assert "processing child stopped" in output and "mailcase stopped" in output
+
+
+def test_reading_a_bounce_adds_no_library_chatter(tmp_path: Path) -> None:
+    """flufl.bounce logs each step at INFO (17 lines a bounce); at the daemon's INFO
+    level none of it is written."""
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", None)
+    (tmp_path / "token-secret").write_text("0123456789abcdef0123\n")
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        configure(config.load(path), stream)
+        bounce = (DATA / "sisimai" / "lhost-qmail-01.eml").read_bytes()
+        assert bounces.read(bounce).failures  # flufl.bounce did the reading
+        logging.getLogger("mailcase").info("marker")
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    assert "marker" in stream.getvalue()
+    assert "flufl" not in stream.getvalue()
