@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import smtplib
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.service.test_serve import listening
 from tests.support.mailsink import Sink, free_port
 from tests.support.paths import ROOT
 from tests.support.servers import mail, wait_for
@@ -83,7 +83,7 @@ def test_the_wheel_holds_the_templates_and_serves_from_a_config_elsewhere(
         daemon = subprocess.Popen([str(mailcase), "-c", str(config), "serve"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path)
     try:
-        wait_for(lambda: _listening(port) or daemon.poll() is not None, timeout=30,
+        wait_for(lambda: listening(port) or daemon.poll() is not None, timeout=30,
                  what="the listener")
         assert daemon.poll() is None, log.read_text()
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
@@ -96,8 +96,3 @@ def test_the_wheel_holds_the_templates_and_serves_from_a_config_elsewhere(
     assert "[Case #" in str(ack["Subject"])
     kinds = {part.get_content_type() for part in ack.message.walk()}
     assert {"text/plain", "text/html"} <= kinds, kinds
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0

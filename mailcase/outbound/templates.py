@@ -63,21 +63,26 @@ class Templates:
         if directory is not None and not directory.is_dir():
             raise TemplateProblem(f"templates folder {directory} does not exist")
         self.directory = directory
-        self._built_in = _environment(PackageLoader("mailcase", "templates"))
-        self._own = _environment(FileSystemLoader(directory)) if directory else self._built_in
-        # The file names, read once: a running daemon takes new files on a reload.
-        self._built_in_files = frozenset(self._built_in.list_templates())
-        self._own_files = frozenset(self._own.list_templates()) if directory else frozenset()
+        # Each place's environment and file names, read once: a running daemon takes
+        # new files on a reload.
+        self._places: dict[str, tuple[Environment, frozenset[str]]] = {}
+        loaders: list[tuple[str, BaseLoader]] = [(BUILT_IN, PackageLoader("mailcase", "templates"))]
+        if directory is not None:
+            loaders.append((str(directory), FileSystemLoader(directory)))
+        for where, loader in loaders:
+            env = _environment(loader)
+            self._places[where] = (env, frozenset(env.list_templates()))
 
     def source(self, name: str) -> str:
         """Where set ``name`` comes from: the operator's folder, or ``BUILT_IN``."""
-        return str(self.directory) if f"{name}.txt.j2" in self._own_files else BUILT_IN
+        if self.directory is not None and f"{name}.txt.j2" in self._places[str(self.directory)][1]:
+            return str(self.directory)
+        return BUILT_IN
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
         """Render set ``name`` with ``context``; a missing or broken file raises TemplateProblem."""
         where = self.source(name)
-        env, files = ((self._built_in, self._built_in_files) if where == BUILT_IN
-                      else (self._own, self._own_files))
+        env, files = self._places[where]
         if f"{name}.txt.j2" not in files:
             where_not = (f"neither in {self.directory} nor built in" if self.directory
                          else "not built in (set [templates] dir to add sets)")

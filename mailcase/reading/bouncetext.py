@@ -53,7 +53,7 @@ _ORIGINAL_STARTS = re.compile(
 )
 # Subjects and senders of delivery reports: only such mail is read as prose.
 _REPORT_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery (?:status|failure|failed|notification|problem)|"
+    r"undeliver|delivery (?:status|failure|failed|notification|problem)|"
     r"returned mail|failure notice|mail delivery|non-?delivery|could not be delivered|"
     r"delivery has failed|mail system error|error sending|not delivered",
     re.IGNORECASE,
@@ -108,16 +108,18 @@ def not_failed(message: Message) -> set[str]:
     """What a report names for other reasons than a failure: the bounce's own sender and
     recipients, the original's sender ("sent by", "for your message to"), and the
     Message-IDs, which look like addresses."""
+    messages = _messages(message)
     fields = [str(message.get(name) or "") for name in ("to", "cc", "return-path")]
-    fields += [str(m.get(name) or "") for m in _messages(message) for name in ("from", "sender")]
+    fields += [str(m.get(name) or "") for m in messages for name in ("from", "sender")]
     found = {address.lower() for _name, address in getaddresses(fields) if "@" in address}
-    return found | message_ids_in(message)
+    return found | message_ids_in(message, messages)
 
 
-def message_ids_in(message: Message) -> set[str]:
-    """The Message-IDs a report carries, in its headers, the original's, and an original
-    quoted as text: each looks like an address and is none."""
-    ids = [str(m.get(name) or "") for m in _messages(message)
+def message_ids_in(message: Message, messages: list[Message] | None = None) -> set[str]:
+    """The Message-IDs a report carries, in its headers, the original's (``messages``:
+    the report and its originals, when already found), and an original quoted as text:
+    each looks like an address and is none."""
+    ids = [str(m.get(name) or "") for m in messages or _messages(message)
            for name in ("message-id", "in-reply-to", "references")]
     ids += [match.group(1) for part in message.walk() if part.get_content_maintype() == "text"
             for match in _QUOTED_ID.finditer(str(part.get_payload())[:REPORT_TEXT_MAX])]
@@ -146,9 +148,10 @@ def _report_texts(message: Message) -> Iterator[str]:
         if isinstance(payload, list) and part.get_content_type().startswith("multipart/"):
             stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
             continue
-        if part.get_content_type() not in _READ_AS_TEXT and not part.defects:
-            # A multipart whose boundary never comes (a mistyped one) is read as one
-            # text: its parts are all there, only unsplit.
+        if part.get_content_type() not in _READ_AS_TEXT and part.get_content_maintype() != \
+                "multipart":
+            # (a multipart left here is one whose boundary never comes, a mistyped one:
+            # it is read as one text, its parts all there, only unsplit)
             continue
         yield _cut_at_original(_text_of(part))
 

@@ -30,12 +30,20 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "mailcase_read_only"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``url``; None for another engine or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def create(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and write-ahead ``BEGIN IMMEDIATE``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if (path := sqlite_file(url)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _tune_sqlite(engine)
         return engine

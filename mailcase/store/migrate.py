@@ -57,10 +57,8 @@ class StoreUnreachable(Exception):
 def revision_of(url: str) -> str | None:
     """The schema revision of the database at ``url`` (None when empty), opened just for
     this question; StoreUnreachable when it cannot be asked."""
-    parsed = make_url(url)
-    where = parsed.render_as_string(hide_password=True)
-    if (parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-            and not Path(parsed.database).exists()):
+    where = make_url(url).render_as_string(hide_password=True)
+    if (path := db.sqlite_file(url)) is not None and not path.exists():
         return None  # new; opening it to ask would create the file (and its folder)
     try:
         engine = db.create(url)
