@@ -25,7 +25,7 @@ from mailcase.identity.tokens import Participant, TokenSigner
 from mailcase.outbound import mimebuild
 from mailcase.outbound.templates import Templates
 from mailcase.reading.screen import LOOP_HEADER
-from mailcase.store.models import Case, Message, OutboundMail, RecipientStatus
+from mailcase.store.models import Case, Event, Message, OutboundMail, RecipientStatus
 
 REFERENCES_KEPT = 10
 
@@ -76,12 +76,19 @@ class Composer:
     ) -> OutboundMail | None:
         """Render ``template`` for ``recipient`` and add it to the outbox (not yet committed).
 
-        Returns None, queuing nothing, when the address is marked undeliverable or is one
-        of mailcase's own (in any spelling): mailcase never mails itself.
+        Returns None, queuing nothing, when the address is marked undeliverable (noted
+        on the case's history) or is one of mailcase's own (in any spelling): mailcase
+        never mails itself.
         """
         if parseaddr(recipient.email)[1] != recipient.email or "," in recipient.email:
             raise ValueError(f"{recipient.email!r} is not one plain address")
-        if self.own.owns(recipient.email) or undeliverable(session, recipient.email):
+        if self.own.owns(recipient.email):
+            return None
+        if undeliverable(session, recipient.email):
+            # Skipped, not held: a stale notification sent weeks later, once the address
+            # is cleared, would mislead. The case's history says who missed what.
+            session.add(Event.of(case.id, "mail skipped", None, now, email=recipient.email,
+                                 template=template, reason="undeliverable"))
             return None
         mailbox = self._mailbox(case)
         token = self.signer.make(case.number, recipient.participant)
@@ -192,31 +199,49 @@ def _case_view(case: Case) -> dict[str, Any]:
     }
 
 
-def conversation(session: Session, case: Case) -> tuple[str | None, list[str]]:
-    """In-Reply-To and References for a new mail on ``case``.
+@dataclass(frozen=True)
+class Threaded:
+    """One mail of a case as threading sees it: its Message-ID, direction and the
+    References (or, lacking them, In-Reply-To) it carried, oldest first."""
 
-    The parent is the newest mail the customer side sent (else the newest of ours); the
-    references keep the first message of the case and the newest ones (RFC 5322 3.6.4).
-    """
+    message_id: str
+    direction: str
+    references: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, message: Any) -> Threaded:
+        """From a Message (or a row of its columns) that has a Message-ID."""
+        return cls(message.message_id, message.direction,
+                   tuple((message.references or message.in_reply_to or "").split()))
+
+
+def conversation(session: Session, case: Case) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References for a new mail on ``case`` (see ``thread_of``)."""
     rows = session.execute(
-        select(Message.message_id, Message.direction)
+        select(Message.message_id, Message.direction, Message.references, Message.in_reply_to)
         .where(Message.case_id == case.id, Message.message_id.is_not(None))
         .order_by(Message.id)
     ).all()
-    return thread_of([(r.message_id, r.direction) for r in rows])
+    return thread_of([Threaded.of(row) for row in rows])
 
 
-def thread_of(messages: Sequence[tuple[str, str]]) -> tuple[str | None, list[str]]:
-    """In-Reply-To and References for a new mail after ``messages`` (Message-ID and
-    direction, oldest first), as ``conversation`` reads them from the case."""
-    ids = [message_id for message_id, _ in messages]
-    if not ids:
+def thread_of(messages: Sequence[Threaded]) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References for a new mail after ``messages`` (oldest first).
+
+    The parent is the newest mail the customer side sent (else the newest of ours):
+    the one every recipient was told about. References follow RFC 5322 section 3.6.4:
+    the parent's own References (else its In-Reply-To), then the parent — the chain of
+    mails it answered, not every mail of the case — with the case's first mail, its
+    root, in front where the chain does not start with it. A long chain is trimmed in
+    the middle: the root and the newest REFERENCES_KEPT - 1 stay (RFC 5322 allows it;
+    clients thread by the root and the newest).
+    """
+    if not messages:
         return None, []
-    inbound = [message_id for message_id, direction in messages if direction == "in"]
-    parent = inbound[-1] if inbound else ids[-1]
-    kept = [ids[0], *ids[-(REFERENCES_KEPT - 1):]]
-    references = list(dict.fromkeys(kept))
-    if parent in references:
-        references.remove(parent)
-    references.append(parent)
-    return parent, references
+    inbound = [m for m in messages if m.direction == "in"]
+    parent = (inbound or list(messages))[-1]
+    root = (inbound or list(messages))[0].message_id
+    chain = list(dict.fromkeys((root, *parent.references, parent.message_id)))
+    if len(chain) > REFERENCES_KEPT:
+        chain = [chain[0], *chain[-(REFERENCES_KEPT - 1):]]
+    return parent.message_id, chain

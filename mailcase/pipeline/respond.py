@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from mailcase.config import MailboxSettings
 from mailcase.identity.tokens import Participant
-from mailcase.outbound.compose import Recipient, thread_of
+from mailcase.outbound.compose import Recipient, Threaded, thread_of
 from mailcase.pipeline.context import Context
 from mailcase.reading.parsing import ParsedMail
 from mailcase.store.models import Agent, Comment, Message, OutboundMail
@@ -43,7 +43,7 @@ def acknowledge(ctx: Context) -> None:
         ctx.notes.append("no acknowledgement: an auto-response rule says none")
         return
     # The case is new: the mail that opened it is its whole conversation so far.
-    opening = ctx.message.message_id if ctx.message is not None else None
+    opening = ctx.message
     try:
         with ctx.session.begin_nested():
             queued = ctx.services.composer.queue(
@@ -51,7 +51,8 @@ def acknowledge(ctx: Context) -> None:
                 Recipient(sender.email, sender.name, Participant("c", sender.id)),
                 template=template, kind="auto_response", now=ctx.now,
                 auto_submitted="auto-replied",
-                thread=thread_of([(opening, "in")] if opening else []),
+                thread=thread_of([Threaded.of(opening)]
+                                 if opening is not None and opening.message_id else []),
             )
         if queued is None:
             ctx.notes.append(f"no acknowledgement: {sender.email} is marked undeliverable")

@@ -54,6 +54,52 @@ def test_case_logged_reaches_the_copied_collaborators(make_app: Callable[..., Ap
     assert logged["X-Auto-Response-Suppress"] == "All"
 
 
+def test_threading_headers_name_the_root_then_the_parent_chain(
+    make_app: Callable[..., App], sink: Sink,
+) -> None:
+    """RFC 5322 3.6.4: a collaborator's first mail names the customer's mail it is
+    about, not an acknowledgement they never got; each answer lists the parent's
+    References then the parent, the case's root first; a long exchange stays trimmed
+    to ten with the root kept."""
+    app = make_app(mailbox={"address": "support@example.com", "collaborators": "anyone"})
+    app.intake.accept(mail(message_id="<root@customer.org>", Cc="c1@x.org").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+    app.sender.drain()
+    [logged] = sink.expect(1, to="c1@x.org")
+    assert logged["In-Reply-To"] == "<root@customer.org>"
+    assert logged["References"] == "<root@customer.org>"
+    [ack] = sink.expect(1, to="ann@customer.org")
+    assert ack["References"] == "<root@customer.org>"
+
+    # Ann answers the acknowledgement, as her mail client threads it: root, then ack.
+    latest, chain = ack, ["<root@customer.org>"]
+    for turn in range(14):
+        chain = [*chain, latest["Message-ID"]]
+        sink.messages.clear()
+        answer = mail(sender="ann@customer.org", to=latest["Reply-To"] or "",
+                      subject=f"Re: {latest['Subject']}", message_id=f"<turn{turn}@customer.org>",
+                      In_Reply_To=latest["Message-ID"] or "", References=" ".join(chain),
+                      body=f"Still broken ({turn}).")
+        app.intake.accept(answer.as_bytes(), mail_from="ann@customer.org",
+                          rcpt_to=[parseaddr(latest["Reply-To"] or "")[1]], source="test")
+        app.processor.drain()
+        app.desk().reply(1000, f"Try this ({turn}).", app.desk().author(None))
+        app.sender.drain()
+        chain = [*chain, f"<turn{turn}@customer.org>"]
+        [to_c1] = [m for m in sink.messages if m.rcpt_tos == ("c1@x.org",)][-1:]
+        [latest] = [m for m in sink.messages if m.rcpt_tos == ("ann@customer.org",)][-1:]
+        for message in (to_c1, latest):
+            references = (message["References"] or "").split()
+            assert message["In-Reply-To"] == f"<turn{turn}@customer.org>"
+            assert references[0] == "<root@customer.org>"
+            assert references[-1] == f"<turn{turn}@customer.org>"
+            assert len(references) <= 10
+            assert references[1:] == chain[-(len(references) - 1):]
+    assert len((latest["References"] or "").split()) == 10
+
+
 def test_agent_reply_reaches_everyone_once(make_app: Callable[..., App], sink: Sink,
                                            tmp_path: Path) -> None:
     """One agent reply on a case with twenty collaborators: one transaction, 21 outbox
