@@ -9,11 +9,13 @@ See bench/README.md for what each row measures and the latest results.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -195,6 +197,8 @@ level = "WARNING"
                     self.import_mbox(engine)
                 if "fanout" not in args.skip:
                     self.fanout(engine)
+                if "wake" not in args.skip:
+                    self.wake(engine)
             if "bigmail" not in args.skip:
                 self.big_mail(bare_port)
 
@@ -349,6 +353,37 @@ level = "WARNING"
         self.rows.append(Row(f"fan-out: one reply to {queued} people, until all at the sink",
                              engine, elapsed, "ms", "", None, "< 150 ms", elapsed < 150))
 
+    def wake(self, engine: str, replies: int = 5) -> None:
+        """An agent's ``mailcase cases reply`` against a running ``serve`` (its next look
+        at the outbox up to ``processing.poll_seconds``, 15 s, away): from the command's
+        start until the answer reached the relay, median of ``replies``. The baseline is
+        the command itself (interpreter start, commit, exit) in the same runs."""
+        with Counting() as sink:
+            url = self.database(engine, f"wake_{engine}")
+            config, port = self.config(f"wake_{engine}", url, sink.port)
+            upgrade(config)
+            with self.daemon(config, port):
+                with smtplib.SMTP("127.0.0.1", port) as client:
+                    client.sendmail("user@customer0.example", ["support@example.com"],
+                                    generate(1, seed=6)[0])
+                sink.wait(1, timeout=60)  # the acknowledgement: the case exists
+                number = _single_case_number(config)
+                commands, totals = [], []
+                for n in range(replies):
+                    sink.reset()
+                    started = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config),
+                                    "cases", "reply", number, "--body", f"Answer {n}."],
+                                   check=True, stdout=subprocess.DEVNULL)
+                    commands.append(time.perf_counter() - started)
+                    sink.wait(1, timeout=60)
+                    totals.append(sink.last - started)
+        command, total = statistics.median(commands) * 1000, statistics.median(totals) * 1000
+        self.rows.append(Row("agent reply from the command line until at the relay", engine,
+                             total, "ms", f"{command:,.0f} ms the command itself",
+                             total / command, "< command + 1,000 ms",
+                             total < command + 1000))
+
     def big_mail(self, bare_port: int) -> None:
         """Peak memory of the daemon while it accepts and processes one large mail."""
         url = self.database("sqlite", "bigmail")
@@ -412,6 +447,14 @@ class Counting:
 
     def __exit__(self, *_exc: object) -> None:
         self.controller.stop()
+
+
+def _single_case_number(config: Path) -> str:
+    """The number of the one case on the database ``config`` names, as the CLI lists it."""
+    listed = subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config), "cases",
+                             "list", "--json"], check=True, capture_output=True, text=True)
+    [case] = json.loads(listed.stdout)
+    return str(case["number"])
 
 
 def children(pid: int) -> list[int]:
@@ -498,7 +541,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
                         help="leave out measures: accept (with end to end and scale), import, "
-                             "fanout, bigmail (comma-separated)")
+                             "fanout, wake, bigmail (comma-separated)")
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) here")
     return parser.parse_args(argv)
 

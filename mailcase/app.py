@@ -31,6 +31,7 @@ from mailcase.outbound.transports import MaildirTransport, Relay, SmtpTransport,
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
 from mailcase.store import db, migrate
+from mailcase.store.doorbell import Doorbell
 
 Clock = Callable[[], datetime]
 
@@ -88,6 +89,7 @@ class App:
     polls: PollRecord
     health: HealthCheck
     metrics: Metrics
+    doorbell: Doorbell
     clock: Clock
 
     @classmethod
@@ -123,6 +125,7 @@ class App:
             polls=PollRecord(sessions, clock),
             health=HealthCheck(readers, settings, clock),
             metrics=Metrics(readers, clock),
+            doorbell=Doorbell.for_engine(engine),
             clock=clock,
         )
 
@@ -152,7 +155,8 @@ class App:
     def desk(self) -> Desk:
         """What agents do to cases, over this app's store, settings, notifier and clock."""
         return Desk(settings=self.settings, sessions=self.sessions, readers=self.readers,
-                    notifier=self.services.notifier, clock=self.clock)
+                    notifier=self.services.notifier, clock=self.clock,
+                    ring=self.doorbell.ring)
 
     def ensure_schema(self) -> None:
         """Create a new database's schema, or refuse one that needs ``db upgrade``."""

@@ -84,6 +84,13 @@ def _pg_database(template: str | None = None) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_server_url() -> str:
+    """The PostgreSQL server's test database, for what needs the server and no schema."""
+    _pg_admin().close()  # reachable, or skip (fail where servers are required)
+    return PG_URL
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each engine, private to the test."""

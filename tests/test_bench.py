@@ -31,6 +31,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "SMTP accept, new connection each", "end to end: sent → case/comment",
                      "DATA→250 p99 at half the peak rate", "SMTP accept with 500 cases",
                      "import of a 30-mail mbox", "fan-out: one reply to 21 people",
+                     "agent reply from the command line until at the relay",
                      "peak RSS growth of the listener", "peak RSS growth of the processing",
                      "listener process RSS", "processing process RSS"):
         assert any(m.startswith(expected) for m in measures), f"no row for {expected}"

@@ -245,14 +245,15 @@ class CaseBook:
     def reopen(self, case: Case, actor: str | None) -> None:
         if not case.is_closed:
             raise CaseError(f"case {case.display_number} is not closed")
+        # The resolution belonged to the close; the history keeps it with the reopening.
+        self.record(case, "reopened", actor, new=self.settings.reopen_status,
+                    resolution=case.resolution)
         case.status = self.settings.reopen_status
         case.is_closed = False
         case.closed_at = None
+        case.resolution = None
         case.updated_at = self.now
-        self.record(case, "reopened", actor, new=case.status)
 
     def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
         """Append an entry to the case's feed."""
-        self.session.add(
-            Event(case_id=case.id, kind=kind, actor=actor, detail=detail, created_at=self.now)
-        )
+        self.session.add(Event.of(case.id, kind, actor, self.now, **detail))

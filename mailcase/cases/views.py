@@ -5,13 +5,14 @@ These field names are part of the public contract (DESIGN.md); change them only 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailcase.store.models import Attachment, Case, Comment, Message
+from mailcase.store.models import Attachment, Case, Comment, Event, Message
 
 
 def _when(value: datetime | None) -> str | None:
@@ -71,6 +72,56 @@ def _verdicts(session: Session, case: Case) -> tuple[dict[int, str], str | None]
     return verdicts, rows[0].sender_auth if rows else None
 
 
+def _reason(d: dict[str, Any]) -> str:
+    return f": {d['reason']}" if d.get("reason") else ""
+
+
+def _bounce(d: dict[str, Any]) -> str:
+    kind = "hard" if d.get("permanent") else "soft"
+    status = f", {d['status']}" if d.get("status") else ""
+    said = f": {d['diagnostic']}" if d.get("diagnostic") else ""
+    return f"{kind} bounce for {d.get('email')} (outbound {d.get('outbound_id')}{status}){said}"
+
+
+def _reopened(d: dict[str, Any]) -> str:
+    was = f" (its resolution was: {d['resolution']})" if d.get("resolution") else ""
+    return f"reopened as {d.get('new')}{was}"
+
+
+# What each kind of feed entry says, from its detail.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "created": lambda d: f"case opened ({d.get('origin') or 'unknown origin'})",
+    "comment": lambda d: "public comment" if d.get("public") else "internal note",
+    "status": lambda d: f"status {d.get('old')} → {d.get('new')}",
+    "priority": lambda d: f"priority {d.get('old')} → {d.get('new')}",
+    "owner": lambda d: f"owner → {d.get('new') or 'nobody'}",
+    "closed": lambda d: f"closed: {d.get('resolution') or '(no resolution)'}",
+    "reopened": _reopened,
+    "collaborator added": lambda d: f"collaborator added: {d.get('email')}",
+    "collaborator removed": lambda d: f"collaborator removed: {d.get('email')}",
+    "bounce": _bounce,
+    "undeliverable": lambda d: (f"{d.get('email')} marked undeliverable{_reason(d)}; "
+                                "no more mail to it until cleared"),
+    "mail skipped": lambda d: f"{d.get('email')} skipped{_reason(d)}",
+    "mail held": lambda d: (f"outbound {d.get('outbound_id')} to {d.get('email')} "
+                            f"held{_reason(d)}"),
+    "mail failed": lambda d: (f"outbound {d.get('outbound_id')} to {d.get('email')} "
+                              f"failed{_reason(d)}"),
+    "automatic reply": lambda d: f"automatic reply noted, not added ({d.get('reason')})",
+}
+
+
+def summary_of(event: Event) -> str:
+    """One line saying what an entry of the feed means, for people."""
+    describe = SUMMARIES.get(event.kind)
+    return describe(event.detail or {}) if describe else event.kind
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {"kind": event.kind, "actor": event.actor, "at": _when(event.created_at),
+            "summary": summary_of(event), "detail": event.detail or {}}
+
+
 def case_detail(session: Session, case: Case) -> dict[str, Any]:
     """Everything ``cases show`` tells about one case."""
     first_files = session.scalars(
@@ -94,4 +145,6 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
         "sender_auth": opening,
         "comments": [_comment(c, verdicts) for c in case.comments],
+        "events": [_event(e) for e in session.scalars(
+            select(Event).where(Event.case_id == case.id).order_by(Event.id))],
     }

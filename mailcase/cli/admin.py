@@ -21,6 +21,7 @@ from mailcase.cli.common import (
     EXIT_TEMPFAIL,
     EXIT_USER,
     UserError,
+    changing,
     opened,
     positive_int,
     schema_revision,
@@ -108,6 +109,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             accepted = app.intake.accept(raw, mail_from=sender, rcpt_to=args.recipient,
                                          source="ingest")
             outcome = _process_now(app, accepted.id)
+            app.doorbell.ring()  # the answers it queued leave now
     except TooLarge as exc:
         print(f"mailcase: {exc}", file=sys.stderr)
         return EXIT_DATAERR
@@ -151,6 +153,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             summary = importer.run(
                 app.intake, app.readers, lambda tick: app.processor.drain(progress=tick),
                 Path(args.path), progress)
+            app.doorbell.ring()
         except importer.ArchiveError as exc:
             raise UserError(str(exc)) from None
         finally:
@@ -227,7 +230,7 @@ def _requeue(session: Session, ids: list[int], allowed: tuple[str, ...], verb: s
 def cmd_inbound_replay(args: argparse.Namespace) -> int:
     if not args.ids and not args.all_parked:
         raise UserError("name the inbound mail to replay (IDs) or give --all-parked")
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         ids = (session.scalars(select(InboundMail.id).where(InboundMail.status == "parked"))
                .all() if args.all_parked else args.ids)
         rows = _requeue(session, list(ids), REPLAYABLE, "replayed", app.clock())
@@ -244,7 +247,7 @@ def cmd_inbound_replay(args: argparse.Namespace) -> int:
 def cmd_inbound_release(args: argparse.Namespace) -> int:
     """Queue held replies again with the operator's release: each joins the case it
     found as a comment; its commands are still refused (a release proves no writer)."""
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         for row in _requeue(session, args.ids, ("held",), "released", app.clock()):
             row.released = True
     print(f"released {len(args.ids)} held mail; 'mailcase process' or the running daemon "

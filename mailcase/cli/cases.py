@@ -121,6 +121,10 @@ def _render(case: dict[str, Any]) -> str:
         lines.append(indent(comment["body"]))
         lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
                   for a in comment["attachments"]]
+    if case["events"]:
+        lines += ["", "History:"]
+        lines += [f"  {(e['at'] or '')[:19]}  {e['actor'] or 'mailcase'}  {e['summary']}"
+                  for e in case["events"]]
     return "\n".join(lines)
 
 

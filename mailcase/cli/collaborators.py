@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from mailcase.cases.book import CaseBook, CaseError, parse_number
-from mailcase.cli.common import opened
+from mailcase.cli.common import changing, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.identity import eligibility
 from mailcase.reading.commands import single_address
@@ -41,7 +41,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     number, email = parse_number(args.number), single_address(args.email)
     if email is None:
         raise CaseError(f"{args.email!r} is not one plain email address")
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         book = CaseBook(session, app.settings.cases, app.clock())
         case = book.get(number)
         mailbox = app.settings.mailbox_for(case.mailbox) or app.settings.mailbox[0]
@@ -58,7 +58,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     number = parse_number(args.number)
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         book = CaseBook(session, app.settings.cases, app.clock())
         book.remove_collaborator(book.get(number), args.email, args.author)
     print(f"{args.email.lower()} removed from case {number:08d}")

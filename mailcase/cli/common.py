@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from mailcase import config
 from mailcase.app import App
@@ -62,6 +63,16 @@ def opened(args: argparse.Namespace) -> Iterator[App]:
         yield app
     finally:
         app.close()
+
+
+@contextmanager
+def changing(args: argparse.Namespace) -> Iterator[tuple[App, Session]]:
+    """One transaction on the opened App; once it has committed, a running daemon is
+    woken (store.doorbell) to send or process what it queued now, not at its next look."""
+    with opened(args) as app:
+        with app.sessions.begin() as session:
+            yield app, session
+        app.doorbell.ring()
 
 
 def positive_int(text: str) -> int:

@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
-from mailcase.cli.common import UserError, opened, positive_int
+from mailcase.cli.common import UserError, changing, opened, positive_int
 from mailcase.cli.output import capped, emit_json, table
 from mailcase.outbound.outbox import UNDELIVERABLE
-from mailcase.store.models import OutboundMail, RecipientStatus
+from mailcase.store.models import Bounce, OutboundMail, RecipientStatus
 
 STATUSES = ("pending", "sent", "failed")
 
@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
     clear.set_defaults(handler=cmd_clear)
 
 
-def _view(row: OutboundMail) -> dict[str, Any]:
+def _view(row: OutboundMail, bounce: Bounce | None) -> dict[str, Any]:
     return {
         "id": row.id, "status": row.status, "kind": row.kind,
         "case": f"{row.case.number:08d}" if row.case else None, "rcpt_to": row.rcpt_to,
@@ -50,7 +50,25 @@ def _view(row: OutboundMail) -> dict[str, Any]:
         "next_attempt_at": row.next_attempt_at.isoformat() if row.status == "pending" else None,
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
         "last_error": row.last_error,
+        # A relay's 250 is not delivery: a bounce that came back for the mail says so.
+        "bounce": None if bounce is None else {
+            "permanent": bounce.permanent, "status": bounce.status,
+            "diagnostic": bounce.diagnostic, "at": bounce.created_at.isoformat()},
     }
+
+
+def _bounces(session: Session, rows: list[OutboundMail]) -> dict[int, Bounce]:
+    """The latest bounce recorded against each of ``rows``, by outbound id."""
+    found = session.scalars(select(Bounce).where(
+        Bounce.outbound_id.in_([r.id for r in rows])).order_by(Bounce.id)).all()
+    return {b.outbound_id: b for b in found if b.outbound_id is not None}
+
+
+def _status(view: dict[str, Any]) -> str:
+    bounce = view["bounce"]
+    if bounce is None:
+        return str(view["status"])
+    return f"{view['status']}, {'bounced' if bounce['permanent'] else 'soft bounce'}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -59,20 +77,22 @@ def cmd_list(args: argparse.Namespace) -> int:
                  .order_by(OutboundMail.id.desc()).limit(args.limit + 1))
         if args.status:
             query = query.where(OutboundMail.status == args.status)
-        rows = [_view(r) for r in capped(list(session.scalars(query)), args.limit,
-                                         "outbound mails")]
+        listed = capped(list(session.scalars(query)), args.limit, "outbound mails")
+        bounces = _bounces(session, listed)
+        rows = [_view(r, bounces.get(r.id)) for r in listed]
     if args.json:
         emit_json(rows)
         return 0
-    table([(r["id"], r["status"], r["kind"], r["case"], r["rcpt_to"], r["attempts"],
-            r["sent_at"] or r["next_attempt_at"] or "", r["last_error"]) for r in rows],
+    table([(r["id"], _status(r), r["kind"], r["case"], r["rcpt_to"], r["attempts"],
+            r["sent_at"] or r["next_attempt_at"] or "",
+            r["last_error"] or (r["bounce"] or {}).get("diagnostic")) for r in rows],
           ["ID", "STATUS", "KIND", "CASE", "TO", "TRIES", "SENT/NEXT", "LAST ERROR"])
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Queue mail again: due now, attempts reset, a fresh delivery deadline."""
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         rows = session.scalars(select(OutboundMail).where(OutboundMail.id.in_(args.ids))).all()
         missing = set(args.ids) - {r.id for r in rows}
         if missing:
@@ -106,7 +126,7 @@ def cmd_undeliverable(args: argparse.Namespace) -> int:
 
 def cmd_clear(args: argparse.Namespace) -> int:
     addresses = [a.strip().lower() for a in args.addresses]
-    with opened(args) as app, app.sessions.begin() as session:
+    with changing(args) as (app, session):
         rows = session.scalars(select(RecipientStatus).where(
             RecipientStatus.email.in_(addresses), RecipientStatus.undeliverable.is_(True))).all()
         unknown = set(addresses) - {r.email for r in rows}
@@ -122,5 +142,6 @@ def cmd_clear(args: argparse.Namespace) -> int:
             mail.status, mail.attempts, mail.next_attempt_at = "pending", 0, now
             mail.deadline_at = now + timedelta(hours=app.settings.outbound.retry_deadline_hours)
     print(f"mailcase will mail {', '.join(addresses)} again"
-          + (f"; {len(held)} held mail(s) queued again" if held else ""))
+          + (f"; {len(held)} held mail(s) queued again" if held else "")
+          + "; mail skipped while it was marked is not sent (each case's history lists it)")
     return 0

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.config import OutboundSettings
 from mailcase.outbound.transports import Envelope, Result, Transport
-from mailcase.store.models import OutboundMail, RecipientStatus
+from mailcase.store.models import Event, OutboundMail, RecipientStatus
 from mailcase.store.models.mail import PENDING
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class OutboxSender:
             for row in rows:
                 if row.rcpt_to in blocked:  # a hard bounce came in after it was queued
                     row.status, row.last_error = "failed", UNDELIVERABLE
+                    _on_case(session, row, "mail held", now, reason=UNDELIVERABLE)
                 else:
                     row.next_attempt_at = now + timedelta(seconds=self.lease_seconds)
             return [Envelope(r.id, r.mail_from, r.rcpt_to, r.raw)
@@ -129,6 +130,7 @@ class OutboxSender:
                 return "sent"
             if result.verdict == "permanent" or now >= row.deadline_at:
                 row.status = "failed"
+                _on_case(session, row, "mail failed", now, reason=result.detail)
                 log.warning("outbound %s to %s failed: %s", row.id, row.rcpt_to, result.detail,
                             extra={"outbound": row.id})
                 return "failed"
@@ -139,6 +141,14 @@ class OutboxSender:
             log.info("outbound %s to %s deferred: %s", row.id, row.rcpt_to, result.detail,
                      extra={"outbound": row.id})
             return "deferred"
+
+
+def _on_case(session: Session, row: OutboundMail, kind: str, now: datetime,
+             reason: str | None) -> None:
+    """Note on the mail's case that it did not reach its recipient."""
+    if row.case_id is not None:
+        session.add(Event.of(row.case_id, kind, None, now, email=row.rcpt_to,
+                             outbound_id=row.id, mail=row.kind, reason=reason))
 
 
 class Lease:

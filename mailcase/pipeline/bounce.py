@@ -60,7 +60,9 @@ def take_bounces(ctx: Context) -> None:
         if ours and outbound is not None:
             # Only a bounce on a signed VERP address may stop mail to an address: anyone
             # can write a report quoting a Message-ID they have seen in References.
-            _mark(ctx, outbound.rcpt_to, failure, hard=failure.permanent and verified)
+            hard = failure.permanent and verified
+            _mark(ctx, outbound.rcpt_to, failure, hard=hard)
+            _note(ctx, outbound, failure, hard=hard)
         kind = "hard" if failure.permanent else "soft"
         said.append(f"{kind} bounce for {failure.recipient}"
                     + (f" ({failure.status})" if failure.status else "")
@@ -119,6 +121,20 @@ def _robot_on_return_path(ctx: Context, outbound: OutboundMail) -> None:
             raise Drop(f"automatic mail: sent to the return path of outbound {outbound.id}; "
                        f"noted on case {case.display_number}", keep=True)
     raise Drop(f"automatic mail: sent to the return path of outbound {outbound.id}")
+
+
+def _note(ctx: Context, outbound: OutboundMail, failure: bounces.Failure, *,
+          hard: bool) -> None:
+    """Put the bounce, and the mark it sets, on the history of the mail's case."""
+    case = ctx.session.get(Case, outbound.case_id) if outbound.case_id is not None else None
+    if case is None:
+        return
+    ctx.book.record(case, "bounce", None, email=outbound.rcpt_to, outbound_id=outbound.id,
+                    permanent=failure.permanent, status=failure.status,
+                    diagnostic=failure.diagnostic, inbound_id=ctx.inbound.id)
+    if hard:
+        ctx.book.record(case, "undeliverable", None, email=outbound.rcpt_to,
+                        reason=failure.status or "hard bounce")
 
 
 def _mark(ctx: Context, email: str, failure: bounces.Failure, *, hard: bool) -> None:

@@ -4,7 +4,8 @@ All of it lives on one asyncio loop; database work runs in worker threads, and S
 mail is committed by the group-commit writer (several sessions' mail per transaction,
 each answered after it). A message accepted over SMTP wakes the processor at once —
 in this process, or in the processing child ``mailcase serve`` starts (see
-worker); the scheduler wakes both workers every ``processing.poll_seconds`` so
+worker); a commit from another process (the command line) rings the doorbell (see
+store.doorbell); the scheduler wakes both workers every ``processing.poll_seconds`` so
 retries that come due are picked up without new mail.
 """
 
@@ -39,7 +40,8 @@ from mailcase.monitoring.endpoint import Monitor
 from mailcase.outbound.templates import TemplateProblem
 from mailcase.service import preflight, reload
 from mailcase.service.systemd import ServiceManager
-from mailcase.service.worker import WorkerProcess
+from mailcase.service.worker import WAKE_ALL, WorkerProcess
+from mailcase.store.doorbell import Listening
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,7 @@ class Daemon:
         self.factory: ListenerFactory | None = None
         self.monitor: Monitor | None = None
         self.watchers: list[threading.Thread] = []
+        self.doorbell: Listening | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -160,6 +163,7 @@ class Daemon:
             self._start_workers()
         if self.listen and (self.workers or self.remote is not None):
             self._start_pollers()
+            self.doorbell = self.app.doorbell.listen(self._rung)
         if self.listen and settings.http.enabled:
             self._start_monitor()
         self.scheduler.start()
@@ -244,6 +248,18 @@ class Daemon:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.wake_processor)
 
+    def _rung(self) -> None:
+        """Another process (the command line) committed work: look at both queues now.
+        Called from the doorbell's thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_everything)
+
+    def _wake_everything(self) -> None:
+        if self.remote is not None:
+            self.remote.wake(outbox=True)
+        else:
+            self._wake_all()
+
     def _wake_all(self) -> None:
         self.processor.wake()
         self.sender.wake()
@@ -259,6 +275,8 @@ class Daemon:
         if self.group_commit is not None:
             await asyncio.to_thread(self.group_commit.close)
         self.stopping.set()
+        if self.doorbell is not None:
+            await asyncio.to_thread(self.doorbell.close)
         for thread in self.watchers:  # each leaves IDLE within about a second
             await asyncio.to_thread(thread.join, WATCHER_STOP_SECONDS)
         if self.scheduler.running:
@@ -309,6 +327,8 @@ class Daemon:
                     return
                 if data:
                     self.processor.wake()
+                    if WAKE_ALL in data:
+                        self.sender.wake()
                 else:  # the listener stopped or died
                     loop.remove_reader(wake_fd)
                     stop.set()

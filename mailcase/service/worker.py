@@ -34,6 +34,8 @@ from mailcase.config import Settings
 log = logging.getLogger(__name__)
 
 NICENESS = 10
+WAKE_PROCESSOR = b"."  # new mail is committed
+WAKE_ALL = b"!"  # another process committed work: look at the outbox too
 STOP_SECONDS = 30.0
 
 
@@ -88,12 +90,14 @@ class WorkerProcess:
         threading.Thread(target=_reap, args=(old, STOP_SECONDS), daemon=True,
                          name="old processing process").start()
 
-    def wake(self) -> None:
-        """Tell the child there is work; a full pipe means it has been told already."""
+    def wake(self, outbox: bool = False) -> None:
+        """Tell the child there is new mail to process (``WAKE_PROCESSOR``), and with
+        ``outbox`` mail to send as well (``WAKE_ALL``: a commit from another process);
+        a full pipe means it has been told already."""
         with self._lock:
             if self._wake_fd is not None:
                 with contextlib.suppress(BlockingIOError, BrokenPipeError):
-                    os.write(self._wake_fd, b".")
+                    os.write(self._wake_fd, WAKE_ALL if outbox else WAKE_PROCESSOR)
 
     def check(self) -> None:
         """Start a new child if the last one died, loudly, with a growing delay between

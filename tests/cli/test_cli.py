@@ -33,7 +33,7 @@ CASE_FIELDS = {
     "number", "subject", "status", "is_closed", "priority", "origin", "supplied_email",
     "contact", "owner", "parent", "is_escalated", "created_at", "closed_at",
 }
-DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments"}
+DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments", "events"}
 COMMENT_FIELDS = {"author", "body", "public", "created_at", "attachments"}
 
 
@@ -264,6 +264,40 @@ def test_cases_list_json_has_contract_fields(
     assert row["status"] == "New"
     assert row["is_closed"] is False
     assert row["supplied_email"] == "ann@customer.org"
+
+
+def test_cases_show_tells_the_history(
+    threaded_case: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cases show` and its --json list the feed (who, when, what); a reopened case no
+    longer shows the resolution of its close, which stays in its history."""
+    config = threaded_case
+    for args in (("update", "00001000", "--status", "Working", "--as", "eve@example.com"),
+                 ("close", "00001000", "--resolution", "Fuser replaced.", "--as",
+                  "eve@example.com"),
+                 ("reopen", "00001000", "--as", "eve@example.com")):
+        assert run(capsys, "-c", config, "cases", *args)[0] == 0
+    code, out, err = run(capsys, "-c", config, "cases", "show", "00001000", "--json")
+    assert code == 0, err
+    case = json.loads(out)
+    assert case["resolution"] is None
+    events = case["events"]
+    assert [e["kind"] for e in events][:1] == ["created"]
+    assert {"comment", "status", "closed", "reopened"} <= {
+        e["kind"] for e in events}
+    status = next(e for e in events if e["kind"] == "status")
+    assert status["actor"] == "eve@example.com"
+    assert status["summary"] == "status New → Working"
+    assert datetime.fromisoformat(status["at"]).tzinfo is not None
+    reopened = events[-1]
+    assert reopened["kind"] == "reopened"
+    assert reopened["detail"]["resolution"] == "Fuser replaced."
+    code, out, err = run(capsys, "-c", config, "cases", "show", "00001000")
+    assert code == 0, err
+    assert "Resolution:" not in out
+    history = out.split("History:", 1)[1]
+    assert "eve@example.com  closed: Fuser replaced." in history
+    assert "reopened as Working (its resolution was: Fuser replaced.)" in history
 
 
 def test_cases_show_json_has_contract_fields(

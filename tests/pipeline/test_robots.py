@@ -3,6 +3,7 @@ the sink, a storm of bounces and auto-replies, and bounces marking addresses."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import smtplib
 from collections.abc import Callable
@@ -151,10 +152,28 @@ def test_hard_bounce_to_verp_marks_the_address(
     capsys.readouterr()
     assert main(["-c", config, "outbox", "undeliverable"]) == 0
     assert "ann@customer.org" in capsys.readouterr().out
+    # The acknowledgement the relay took is not shown as plainly sent.
+    assert main(["-c", config, "outbox", "list", "--json"]) == 0
+    [listed_ack] = [r for r in json.loads(capsys.readouterr().out) if r["id"] == 1]
+    assert listed_ack["status"] == "sent"
+    assert listed_ack["bounce"]["permanent"] is True
+    assert listed_ack["bounce"]["status"] == "5.1.1"
+    assert main(["-c", config, "outbox", "list"]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("1 ")]
+    assert "sent, bounced" in line and "User unknown" in line
+    # The case's history says what happened to its mail.
+    assert main(["-c", config, "cases", "show", "1000"]) == 0
+    history = capsys.readouterr().out.split("History:", 1)[1]
+    assert "hard bounce for ann@customer.org (outbound 1, 5.1.1)" in history
+    assert "ann@customer.org marked undeliverable: 5.1.1" in history
+    assert "ann@customer.org skipped: undeliverable" in history
+    # Cleared, the address gets new mail; what was skipped meanwhile stays skipped.
     assert main(["-c", config, "outbox", "clear", "ann@customer.org"]) == 0
+    assert "mail skipped while it was marked is not sent" in capsys.readouterr().out
+    assert app.sender.drain() == {}
     assert main(["-c", config, "cases", "reply", "1000", "--body", "Hello again"]) == 0
     app.sender.drain()
-    sink.expect(2)
+    assert "Hello again" in sink.expect(2)[1].text
 
 
 def test_rfc6533_global_bounce_over_smtp_marks_the_address(app: App, sink: Sink) -> None:
@@ -237,6 +256,9 @@ def test_clear_sends_what_the_mark_held_back(app: App, sink: Sink, tmp_path: Pat
     app.processor.drain()
     app.sender.drain()
     sink.expect(1)
+    with app.sessions() as session:
+        held = session.scalars(select(Event).where(Event.kind == "mail held")).one()
+        assert held.detail["email"] == "ann@customer.org"
     assert main(["-c", config, "outbox", "clear", "ann@customer.org"]) == 0
     assert app.sender.drain() == {"sent": 1}
     assert "Queued first" in sink.expect(2)[1].text

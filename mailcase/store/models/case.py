@@ -162,3 +162,10 @@ class Event(Base):
     actor: Mapped[str | None] = mapped_column(Clipped(320))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def of(cls, case_id: int, kind: str, actor: str | None, when: datetime,
+           **detail: Any) -> Event:
+        """A feed entry, as the case rules and the outbox (bounces, skipped and failed
+        mail) both write them."""
+        return cls(case_id=case_id, kind=kind, actor=actor, detail=detail, created_at=when)
