@@ -21,7 +21,7 @@ from mailcase.store.models.mail import (
     OutboundMail,
     RecipientStatus,
 )
-from mailcase.store.models.people import Account, Agent, Contact, Queue
+from mailcase.store.models.people import Account, Agent, Contact, Queue, QueueMember
 
 __all__ = [
     "DESCRIPTION_MAX_BYTES",
@@ -44,6 +44,7 @@ __all__ = [
     "Message",
     "OutboundMail",
     "Queue",
+    "QueueMember",
     "RecipientStatus",
     "UTCDateTime",
 ]

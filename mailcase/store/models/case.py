@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     UniqueConstraint,
@@ -35,6 +36,7 @@ class Case(Base):
     """A support case, after Salesforce's Case object."""
 
     __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_owner_open", "owner_agent_id", "is_closed"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -57,6 +59,9 @@ class Case(Base):
     owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     owner_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # A case merged into another is closed; its mail threads into that one. No foreign
+    # key in the schema (migration 0005 says why): the case rules alone set it.
+    merged_into_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -69,6 +74,8 @@ class Case(Base):
     owner_agent: Mapped[Agent | None] = relationship()
     owner_queue: Mapped[Queue | None] = relationship()
     parent: Mapped[Case | None] = relationship(remote_side=[id])
+    merged_into: Mapped[Case | None] = relationship(
+        primaryjoin="foreign(Case.merged_into_id) == remote(Case.id)", viewonly=True)
     comments: Mapped[list[Comment]] = relationship(
         back_populates="case", order_by="Comment.id", cascade="all, delete-orphan"
     )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey
+from sqlalchemy import Boolean, ForeignKey, Integer, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailcase.store.models.base import Base, Clipped, UTCDateTime
+
+ROUND_ROBIN = "round-robin"
+LEAST_BUSY = "least-busy"
 
 
 class Account(Base):
@@ -44,6 +47,8 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(Clipped(320), unique=True)
     name: Mapped[str] = mapped_column(Clipped(255), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Gets every new-case alert, whoever owns the case.
+    follow_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Queue(Base):
@@ -54,3 +59,26 @@ class Queue(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(Clipped(255), unique=True)
     email: Mapped[str | None] = mapped_column(Clipped(320))
+    # How a case for the queue picks one of its active members.
+    mode: Mapped[str] = mapped_column(Clipped(20), default=ROUND_ROBIN,
+                                      server_default=ROUND_ROBIN)
+    # Round-robin: how many cases the queue has handed out; the next member is this
+    # modulo the active members, read and advanced under the queue row's lock.
+    turn: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    members: Mapped[list[QueueMember]] = relationship(
+        order_by="QueueMember.id", cascade="all, delete-orphan")
+
+
+class QueueMember(Base):
+    """An agent who takes cases for a queue."""
+
+    __tablename__ = "queue_members"
+    __table_args__ = (UniqueConstraint("queue_id", "agent_id",
+                                       name="uq_queue_members_queue_agent"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
+
+    agent: Mapped[Agent] = relationship()
