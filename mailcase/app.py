@@ -53,9 +53,15 @@ def _services(settings: Settings, create_secret: bool, dns: TxtLookup | None) ->
 
 def make_transport(settings: Settings) -> Transport:
     """The outbound transport the settings ask for."""
+    if settings.outbound.transport == "maildir":
+        return MaildirTransport(settings.outbound.maildir)
+    return SmtpTransport(make_relay(settings))
+
+
+def make_relay(settings: Settings) -> Relay:
+    """How to reach the configured smarthost; SecretError when its password file cannot
+    be read."""
     out = settings.outbound
-    if out.transport == "maildir":
-        return MaildirTransport(out.maildir)
     context = ssl.create_default_context(cafile=str(out.ca_file) if out.ca_file else None)
     if not out.tls_verify:
         context.check_hostname = False
@@ -68,10 +74,10 @@ def make_transport(settings: Settings) -> Transport:
             raise SecretError(
                 f"outbound.password_file {out.password_file} cannot be read: {exc.strerror}"
             ) from None
-    return SmtpTransport(Relay(
+    return Relay(
         host=out.host, port=out.port, timeout=out.timeout, tls=out.tls, context=context,
         username=out.username, password=password, local_hostname=settings.smtp.hostname,
-    ))
+    )
 
 
 @dataclass

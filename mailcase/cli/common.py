@@ -21,6 +21,7 @@ EXIT_USER = 1
 EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the MTA keeps the mail and retries
 EXIT_DATAERR = 65  # sysexits.h EX_DATAERR: the MTA bounces the mail
 EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: check-config found a server not answering
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: a bug, not the user's mistake
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
 

@@ -12,11 +12,17 @@ from typing import Any
 
 from mailcase import config, logs
 from mailcase.app import App
-from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, settings_of
+from mailcase.cli.common import (
+    EXIT_CONFIG,
+    EXIT_UNAVAILABLE,
+    UserError,
+    schema_revision,
+    settings_of,
+)
 from mailcase.config import Settings
 from mailcase.intake.smtpauth import hash_password
 from mailcase.outbound.templates import BUILT_IN, REQUIRED_SETS, Templates
-from mailcase.service import preflight
+from mailcase.service import preflight, probes
 from mailcase.service.daemon import Daemon, ListenError
 from mailcase.service.systemd import ServiceManager, passed_sockets
 from mailcase.service.worker import WorkerProcess, read_settings
@@ -37,9 +43,13 @@ def register(commands: Any) -> None:
 
     check = commands.add_parser(
         "check-config", help="check what a start needs: config, templates, secret files, "
-                             "ports, database and schema")
+                             "ports, database and schema; and whether the smarthost and "
+                             "the IMAP servers answer")
     check.add_argument("--no-ports", action="store_true",
                        help="leave out the listening ports (while the daemon runs)")
+    check.add_argument("--offline", action="store_true",
+                       help="leave out the smarthost and IMAP servers (for systemd's "
+                            "ExecReload/ExecStartPre: a start waits for them anyway)")
     check.set_defaults(handler=cmd_check_config)
 
     hashing = commands.add_parser(
@@ -100,18 +110,27 @@ def cmd_work(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """78 for a problem in the config or what it names (a start would fail), else 69 when
+    a server does not answer or refuses the login (a start would work, and wait for it),
+    else 0. Each server's answer is one line: on stdout when OK, on stderr when not."""
     settings = settings_of(args)
     findings = preflight.check(settings, ports=not args.no_ports)
     for problem in findings.problems:
         print(f"mailcase: {problem}", file=sys.stderr)
+    if not findings.problems:
+        boxes = ", ".join(m.address for m in settings.mailbox)
+        listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:"
+                     f"{settings.smtp.port}" if settings.smtp.enabled else "no listener")
+        print(f"config OK: mailboxes {boxes}; {listening}; database "
+              f"{findings.database_state}; outbound via {settings.outbound.transport}; "
+              f"{_template_sources(settings)}")
+    answers = [] if args.offline else probes.run(settings)
+    for answer in answers:
+        print(answer.line() if answer.ok else f"mailcase: {answer.line()}",
+              file=sys.stdout if answer.ok else sys.stderr)
     if findings.problems:
         return EXIT_CONFIG
-    boxes = ", ".join(m.address for m in settings.mailbox)
-    listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:{settings.smtp.port}"
-                 if settings.smtp.enabled else "no listener")
-    print(f"config OK: mailboxes {boxes}; {listening}; database {findings.database_state}; "
-          f"outbound via {settings.outbound.transport}; {_template_sources(settings)}")
-    return 0
+    return EXIT_UNAVAILABLE if any(not answer.ok for answer in answers) else 0
 
 
 def _template_sources(settings: Settings) -> str:

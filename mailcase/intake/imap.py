@@ -15,11 +15,10 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase.config import ImapSettings, MailboxSettings
 from mailcase.intake.accept import Intake, return_path
-from mailcase.intake.imapauth import Credentials, StaleToken
+from mailcase.intake.imapauth import Connector, Credentials
 from mailcase.intake.polls import PollRecord
 
 log = logging.getLogger(__name__)
@@ -64,9 +63,8 @@ class ImapPoller:
         self.intake = intake
         self.record = record
         self.on_stored = on_stored
-        self.credentials = Credentials(mailbox.imap)
+        self.connector = Connector(mailbox.imap)
         self.failures = 0
-        self.logged_in_at = 0.0
         self.processed_ready = False
 
     def poll(self) -> PollResult:
@@ -181,52 +179,18 @@ class ImapPoller:
             log.warning("IMAP: %d parked mail of %s copied to %s", copied,
                         self.mailbox.address, folder)
 
-    @contextmanager
-    def session(self) -> Iterator[IMAPClient]:
+    def session(self) -> AbstractContextManager[IMAPClient]:
         """A logged-in connection, TLS as configured, closed however the pass ends."""
-        imap = self.settings
-        context = ssl.create_default_context(cafile=str(imap.ca_file) if imap.ca_file else None)
-        if not imap.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        client = self._connect(context)
-        try:
-            try:
-                self.credentials.login(client)
-            except StaleToken:
-                _close(client)
-                client = self._connect(context)
-                self.credentials.login(client, refresh=True)
-            self.logged_in_at = time.monotonic()
-            yield client
-        finally:
-            _close(client)
+        return self.connector.session()
 
-    def _connect(self, context: ssl.SSLContext) -> IMAPClient:
-        """A connection, TLS as configured, with TCP keepalive so that a host that
-        vanished without closing the connection is noticed in about two minutes."""
-        imap = self.settings
-        client = IMAPClient(imap.host, port=imap.port, ssl=imap.tls == "implicit",
-                            ssl_context=context, timeout=imap.timeout)
-        sock = client.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
-            if hasattr(socket, option):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-        if imap.tls == "starttls":
-            try:
-                client.starttls(context)
-            except BaseException:
-                client.shutdown()
-                raise
-        return client
+    @property
+    def credentials(self) -> Credentials:
+        return self.connector.credentials
 
-
-def _close(client: IMAPClient) -> None:
-    try:
-        client.logout()
-    except (IMAPClientError, OSError):
-        client.shutdown()
+    @property
+    def logged_in_at(self) -> float:
+        """When the current session logged in (monotonic)."""
+        return self.connector.logged_in_at
 
 
 class IdleWatcher:

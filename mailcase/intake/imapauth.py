@@ -1,4 +1,5 @@
-"""How the IMAP poller logs in: a password from a file, or an OAuth 2.0 token (XOAUTH2).
+"""How the IMAP poller connects and logs in: TLS as configured, then a password from a
+file or an OAuth 2.0 token (XOAUTH2). ``check-config`` connects the same way.
 
 Providers that turned basic authentication off take only XOAUTH2. mailcase does not run
 an OAuth flow itself: the token comes from a file that something else keeps fresh, or
@@ -10,12 +11,15 @@ password, the token, the command's arguments) never appear in a message or the l
 
 from __future__ import annotations
 
+import socket
+import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
 from mailcase.config import ImapSettings
 
@@ -59,7 +63,8 @@ class Credentials:
                 self._token = None
                 raise StaleToken("the kept token was refused") from None
             kind = "XOAUTH2 login" if imap.auth == "xoauth2" else "login"
-            raise CredentialError(f"IMAP {kind} as {imap.username} refused: {exc}") from None
+            raise CredentialError(
+                f"IMAP {kind} as {imap.username} refused: {_server_words(exc)}") from None
 
     def session_ends(self, logged_in_at: float) -> float:
         """When a session that logged in at ``logged_in_at`` (monotonic) should log in
@@ -120,3 +125,66 @@ class Credentials:
         if not token:
             raise CredentialError(f"token_command {name} printed no token")
         return token
+
+
+def _server_words(exc: LoginError) -> str:
+    """The server's answer as text (imapclient's LoginError holds the repr of its bytes)."""
+    cause = exc.__context__
+    words = cause.args[0] if cause is not None and cause.args else None
+    return words.decode(errors="replace") if isinstance(words, bytes) else str(exc)
+
+
+class Connector:
+    """Opens logged-in sessions to one mailbox's server; remembers when the last began."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self.credentials = Credentials(settings)
+        self.logged_in_at = 0.0
+
+    @contextmanager
+    def session(self) -> Iterator[IMAPClient]:
+        """A logged-in connection, TLS as configured, closed however the block ends."""
+        imap = self.settings
+        context = ssl.create_default_context(cafile=str(imap.ca_file) if imap.ca_file else None)
+        if not imap.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        client = self._connect(context)
+        try:
+            try:
+                self.credentials.login(client)
+            except StaleToken:
+                _close(client)
+                client = self._connect(context)
+                self.credentials.login(client, refresh=True)
+            self.logged_in_at = time.monotonic()
+            yield client
+        finally:
+            _close(client)
+
+    def _connect(self, context: ssl.SSLContext) -> IMAPClient:
+        """A connection, TLS as configured, with TCP keepalive so that a host that
+        vanished without closing the connection is noticed in about two minutes."""
+        imap = self.settings
+        client = IMAPClient(imap.host, port=imap.port, ssl=imap.tls == "implicit",
+                            ssl_context=context, timeout=imap.timeout)
+        sock = client.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        if imap.tls == "starttls":
+            try:
+                client.starttls(context)
+            except BaseException:
+                client.shutdown()
+                raise
+        return client
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except (IMAPClientError, OSError):
+        client.shutdown()

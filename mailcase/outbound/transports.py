@@ -118,6 +118,24 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException):
                 client.close()
 
+    def probe(self) -> str:
+        """Connect, greet, TLS and AUTH exactly as a batch would, then QUIT without
+        sending: what was agreed (e.g. "STARTTLS TLSv1.3, AUTH as mailcase"). A
+        failure is raised as it came (OSError, ssl.SSLError, smtplib.SMTPException)."""
+        client = self._connect()
+        try:
+            sock = client.sock
+            done = [f"{'TLS' if self.relay.tls == 'implicit' else 'STARTTLS'} {sock.version()}"
+                    if isinstance(sock, ssl.SSLSocket) else "no TLS"]
+            if self.relay.username:
+                done.append(f"AUTH as {self.relay.username}")
+            return ", ".join(done)
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+
     def _connect(self) -> smtplib.SMTP:
         """A connection ready for MAIL FROM: TLS and AUTH done as configured."""
         relay = self.relay
