@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
+from mailcase.cases.staff import Staff
 from mailcase.config import Settings
 from mailcase.identity.authentication import DkimVerifier, TxtLookup
 from mailcase.identity.tokens import SecretError, TokenSigner, load_secrets
@@ -163,6 +164,12 @@ class App:
         return Desk(settings=self.settings, sessions=self.sessions, readers=self.readers,
                     notifier=self.services.notifier, clock=self.clock,
                     ring=self.doorbell.ring)
+
+    def owner_problems(self) -> list[str]:
+        """Owners the settings name (rules, mailboxes, the default) that the store does
+        not have: a start and a reload refuse them (see cases.staff)."""
+        with self.readers() as session:
+            return Staff(session).problems(self.settings)
 
     def ensure_schema(self) -> None:
         """Create a new database's schema, or refuse one that needs ``db upgrade``."""

@@ -120,15 +120,27 @@ class SmtpSettings(_Section):
         return self
 
 
-class AutoResponseRule(_Section):
-    """One auto-response rule of a mailbox: when all its conditions hold, answer a new
-    case with ``template`` ("" answers nothing). A condition left empty always holds."""
+Priority = Literal["High", "Medium", "Low"]
+QUEUE_PREFIX = "queue:"
+
+
+def _check_owner(value: str) -> str:
+    """An owner as rules and mailboxes name it: an agent's address or ``queue:NAME``."""
+    if value.lower().startswith(QUEUE_PREFIX):
+        name = value[len(QUEUE_PREFIX):].strip()
+        if not name:
+            raise ValueError(f"{value!r} names no queue (queue:NAME)")
+        return QUEUE_PREFIX + name
+    return _check_address(value)
+
+
+class MailCriteria(_Section):
+    """Conditions on a new mail; all that are set must hold, an empty one always does."""
 
     senders: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
     subject_words: tuple[str, ...] = ()
     body_words: tuple[str, ...] = ()
-    priority: Literal["High", "Medium", "Low"] | None = None
-    template: str = "acknowledgement"
+    priority: Priority | None = None
 
     @field_validator("senders")
     @classmethod
@@ -138,6 +150,51 @@ class AutoResponseRule(_Section):
             if "@" not in value:
                 raise ValueError(f"{value!r} is neither an address nor an @domain")
         return cleaned
+
+
+class AutoResponseRule(MailCriteria):
+    """One auto-response rule of a mailbox: when all its conditions hold, answer a new
+    case with ``template`` ("" answers nothing)."""
+
+    template: str = "acknowledgement"
+
+
+class AssignmentRule(MailCriteria):
+    """Who owns a new case: the first rule (in file order) whose conditions all hold
+    names an agent or ``queue:NAME``; no match leaves it to ``cases.default_owner``."""
+
+    name: str = ""  # said in the case's history; "assignment_rule[N]" when empty
+    mailbox: str | None = None  # the support address the mail came to
+    regex: str | None = None  # searched in the subject and the body, ignoring case
+    header: str | None = None  # a header that must be present…
+    header_value: str | None = None  # …with a value this regex finds (ignoring case)
+    owner: str
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox_address(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
+
+    @field_validator("regex", "header_value")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return _check_owner(value)
+
+    @model_validator(mode="after")
+    def _header_named(self) -> AssignmentRule:
+        if self.header_value is not None and not self.header:
+            raise ValueError("header_value: name the header it is looked for in (header)")
+        return self
 
 
 class ImapSettings(_Section):
@@ -216,6 +273,20 @@ class MailboxSettings(_Section):
     imap: ImapSettings | None = None
     collaborators: Literal["anyone", "same_domain", "domains", "none"] = "same_domain"
     collaborator_domains: tuple[str, ...] = ()
+    # What a new case of this address starts with (Salesforce's routing addresses):
+    # its origin, its priority (None: the sender's X-Priority/Importance, else Medium),
+    # its owner when no assignment rule matches (an agent or queue:NAME; None: the
+    # cases.default_owner), its type and reason.
+    origin: str = "Email"
+    priority: Priority | None = None
+    owner: str | None = None
+    type: str | None = None
+    reason: str | None = None
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        return None if value is None else _check_owner(value)
 
     @model_validator(mode="after")
     def _domains_given(self) -> MailboxSettings:
@@ -294,6 +365,14 @@ class CaseSettings(_Section):
     new_status: str = "New"
     reopen_status: str = "Working"
     on_reply_to_closed: Literal["reopen", "follow_up"] = "reopen"
+    # Who owns a new case that neither an assignment rule nor its mailbox's owner
+    # places: an agent's address or queue:NAME; None leaves it unassigned.
+    default_owner: str | None = None
+
+    @field_validator("default_owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        return None if value is None else _check_owner(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> CaseSettings:
@@ -370,6 +449,16 @@ class Settings(_Section):
     service: ServiceSettings = ServiceSettings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
+    assignment_rule: tuple[AssignmentRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _rules_name_mailboxes(self) -> Settings:
+        known = {box.address for box in self.mailbox}
+        for index, rule in enumerate(self.assignment_rule):
+            if rule.mailbox is not None and rule.mailbox not in known:
+                raise ValueError(f"assignment_rule[{index}].mailbox: {rule.mailbox} is not "
+                                 "a configured [[mailbox]]")
+        return self
 
     @field_validator("mailbox")
     @classmethod

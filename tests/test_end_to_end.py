@@ -117,7 +117,9 @@ def test_agent_reply_note_close_and_reopen(
     case = show(tmp_path / "mailcase.toml", "1000", capsys)
     assert case["status"] == "On Hold"
     assert case["is_closed"] is False and case["closed_at"] is None
-    assert case["resolution"] == "Unplugged"
+    assert case["resolution"] is None  # it belonged to the close; the history keeps it
+    assert [e["detail"].get("resolution") for e in case["events"]
+            if e["kind"] == "reopened"] == ["Unplugged"]
     assert [(c["body"], c["public"]) for c in case["comments"]] == [
         ("Unplug it.", True), ("Customer sounds calm.", False)]
     sink.expect(2)  # nothing more was mailed

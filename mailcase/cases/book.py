@@ -15,12 +15,16 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mailcase.cases.errors import CaseError
+from mailcase.cases.routing import queue_name
+from mailcase.cases.staff import Staff
 from mailcase.config import CaseSettings
 from mailcase.store.db import insert_or_nothing
 from mailcase.store.models import (
     DESCRIPTION_MAX_BYTES,
     SUBJECT_MAX,
     Account,
+    Agent,
     Case,
     Collaborator,
     Comment,
@@ -32,10 +36,6 @@ from mailcase.store.models import (
 PRIORITIES = ("High", "Medium", "Low")
 MAX_COLLABORATORS = 20
 _NUMBER = re.compile(r"^#?0*([0-9]{1,8})$")
-
-
-class CaseError(Exception):
-    """A request that the case rules refuse; the message says why."""
 
 
 def parse_number(text: str) -> int:
@@ -158,15 +158,16 @@ class CaseBook:
         public: bool,
         message_id: int | None = None,
     ) -> Comment:
-        """Add a comment; anything not written by the owner marks the case unread for them."""
+        """Add a comment; anything not written by the owner marks the case unread for
+        them, and the owner's own comment marks it read."""
         comment = Comment(
             case=case, body=body, author_email=author_email, author_name=author_name,
             author_kind=author_kind, public=public, message_id=message_id, created_at=self.now,
         )
         self.session.add(comment)
         owner = case.owner_agent.email if case.owner_agent else None
-        if author_email != owner:
-            case.has_unread_comments_for_owner = True
+        # The owner's own words mean they have read the case.
+        case.has_unread_comments_for_owner = author_email != owner
         case.updated_at = self.now
         self.session.flush()
         self.record(case, "comment", author_email, public=public, comment_id=comment.id)
@@ -253,6 +254,31 @@ class CaseBook:
         case.closed_at = None
         case.resolution = None
         case.updated_at = self.now
+
+    def assign(self, case: Case, owner: str | None, actor: str | None,
+               why: str | None = None) -> list[Agent]:
+        """Give ``case`` to ``owner`` — an active agent's address, ``queue:NAME`` (one of
+        its active members, by the queue's mode) or None (nobody); the history says who
+        did it and ``why`` (a rule's name). Returns the agents to alert: the new owner,
+        or every active member of a shared queue."""
+        staff = Staff(self.session)
+        agent, queue = None, None
+        if owner is not None and (name := queue_name(owner)) is not None:
+            queue = staff.queue(name, lock=True)
+            if queue is None:
+                raise CaseError(f"there is no queue {name!r}")
+            agent = staff.pick(queue)
+        elif owner is not None:
+            agent = staff.agent(owner)
+            if agent is None:
+                raise CaseError(f"{owner.strip().lower()} is not an active agent")
+        case.owner_agent, case.owner_queue = agent, queue
+        case.updated_at = self.now
+        self.record(case, "owner", actor, new=agent.email if agent else None,
+                    queue=queue.name if queue else None, why=why)
+        if agent is not None:
+            return [agent]
+        return [m.agent for m in queue.members if m.agent.active] if queue else []
 
     def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
         """Append an entry to the case's feed."""

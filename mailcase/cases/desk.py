@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mailcase.cases.book import CaseBook, CaseError
+from mailcase.cases.book import CaseBook
+from mailcase.cases.errors import CaseError
 from mailcase.cases.views import case_detail, case_summary
 from mailcase.config import Settings
 from mailcase.outbound.notify import Notifier
-from mailcase.store.models import Agent, Case
+from mailcase.store.models import Agent, Case, Queue
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,12 @@ class Desk:
             raise CaseError(f"{email!r} is not an email address")
         return Author(email.lower(), "")
 
-    def list(self, *, status: str | None, open_only: bool, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` cases, of one status or open ones if asked; a status the
-        lifecycle does not know is refused, as an update to it is."""
+    def list(self, *, status: str | None, open_only: bool, limit: int,
+             owner: str | None = None, queue: str | None = None,
+             unassigned: bool = False) -> list[dict[str, Any]]:
+        """The newest ``limit`` cases, of one status or open ones if asked, of one owner
+        or queue or nobody's; a status the lifecycle does not know is refused, as an
+        update to it is."""
         if status is not None and status not in self.settings.cases.statuses:
             raise CaseError(f"unknown status {status!r}; known: "
                             f"{', '.join(self.settings.cases.statuses)}")
@@ -85,12 +89,25 @@ class Desk:
                 query = query.where(Case.status == status)
             if open_only:
                 query = query.where(Case.is_closed.is_(False))
+            if owner is not None:
+                query = query.where(Case.owner_agent.has(Agent.email == owner.strip().lower()))
+            if queue is not None:
+                query = query.where(Case.owner_queue.has(Queue.name == queue.strip()))
+            if unassigned:
+                query = query.where(Case.owner_agent_id.is_(None), Case.owner_queue_id.is_(None))
             return [case_summary(c) for c in session.scalars(query)]
 
-    def show(self, number: int) -> dict[str, Any]:
+    def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
+        """One case; when ``viewer`` is its owner, the case is marked read for them."""
         with self.readers() as session:
             book = CaseBook(session, self.settings.cases, self.clock())
-            return case_detail(session, book.get(number, lock=False))
+            case = book.get(number, lock=False)
+            detail = case_detail(session, case)
+        owner = case.owner_agent.email if case.owner_agent else None
+        if viewer is not None and viewer == owner and case.has_unread_comments_for_owner:
+            with self._book() as book:
+                book.get(number).has_unread_comments_for_owner = False
+        return detail
 
     def reply(self, number: int, body: str, author: Author) -> int:
         """A public answer, mailed to the contact, collaborators and owner; returns the
@@ -125,10 +142,10 @@ class Desk:
             if priority is not None:
                 book.set_priority(case, priority, author.email)
             if owner is not None:
-                agent = None if owner.lower() == "none" else self._agent(book.session,
-                                                                          self.author(owner))
-                book.record(case, "owner", author.email, new=agent.email if agent else None)
-                case.owner_agent, case.owner_queue = agent, None
+                wanted = None if owner.strip().lower() == "none" else owner.strip()
+                alerted = book.assign(case, wanted, author.email, why="by hand")
+                self.notifier.assigned(book.session, case, alerted, book.now,
+                                       why=f"{author.email} assigned it")
 
     def close(self, number: int, resolution: str, author: Author) -> int:
         """Close with a resolution, which goes to the contact and collaborators."""

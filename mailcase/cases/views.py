@@ -30,7 +30,8 @@ def case_summary(case: Case) -> dict[str, Any]:
         "origin": case.origin,
         "supplied_email": case.supplied_email,
         "contact": case.contact.email if case.contact else None,
-        "owner": case.owner_name,
+        "owner": case.owner_name,  # the agent's address, else queue:NAME
+        "queue": case.owner_queue.name if case.owner_queue else None,
         "parent": case.parent.display_number if case.parent else None,
         "is_escalated": case.is_escalated,
         "created_at": _when(case.created_at),
@@ -88,13 +89,21 @@ def _reopened(d: dict[str, Any]) -> str:
     return f"reopened as {d.get('new')}{was}"
 
 
+def _owner(d: dict[str, Any]) -> str:
+    queue = f"queue:{d['queue']}" if d.get("queue") else None
+    who = d.get("new") or queue or "nobody"
+    if d.get("new") and queue:
+        who += f" (for {queue})"
+    return f"owner → {who}" + (f", {d['why']}" if d.get("why") else "")
+
+
 # What each kind of feed entry says, from its detail.
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "created": lambda d: f"case opened ({d.get('origin') or 'unknown origin'})",
     "comment": lambda d: "public comment" if d.get("public") else "internal note",
     "status": lambda d: f"status {d.get('old')} → {d.get('new')}",
     "priority": lambda d: f"priority {d.get('old')} → {d.get('new')}",
-    "owner": lambda d: f"owner → {d.get('new') or 'nobody'}",
+    "owner": _owner,
     "closed": lambda d: f"closed: {d.get('resolution') or '(no resolution)'}",
     "reopened": _reopened,
     "collaborator added": lambda d: f"collaborator added: {d.get('email')}",

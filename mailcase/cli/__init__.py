@@ -16,8 +16,8 @@ from typing import NoReturn
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
-from mailcase.cases.book import CaseError
-from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving
+from mailcase.cases.errors import CaseError
+from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving, staff
 from mailcase.cli.common import EXIT_CONFIG, EXIT_PIPE, EXIT_SOFTWARE, EXIT_USER, UserError
 from mailcase.config import ConfigError
 from mailcase.identity.tokens import SecretError
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     collaborators.register(commands)
     mailboxes.register(commands)
     outbox.register(commands)
+    staff.register(commands)
     return parser
 
 

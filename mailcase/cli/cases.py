@@ -20,6 +20,10 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="list cases, newest first")
     listing.add_argument("--status", help="only cases in this status")
     listing.add_argument("--open", action="store_true", help="only cases that are not closed")
+    whose = listing.add_mutually_exclusive_group()
+    whose.add_argument("--owner", metavar="EMAIL", help="only cases this agent owns")
+    whose.add_argument("--queue", metavar="NAME", help="only cases of this queue")
+    whose.add_argument("--unassigned", action="store_true", help="only cases nobody owns")
     listing.add_argument("--limit", type=positive_int, default=50,
                          help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -28,6 +32,8 @@ def register(commands: Any) -> None:
     show = actions.add_parser("show", help="one case with its comments")
     show.add_argument("number")
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--as", dest="author", metavar="EMAIL",
+                      help="the agent reading: the owner's reading marks the case read")
     show.set_defaults(handler=cmd_show)
 
     for name, help_text in (("reply", "answer the customer (mailed, public comment)"),
@@ -45,7 +51,7 @@ def register(commands: Any) -> None:
     update.add_argument("number")
     update.add_argument("--status")
     update.add_argument("--priority", help="High, Medium or Low")
-    update.add_argument("--owner", help="agent email, or 'none'")
+    update.add_argument("--owner", help="an agent's address, queue:NAME, or 'none'")
     _author(update)
     update.set_defaults(handler=cmd_update)
 
@@ -75,19 +81,21 @@ def _desk(args: argparse.Namespace) -> Iterator[Desk]:
 def cmd_list(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
         rows = capped(desk.list(status=args.status, open_only=args.open,
-                                limit=args.limit + 1), args.limit, "cases")
+                                limit=args.limit + 1, owner=args.owner, queue=args.queue,
+                                unassigned=args.unassigned), args.limit, "cases")
     if args.json:
         emit_json(rows)
         return 0
     table([(r["number"], r["status"], r["priority"], (r["created_at"] or "")[:16].replace("T", " "),
-            r["supplied_email"], r["subject"]) for r in rows],
-          ["NUMBER", "STATUS", "PRIORITY", "CREATED", "FROM", "SUBJECT"])
+            r["supplied_email"], r["owner"] or "-", r["subject"]) for r in rows],
+          ["NUMBER", "STATUS", "PRIORITY", "CREATED", "FROM", "OWNER", "SUBJECT"])
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
-        case = desk.show(parse_number(args.number))
+        case = desk.show(parse_number(args.number),
+                         viewer=desk.author(args.author).email if args.author else None)
     if args.json:
         emit_json(case)
     else:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mailcase.cases.book import CaseBook, CaseError, parse_number
+from mailcase.cases.book import CaseBook, parse_number
+from mailcase.cases.errors import CaseError
 from mailcase.cli.common import changing, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.identity import eligibility

@@ -19,7 +19,7 @@ from mailcase.cli.common import (
     schema_revision,
     settings_of,
 )
-from mailcase.config import Settings
+from mailcase.config import ConfigError, Settings
 from mailcase.intake.smtpauth import hash_password
 from mailcase.outbound.templates import BUILT_IN, REQUIRED_SETS, Templates
 from mailcase.service import preflight, probes
@@ -68,6 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         redactor.add(*logs.secrets_of(settings))  # the token secret may have just been made
     try:
         app.ensure_schema()
+        if problems := app.owner_problems():
+            raise ConfigError("; ".join(problems))
         # Taken out of the environment before the processing child starts: it must
         # neither claim the sockets nor answer the service manager.
         manager = ServiceManager.from_environment(os.environ)

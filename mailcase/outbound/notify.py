@@ -4,6 +4,8 @@
 * a public comment: the contact, the collaborators and the owner, never its author;
 * an internal note: the owner (agents only), never a customer or collaborator;
 * a close: the resolution, to the contact and the collaborators;
+* a case given to an agent (or a shared queue): an alert to them, and to the agents who
+  follow every case when it is new;
 * a collaborator added later: one welcome mail with the case's whole public history.
 
 Every mail is written to the outbox in the caller's transaction, threads into the
@@ -14,7 +16,7 @@ not.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,15 @@ from sqlalchemy.orm import Session
 
 from mailcase.identity.tokens import Participant
 from mailcase.outbound.compose import Composer, Recipient, conversation
-from mailcase.store.models import Attachment, Blob, Case, Collaborator, Comment, Contact
+from mailcase.store.models import (
+    Agent,
+    Attachment,
+    Blob,
+    Case,
+    Collaborator,
+    Comment,
+    Contact,
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,10 @@ class Notifier:
         return self._queue(session, case, people, "case_logged",
                            now=now, extra={})
 
-    def comment(self, session: Session, case: Case, comment: Comment, now: datetime) -> Sent:
-        """Tell everyone on the case of a comment (agents only of an internal note)."""
+    def comment(self, session: Session, case: Case, comment: Comment, now: datetime,
+                already_have: Collection[str] = ()) -> Sent:
+        """Tell everyone on the case of a comment (agents only of an internal note),
+        but those the mail itself was addressed to (``already_have``: its To and Cc)."""
         author = (comment.author_email or "").lower()
         if comment.public:
             people = [*self._customers(session, case), *self._owner(case)]
@@ -57,7 +69,8 @@ class Notifier:
             people = [Recipient(p.email, p.name, Participant("n", p.participant.id))
                       for p in self._owner(case)]
             template = "internal_note"
-        people = [p for p in people if p.email.lower() != author]
+        skip = {author, *(a.lower() for a in already_have)}
+        people = [p for p in people if p.email.lower() not in skip]
         if not people:  # the usual reply: its writer is the only one on the case
             return Sent(0)
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,
@@ -85,6 +98,15 @@ class Notifier:
         listed = [{"filename": r.filename, "size": r.size,
                    "attached": attach and r.blob_sha256 is not None} for r in rows]
         return listed, files
+
+    def assigned(self, session: Session, case: Case, agents: Sequence[Agent], now: datetime,
+                 *, why: str) -> Sent:
+        """Alert agents that a case is theirs (or their shared queue's), each once, with
+        their own agent token: a reply answers the customer, ``/internal`` makes a note."""
+        people = [Recipient(a.email, a.name, Participant("a", a.id))
+                  for a in agents if a.active]
+        return self._queue(session, case, people, "case_assigned", now=now,
+                           extra={"why": why, "owner": case.owner_name})
 
     def closed(self, session: Session, case: Case, now: datetime) -> Sent:
         """Send the resolution to the contact and the collaborators."""

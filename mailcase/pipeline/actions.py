@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select
-
-from mailcase.cases.book import CaseError
+from mailcase.cases.errors import CaseError
 from mailcase.identity import eligibility
 from mailcase.identity.tokens import Participant
 from mailcase.outbound.compose import Recipient
@@ -88,13 +86,12 @@ def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> No
     elif command.name == "priority":
         book.set_priority(case, command.argument, actor)
     elif command.name == "assign":
-        email = command.argument.strip().lower()
-        owner = ctx.session.scalar(select(Agent).where(Agent.email == email,
-                                                       Agent.active.is_(True)))
-        if owner is None:
-            raise CaseError(f"{email or '(nobody)'} is not an agent")
-        book.record(case, "owner", actor, new=owner.email)
-        case.owner_agent, case.owner_queue = owner, None
+        wanted = command.argument.strip()
+        if not wanted:
+            raise CaseError("/assign needs an agent's address or queue:NAME")
+        alerted = book.assign(case, wanted, actor, why="by mail")
+        _mail_safely(ctx, lambda: ctx.services.notifier.assigned(
+            ctx.session, case, alerted, ctx.now, why=f"{actor} assigned it"))
 
 
 def _mail_safely(ctx: Context, send: Callable[[], object]) -> None:

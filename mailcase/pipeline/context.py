@@ -102,6 +102,8 @@ class Context:
     acting_agent: Agent | None = None  # the agent a proven writer is
     reply_internal: bool = False  # a reply through an internal note's token
     verp_outbound: OutboundMail | None = None
+    alert: list[Agent] = field(default_factory=list)  # agents a new case was given to
+    routed_by: str | None = None  # the rule, mailbox or default that placed it
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -15,9 +15,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from mailcase.cases.routing import Facts, holds
+from mailcase.cases.staff import Staff
 from mailcase.config import MailboxSettings
 from mailcase.identity.tokens import Participant
 from mailcase.outbound.compose import Recipient, Threaded, thread_of
+from mailcase.outbound.notify import Sent
 from mailcase.pipeline.context import Context
 from mailcase.reading.parsing import ParsedMail
 from mailcase.store.models import Agent, Comment, Message, OutboundMail
@@ -77,8 +80,13 @@ def notify(ctx: Context) -> None:
         with ctx.session.begin_nested():
             if ctx.new_case:
                 sent = notifier.logged(ctx.session, case, ctx.now)
+                alerted = notifier.assigned(
+                    ctx.session, case, [*ctx.alert, *Staff(ctx.session).followers()],
+                    ctx.now, why=f"a new case ({ctx.routed_by or 'no owner'})")
+                sent = Sent(sent.queued + alerted.queued)
             elif ctx.comment is not None:
-                sent = notifier.comment(ctx.session, case, ctx.comment, ctx.now)
+                copied = [p.email for p in (*ctx.parsed.to, *ctx.parsed.cc)]
+                sent = notifier.comment(ctx.session, case, ctx.comment, ctx.now, copied)
             else:
                 return
     except Exception as exc:  # noqa: BLE001 - the case is recorded; say what was not sent
@@ -149,18 +157,10 @@ def choose_template(
 ) -> str:
     """The template of the first rule whose conditions all hold; "acknowledgement" when
     none does; "" when the matching rule answers nothing."""
-    subject, body = mail.subject.lower(), mail.text.lower()
-    domain = "@" + sender.rpartition("@")[2]
+    facts = Facts(sender=sender, subject=mail.subject, body=mail.text, priority=priority)
     for rule in mailbox.auto_response_rule:
-        if rule.senders and sender not in rule.senders and domain not in rule.senders:
-            continue
-        if rule.subject_words and not any(w.lower() in subject for w in rule.subject_words):
-            continue
-        if rule.body_words and not any(w.lower() in body for w in rule.body_words):
-            continue
-        if rule.priority and rule.priority != priority:
-            continue
-        return rule.template
+        if holds(rule, facts):
+            return rule.template
     return "acknowledgement"
 
 

@@ -7,10 +7,13 @@ raising an Outcome (Drop or Park); any other exception is unexpected and retried
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from sqlalchemy import select, text
 
-from mailcase.cases.book import CaseError
+from mailcase.cases import routing
+from mailcase.cases.errors import CaseError
+from mailcase.cases.staff import Staff
 from mailcase.identity import eligibility
 from mailcase.identity.authentication import UNCHECKED
 from mailcase.pipeline.actions import carry_out, explain
@@ -23,6 +26,8 @@ from mailcase.reading import commands, parsing, replytext, screen
 from mailcase.store.db import insert_unless_present
 from mailcase.store.models import Attachment, Blob, Case, Message
 from mailcase.store.models.base import clean_text
+
+log = logging.getLogger(__name__)
 
 
 def parse(ctx: Context) -> None:
@@ -163,11 +168,16 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
     mailbox = ctx.mailbox.address if ctx.mailbox else ctx.services.settings.mailbox[0].address
     # A follow-up starts from what the reply adds, not from the history it quotes.
     description = replytext.comment_text(mail) if parent is not None else mail.text
+    box = ctx.services.settings.mailbox_for(mailbox)
     case, clipped = ctx.book.open(
         subject=mail.subject or "(no subject)", description=description, mailbox=mailbox,
-        contact=sender, parent=parent, priority=_priority(mail),
+        contact=sender, parent=parent, origin=box.origin if box else "Email",
+        priority=(box.priority if box else None) or _priority(mail),
     )
+    if box is not None:
+        case.type, case.reason = box.type, box.reason
     ctx.case, ctx.new_case = case, True
+    _assign(ctx, case, mail)
     ctx.message = _store_message(ctx, case)
     _collaborators_from_copies(ctx, case)
     comment_id = None
@@ -180,17 +190,47 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
     _store_attachments(ctx, case, ctx.message, comment_id)
 
 
-def _collaborators_from_copies(ctx: Context, case: Case) -> None:
-    """The other people a new mail was addressed to join its case, as policy allows.
+def _assign(ctx: Context, case: Case, mail: parsing.ParsedMail) -> None:
+    """Give the new case to the owner the rules, its mailbox or the default name. An
+    owner that is not there (an agent deactivated since the rules were checked) leaves
+    the case unassigned, with the reason in the log and on the inbound mail."""
+    facts = routing.Facts(sender=case.supplied_email or "", subject=mail.subject,
+                          body=mail.text, priority=case.priority, mailbox=case.mailbox,
+                          headers=mail.headers)
+    chosen = routing.route(ctx.services.settings, facts)
+    if chosen is None:
+        return
+    try:
+        with ctx.session.begin_nested():
+            ctx.alert = ctx.book.assign(case, chosen.owner, None, why=chosen.why)
+    except CaseError as exc:
+        log.warning("case %s left unassigned: %s names %s: %s", case.display_number,
+                    chosen.why, chosen.owner, exc, extra=ctx.log_fields)
+        ctx.notes.append(f"unassigned: {chosen.why} names {chosen.owner}: {exc}")
+        return
+    ctx.routed_by = chosen.why
+
+
+def _collaborators_from_copies(ctx: Context, case: Case, *, reply: bool = False) -> None:
+    """The other people a mail was addressed to join its case, as policy allows.
 
     Only for a mail that starts a conversation, or whose writer is proven: a reply that
     opens a case of its own (a follow-up, or one whose writer was not on the case it
     found) copies the old thread's people, whom an unproven writer must not enrol; nor
-    may a From that failed authentication. Refusals are explained to a proven writer, or
-    to the sender of a new mail within the acknowledgement's limits.
+    may a From that failed authentication. On a ``reply`` to the case, the policy is
+    measured against the case's contact (as for /cc), agents are never enrolled, and
+    refusals are only noted: a reply-all copies the same people again and again.
+    Refusals of a new mail are explained to a proven writer, or to its sender within
+    the acknowledgement's limits.
     """
     sender, mailbox, standing = ctx.sender, ctx.mailbox, ctx.standing
     if sender is None or mailbox is None:
+        return
+    on_case = {c.email for c in case.collaborators} | {case.supplied_email or ""}
+    copies = [p for p in (*ctx.parsed.to, *ctx.parsed.cc)
+              if p.email != sender.email and p.email not in on_case
+              and not ctx.services.own.owns(p.email)]
+    if not copies:
         return
     proven = standing is not None and standing.proven
     if standing is not None and standing.proof == "forged":
@@ -201,11 +241,12 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
                          "proven")
         return
     settings = ctx.services.settings
+    reference = (case.supplied_email or sender.email) if reply else sender.email
     refused = []
-    for person in (*ctx.parsed.to, *ctx.parsed.cc):
-        if person.email == sender.email or ctx.services.own.owns(person.email):
+    for person in copies:
+        if reply and Staff(ctx.session).agent(person.email) is not None:
             continue
-        reason = eligibility.refusal(settings, mailbox, sender.email, person.email)
+        reason = eligibility.refusal(settings, mailbox, reference, person.email)
         if reason is not None:
             refused.append(f"{person.email} not made a collaborator: {reason}")
             continue
@@ -219,7 +260,7 @@ def _collaborators_from_copies(ctx: Context, case: Case) -> None:
     ctx.notes.extend(refused)
     # To an unproven sender of a new mail only within the acknowledgement's limits: one
     # such mail per interval, none in a flood, so no forged From is mailed twice.
-    if ctx.inbound.source != "import" and mailbox.collaborators != "none" and (
+    if not reply and ctx.inbound.source != "import" and mailbox.collaborators != "none" and (
             proven or held_back(ctx, mailbox, sender.email) is None):
         explain(ctx, case, refused)
 
@@ -260,6 +301,8 @@ def _add_reply(ctx: Context, case: Case) -> None:
             public=not internal, message_id=message.id,
         )
     ctx.comment = comment
+    # People the writer copies later join too, as on the first mail (policy, limit 20).
+    _collaborators_from_copies(ctx, case, reply=True)
     _store_attachments(ctx, case, message, comment.id if comment else None)
 
 

@@ -371,6 +371,8 @@ class Daemon:
             if problems := preflight.template_problems(changes.effective):
                 raise TemplateProblem("; ".join(problems))
             app = self.app.reconfigured(changes.effective)
+            if problems := app.owner_problems():
+                raise ConfigError("; ".join(problems))
             if self.factory is not None:
                 self.factory.configure(changes.effective)
         except (ConfigError, SecretError, TemplateProblem, AuthFileError, OSError) as exc:

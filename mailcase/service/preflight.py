@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailcase.cases.staff import Staff
 from mailcase.config import Settings
 from mailcase.identity.tokens import SecretError, load_secrets
 from mailcase.intake.listener import tls_context
 from mailcase.intake.smtpauth import AuthFileError, load_users
 from mailcase.outbound.templates import Templates
-from mailcase.store import migrate
+from mailcase.store import db, migrate
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def check(settings: Settings, *, ports: bool = True) -> Findings:
     """Run every check; ``ports=False`` leaves out the listening ports (for a reload,
     where the running daemon holds them)."""
     state, problems = _database(settings)
+    if state == "current":
+        problems += _owners(settings)
     problems += template_problems(settings)
     problems += _secret_files(settings, new_database=state.startswith("new"))
     if ports:
@@ -135,6 +138,17 @@ def _port_free(key: str, host: str, port: int) -> str | None:
                         if exc.errno == errno.EACCES else "")
                 return f"{key}: cannot listen on {host}:{port}: {exc.strerror}{hint}"
     return None
+
+
+def _owners(settings: Settings) -> list[str]:
+    """Agents and queues that rules, mailboxes or the default owner name but the store
+    lacks (a new database has none: its start refuses such rules, after the schema)."""
+    engine = db.create(settings.database.url)
+    try:
+        with db.reader_factory(engine)() as session:
+            return Staff(session).problems(settings)
+    finally:
+        engine.dispose()
 
 
 def _database(settings: Settings) -> tuple[str, list[str]]:

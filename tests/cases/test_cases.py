@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailcase.cases.book import CaseBook, CaseError, parse_number
+from mailcase.cases.book import CaseBook, parse_number
+from mailcase.cases.errors import CaseError
 from mailcase.config import CaseSettings
 from mailcase.store import db
 from mailcase.store.models import Case, Event

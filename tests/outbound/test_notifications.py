@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from mailcase.app import App
 from mailcase.cli import main
-from mailcase.store.models import OutboundMail
+from mailcase.store.models import Case, InboundMail, OutboundMail
 from tests.support.mailsink import Sink
 from tests.support.servers import mail
 
@@ -26,10 +26,11 @@ def big_case(make_app: Callable[..., App], sink: Sink, tmp_path: Path) -> App:
                       .as_bytes(), mail_from="ann@customer.org",
                       rcpt_to=["support@example.com"], source="test")
     app.processor.drain()
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "agents", "add", OWNER]) == 0
     assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "update", "1000",
                  "--owner", OWNER]) == 0
     app.sender.drain()
-    sink.messages.clear()  # the acknowledgement and the "case logged" mails
+    sink.messages.clear()  # the acknowledgement, the "case logged" mails, Bob's alert
     sink.connections = 0
     return app
 
@@ -252,3 +253,40 @@ def test_refused_copies_are_explained_to_the_sender(make_app: Callable[..., App]
     app.sender.drain()
     sink.expect(1, to="ann@customer.org", subject_starts="Not done:")
 
+
+
+def test_people_copied_on_a_later_reply_join_and_get_no_second_copy(
+        make_app: Callable[..., App], sink: Sink) -> None:
+    """Ann's reply through her token copies a colleague (same domain) and a stranger:
+    the colleague joins the case, the stranger does not (noted, not mailed about); the
+    colleague, who got Ann's mail directly, gets no notification of it, but does of the
+    next one."""
+    app = make_app(mailbox={"address": "support@example.com"})
+    app.intake.accept(mail(message_id="<start@customer.org>").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=["support@example.com"],
+                      source="test")
+    app.processor.drain()
+    app.sender.drain()
+    [ack] = sink.expect(1, to="ann@customer.org")
+    token = parseaddr(ack["Reply-To"] or "")[1]
+    sink.messages.clear()
+    reply = mail(sender="ann@customer.org", to=token, subject="Re: Printer on fire",
+                 Cc="Dan <dan@customer.org>, eve@elsewhere.example", body="Dan knows more.")
+    inbound = app.intake.accept(reply.as_bytes(), mail_from="ann@customer.org",
+                                rcpt_to=[token], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    with app.sessions() as session:
+        case = session.scalars(select(Case)).one()
+        assert [c.email for c in case.collaborators] == ["dan@customer.org"]
+        row = session.get(InboundMail, inbound.id)
+        assert row is not None and "eve@elsewhere.example not made a collaborator" in (
+            row.outcome or "")
+    assert sink.messages == []  # Dan had it already; Eve is told nothing
+    app.intake.accept(mail(sender="ann@customer.org", to=token, subject="Re: Printer on fire",
+                           body="Any news?").as_bytes(),
+                      mail_from="ann@customer.org", rcpt_to=[token], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    [news] = sink.expect(1, to="dan@customer.org")
+    assert "Any news?" in news.text

@@ -37,8 +37,13 @@ def owned_case(make_app: Callable[..., App], sink: Sink, tmp_path: Path, **mailb
     app = make_app(mailbox={"address": "support@example.com", **mailbox})
     deliver(app, "ann@customer.org", "support@example.com", "My printer is on fire.",
             "<first@customer.org>", subject="Printer on fire")
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "agents", "add", OWNER]) == 0
     assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "update", "1000",
                  "--owner", OWNER]) == 0
+    app.sender.drain()
+    [alert] = sink.expect(1, to=OWNER)  # the case is Bob's now: he is told so
+    assert (alert["Subject"] or "").startswith("[Case #00001000] For you")
+    sink.messages.remove(alert)
     [ack] = sink.expect(1, to="ann@customer.org")
     deliver(app, "ann@customer.org", token_of(ack), "Any news?", "<news@customer.org>")
     sink.expect(1, to=OWNER)

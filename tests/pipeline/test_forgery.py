@@ -93,6 +93,7 @@ def open_case(app: App, sink: Sink, tmp_path: Path) -> str:
     first = mail(sender=f"Ann <{ANN}>", message_id="<first@customer.org>",
                  body="My printer is on fire. Serial 12345.")
     deliver(app, first.as_bytes(), mail_from=ANN)
+    assert cli(tmp_path, "agents", "add", BOB) == 0
     assert cli(tmp_path, "cases", "update", "1000", "--owner", BOB) == 0
     assert cli(tmp_path, "cases", "note", "1000", "--body", "Checked the contract.") == 0
     app.sender.drain()

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 
 from mailcase.app import App
-from mailcase.cases.book import CaseBook, CaseError
+from mailcase.cases.book import CaseBook
+from mailcase.cases.errors import CaseError
 from mailcase.store import db, migrate
 from mailcase.store.models import Case, InboundMail
 from tests.support.servers import mail, running_daemon, send, wait_for

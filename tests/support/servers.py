@@ -41,7 +41,8 @@ def _toml_value(value: Any) -> str:
 
 
 def write_config(
-    folder: Path, database_url: str, sink_port: int | None, **sections: dict[str, Any]
+    folder: Path, database_url: str, sink_port: int | None,
+    **sections: dict[str, Any] | list[dict[str, Any]],
 ) -> Path:
     """A complete config file for a test, overridable section by section."""
     base: dict[str, dict[str, Any]] = {
@@ -56,12 +57,18 @@ def write_config(
     }
     mailboxes: Any = sections.pop("mailbox", None) or {"address": "support@example.com",
                                                          "name": "Support"}
+    tables = {name: values for name, values in sections.items() if isinstance(values, list)}
     for name, values in sections.items():
-        base[name] = {**base.get(name, {}), **values}
+        if name not in tables:
+            base[name] = {**base.get(name, {}), **values}
     lines = []
     for name, values in base.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+    for name, entries in tables.items():  # arrays of tables: [[assignment_rule]]
+        for entry in entries:
+            lines.append(f"[[{name}]]")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in entry.items()]
     for mailbox in mailboxes if isinstance(mailboxes, list) else [mailboxes]:
         lines += _mailbox_lines(mailbox)
     path = folder / "mailcase.toml"

@@ -90,9 +90,10 @@ class Case(Base):
 
     @property
     def owner_name(self) -> str | None:
+        """The owner as people name it: the agent's address, else ``queue:NAME``."""
         if self.owner_agent is not None:
             return self.owner_agent.email
-        return self.owner_queue.name if self.owner_queue is not None else None
+        return f"queue:{self.owner_queue.name}" if self.owner_queue is not None else None
 
 
 class Comment(Base):

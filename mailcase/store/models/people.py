@@ -9,8 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailcase.store.models.base import Base, Clipped, UTCDateTime
 
-ROUND_ROBIN = "round-robin"
-LEAST_BUSY = "least-busy"
+ROUND_ROBIN = "round-robin"  # each active member in turn
+LEAST_BUSY = "least-busy"  # the active member with the fewest open cases
+SHARED = "shared"  # the queue keeps the case; every active member hears of it
+QUEUE_MODES = (ROUND_ROBIN, LEAST_BUSY, SHARED)
 
 
 class Account(Base):
