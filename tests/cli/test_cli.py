@@ -375,13 +375,15 @@ def test_check_config_creates_no_database(tmp_path: Path,
     assert not database.parent.exists()
 
 
+@pytest.mark.parametrize("filename", ["acknowledgement.txt.j2", "agent_reply.html.j2"])
 def test_check_config_names_broken_template_and_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filename: str
 ) -> None:
-    """A template syntax error fails check-config with the template's path and line number."""
+    """A template syntax error, in a text or an HTML part, fails check-config with the
+    template's path and line number."""
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
-    broken = templates / "acknowledgement.txt.j2"
+    broken = templates / filename
     lines = broken.read_text(encoding="utf-8").splitlines()
     lines[3] = "case {% if %} and will answer as soon as we can."
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
