@@ -38,11 +38,17 @@ class CaseError(Exception):
     """A request that the case rules refuse; the message says why."""
 
 
+class BadValue(CaseError):
+    """A value the case rules cannot take at all: not a case number, an unknown status
+    or priority, an empty text. The request was malformed rather than refused, so a
+    door that got the value from its caller's arguments says so (the CLI exits 2)."""
+
+
 def parse_number(text: str) -> int:
     """A case number as people type it: ``1000``, ``00001000`` or ``#00001000``."""
     match = _NUMBER.match(text.strip())
     if match is None:
-        raise CaseError(f"{text!r} is not a case number (like 00001000)")
+        raise BadValue(f"{text!r} is not a case number (like 00001000)")
     return int(match.group(1))
 
 
@@ -207,7 +213,7 @@ class CaseBook:
     def set_status(self, case: Case, status: str, actor: str | None) -> None:
         """Move an open case to another open status."""
         if status not in self.settings.statuses:
-            raise CaseError(
+            raise BadValue(
                 f"unknown status {status!r}; known: {', '.join(self.settings.statuses)}"
             )
         if case.is_closed:
@@ -222,7 +228,7 @@ class CaseBook:
     def set_priority(self, case: Case, priority: str, actor: str | None) -> None:
         wanted = priority.capitalize()
         if wanted not in PRIORITIES:
-            raise CaseError(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
+            raise BadValue(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
         if wanted != case.priority:
             self.record(case, "priority", actor, old=case.priority, new=wanted)
             case.priority = wanted
@@ -233,7 +239,7 @@ class CaseBook:
         if case.is_closed:
             raise CaseError(f"case {case.display_number} is already closed")
         if not resolution.strip():
-            raise CaseError("closing a case needs a resolution")
+            raise BadValue("closing a case needs a resolution")
         old = case.status
         case.status = self.settings.closed_statuses[0]
         case.is_closed = True

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from mailcase.cases.book import CaseBook, CaseError, parse_number
-from mailcase.cli.common import opened
+from mailcase.cli.common import UsageError, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.identity import eligibility
 from mailcase.reading.commands import single_address
@@ -40,7 +40,7 @@ def register(commands: Any) -> None:
 def cmd_add(args: argparse.Namespace) -> int:
     number, email = parse_number(args.number), single_address(args.email)
     if email is None:
-        raise CaseError(f"{args.email!r} is not one plain email address")
+        raise UsageError(f"{args.email!r} is not one plain email address")
     with opened(args) as app, app.sessions.begin() as session:
         book = CaseBook(session, app.settings.cases, app.clock())
         case = book.get(number)

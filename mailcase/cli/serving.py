@@ -12,7 +12,13 @@ from typing import Any
 
 from mailcase import config, logs
 from mailcase.app import App
-from mailcase.cli.common import EXIT_CONFIG, UserError, schema_revision, settings_of
+from mailcase.cli.common import (
+    EXIT_CONFIG,
+    UsageError,
+    UserError,
+    schema_revision,
+    settings_of,
+)
 from mailcase.config import Settings
 from mailcase.intake.smtpauth import hash_password
 from mailcase.outbound.templates import BUILT_IN, REQUIRED_SETS, Templates
@@ -125,7 +131,7 @@ def _template_sources(settings: Settings) -> str:
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
     if ":" in args.user or not args.user.strip():
-        raise UserError("a user name must not be empty or hold ':'")
+        raise UsageError("a user name must not be empty or hold ':'")
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.user}: ")
         if getpass.getpass("again: ") != password:
