@@ -15,7 +15,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailcase.cases.errors import CaseError
+from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.routing import queue_name
 from mailcase.cases.staff import Staff
 from mailcase.config import CaseSettings
@@ -42,7 +42,7 @@ def parse_number(text: str) -> int:
     """A case number as people type it: ``1000``, ``00001000`` or ``#00001000``."""
     match = _NUMBER.match(text.strip())
     if match is None:
-        raise CaseError(f"{text!r} is not a case number (like 00001000)")
+        raise BadValue(f"{text!r} is not a case number (like 00001000)")
     return int(match.group(1))
 
 
@@ -208,7 +208,7 @@ class CaseBook:
     def set_status(self, case: Case, status: str, actor: str | None) -> None:
         """Move an open case to another open status."""
         if status not in self.settings.statuses:
-            raise CaseError(
+            raise BadValue(
                 f"unknown status {status!r}; known: {', '.join(self.settings.statuses)}"
             )
         if case.is_closed:
@@ -223,7 +223,7 @@ class CaseBook:
     def set_priority(self, case: Case, priority: str, actor: str | None) -> None:
         wanted = priority.capitalize()
         if wanted not in PRIORITIES:
-            raise CaseError(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
+            raise BadValue(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
         if wanted != case.priority:
             self.record(case, "priority", actor, old=case.priority, new=wanted)
             case.priority = wanted
@@ -234,7 +234,7 @@ class CaseBook:
         if case.is_closed:
             raise CaseError(f"case {case.display_number} is already closed")
         if not resolution.strip():
-            raise CaseError("closing a case needs a resolution")
+            raise BadValue("closing a case needs a resolution")
         old = case.status
         case.status = self.settings.closed_statuses[0]
         case.is_closed = True

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from mailcase.cases.book import CaseBook
-from mailcase.cases.errors import CaseError
+from mailcase.cases.errors import BadValue
 from mailcase.cases.views import case_detail, case_summary
 from mailcase.config import Settings
 from mailcase.outbound.notify import Notifier
@@ -67,7 +67,7 @@ class Desk:
             box = self.settings.mailbox[0]
             return Author(box.address, box.name)
         if "@" not in email:
-            raise CaseError(f"{email!r} is not an email address")
+            raise BadValue(f"{email!r} is not an email address")
         return Author(email.lower(), "")
 
     def list(self, *, status: str | None, open_only: bool, limit: int,
@@ -77,8 +77,8 @@ class Desk:
         or queue or nobody's; a status the lifecycle does not know is refused, as an
         update to it is."""
         if status is not None and status not in self.settings.cases.statuses:
-            raise CaseError(f"unknown status {status!r}; known: "
-                            f"{', '.join(self.settings.cases.statuses)}")
+            raise BadValue(f"unknown status {status!r}; known: "
+                           f"{', '.join(self.settings.cases.statuses)}")
         with self.readers() as session:
             query = (
                 select(Case).order_by(Case.number.desc()).limit(limit)
@@ -170,4 +170,4 @@ class Desk:
 
 def _need_text(body: str) -> None:
     if not body.strip():
-        raise CaseError("the text is empty")
+        raise BadValue("the text is empty")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from mailcase.cases.errors import CaseError
+from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.routing import owners_named, queue_name
 from mailcase.config import Settings
 from mailcase.store.models import Agent, Case, Queue, QueueMember
@@ -31,7 +31,7 @@ def _address(email: str) -> str:
     email = email.strip().lower()
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain or " " in email:
-        raise CaseError(f"{email!r} is not an email address")
+        raise BadValue(f"{email!r} is not an email address")
     return email
 
 

@@ -1,7 +1,8 @@
 """The ``mailcase`` command: parse arguments, load the config, run one subcommand.
 
-A user error (bad config, unknown case, refused change) ends with one line on
-stderr and a non-zero exit, never a traceback.
+A user error ends with one line on stderr and a non-zero exit, never a traceback: 2 for
+a mistake in the arguments (whether argparse or the command found it), 1 for a
+well-formed request that failed or was refused, 78 for the configuration, 70 for a bug.
 """
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
-from mailcase.cases.errors import CaseError
+from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving, staff
-from mailcase.cli.common import EXIT_CONFIG, EXIT_PIPE, EXIT_SOFTWARE, EXIT_USER, UserError
+from mailcase.cli.common import (
+    EXIT_CONFIG,
+    EXIT_PIPE,
+    EXIT_SOFTWARE,
+    EXIT_USAGE,
+    EXIT_USER,
+    UsageError,
+    UserError,
+    usage_line,
+)
 from mailcase.config import ConfigError
 from mailcase.identity.tokens import SecretError
 from mailcase.intake.smtpauth import AuthFileError
@@ -27,14 +37,19 @@ from mailcase.store.migrate import SchemaBehind
 
 Handler = Callable[[argparse.Namespace], int]
 DEBUG_ENV = "MAILCASE_DEBUG"
-EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with usage mistakes told in one line like every other error."""
+    """argparse, with usage mistakes told in one line like every other error. Each
+    command's parser leaves its name (``mailcase cases list``) in the parsed arguments
+    (the innermost one's wins), so a mistake its handler finds is told the same way."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(prog=self.prog)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, usage_line(self.prog, message))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,10 +94,11 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except (ConfigError, SecretError, TemplateProblem, SchemaBehind, AuthFileError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
+    except (UsageError, BadValue) as exc:
+        sys.stderr.write(usage_line(args.prog, str(exc)))
+        return EXIT_USAGE
     except (CaseError, UserError) as exc:
         return _fail(str(exc), EXIT_USER)
-    except KeyboardInterrupt:
-        return 130
     except SQLAlchemyError as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return _fail(f"database error: {reason}", EXIT_SOFTWARE)

@@ -20,6 +20,7 @@ from mailcase.cli.common import (
     EXIT_DATAERR,
     EXIT_TEMPFAIL,
     EXIT_USER,
+    UsageError,
     UserError,
     changing,
     opened,
@@ -228,8 +229,9 @@ def _requeue(session: Session, ids: list[int], allowed: tuple[str, ...], verb: s
 
 
 def cmd_inbound_replay(args: argparse.Namespace) -> int:
-    if not args.ids and not args.all_parked:
-        raise UserError("name the inbound mail to replay (IDs) or give --all-parked")
+    if bool(args.ids) == args.all_parked:
+        raise UsageError("name the inbound mail to replay (IDs) or give --all-parked, "
+                         "one or the other")
     with changing(args) as (app, session):
         ids = (session.scalars(select(InboundMail.id).where(InboundMail.status == "parked"))
                .all() if args.all_parked else args.ids)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk
-from mailcase.cli.common import opened, positive_int, read_text_arg
+from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
 from mailcase.cli.output import capped, emit_json, indent, shown, table
 
 
@@ -40,7 +40,7 @@ def register(commands: Any) -> None:
                             ("note", "add an internal note (never mailed to the customer)")):
         parser = actions.add_parser(name, help=help_text)
         parser.add_argument("number")
-        text = parser.add_mutually_exclusive_group()
+        text = parser.add_mutually_exclusive_group(required=True)
         text.add_argument("--body", help="the text")
         text.add_argument("--body-file", metavar="PATH",
                           help="read the text from a file (- for stdin)")
@@ -157,6 +157,8 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    if args.status is None and args.priority is None and args.owner is None:
+        raise UsageError("give what to change: --status, --priority or --owner")
     with _desk(args) as desk:
         desk.update(parse_number(args.number), status=args.status, priority=args.priority,
                     owner=args.owner, author=desk.author(args.author))

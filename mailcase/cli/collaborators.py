@@ -11,7 +11,7 @@ from typing import Any
 
 from mailcase.cases.book import CaseBook, parse_number
 from mailcase.cases.errors import CaseError
-from mailcase.cli.common import changing, opened
+from mailcase.cli.common import UsageError, changing, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.identity import eligibility
 from mailcase.reading.commands import single_address
@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
 def cmd_add(args: argparse.Namespace) -> int:
     number, email = parse_number(args.number), single_address(args.email)
     if email is None:
-        raise CaseError(f"{args.email!r} is not one plain email address")
+        raise UsageError(f"{args.email!r} is not one plain email address")
     with changing(args) as (app, session):
         book = CaseBook(session, app.settings.cases, app.clock())
         case = book.get(number)

@@ -17,7 +17,8 @@ from mailcase.config import Settings
 from mailcase.store import migrate
 
 INT_MAX = 2**31 - 1  # the widest integer column of the store
-EXIT_USER = 1
+EXIT_USER = 1  # a well-formed request that failed or was refused (no such case, say)
+EXIT_USAGE = 2  # a mistake in the command line, as argparse's own
 EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: the MTA keeps the mail and retries
 EXIT_DATAERR = 65  # sysexits.h EX_DATAERR: the MTA bounces the mail
 EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
@@ -27,7 +28,17 @@ EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader w
 
 
 class UserError(Exception):
-    """A mistake in what the user asked for; the message says what to do instead."""
+    """A request that cannot be done as asked; the message says what to do instead."""
+
+
+class UsageError(Exception):
+    """A mistake in the command line itself that argparse cannot see (options that go
+    together or exclude each other, a value of the wrong form): exit 2, as argparse's."""
+
+
+def usage_line(prog: str, message: str) -> str:
+    """How a usage mistake is told: one line naming the command, as argparse does."""
+    return f"{prog}: {message} (see '{prog} --help')\n"
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -95,5 +106,5 @@ def read_text_arg(text: str | None, file: str | None) -> str:
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"cannot read {file}: {exc}") from None
     if text is None:
-        raise UserError("give the text with --body TEXT or --body-file PATH")
+        raise UsageError("give the text with --body TEXT or --body-file PATH")
     return text

@@ -15,6 +15,7 @@ from mailcase.app import App
 from mailcase.cli.common import (
     EXIT_CONFIG,
     EXIT_UNAVAILABLE,
+    UsageError,
     UserError,
     schema_revision,
     settings_of,
@@ -146,7 +147,7 @@ def _template_sources(settings: Settings) -> str:
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
     if ":" in args.user or not args.user.strip():
-        raise UserError("a user name must not be empty or hold ':'")
+        raise UsageError("a user name must not be empty or hold ':'")
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.user}: ")
         if getpass.getpass("again: ") != password:

@@ -74,7 +74,10 @@ class Notifier:
         if not people:  # the usual reply: its writer is the only one on the case
             return Sent(0)
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,
-                "public": comment.public}
+                "public": comment.public,
+                # Written in the mailbox's own name (`cases reply` without --as): the
+                # templates sign it with the mailbox's name alone, not "Support, Support".
+                "by_mailbox": self.composer.own.owns(comment.author_email or "")}
         listed, files = self._files(session, comment)
         auto = None if comment.author_kind == "agent" and comment.public else "auto-generated"
         return self._queue(session, case, people, template,

@@ -1,17 +1,22 @@
 """Jinja templates for the mail mailcase writes: a subject, a text part and an optional HTML part.
 
 A template set ``NAME`` is three files: ``NAME.subject.j2``, ``NAME.txt.j2`` and
-optionally ``NAME.html.j2`` (autoescaped). The default sets ship inside the package
-(``mailcase/templates``, the project's ``templates/`` folder), so an installed mailcase
-needs no template files of its own. ``[templates] dir`` names a folder of the operator's
-own: a set whose ``NAME.txt.j2`` is there is taken from there whole (subject, text and
-HTML if present), every other set is the built-in one, so one file pair overrides one
-mail and an HTML part of ours never goes out beside a text of theirs. Undefined
-variables are errors, not blanks, so a typo in a template is caught by ``check-config``.
+optionally ``NAME.html.j2`` (autoescaped: a customer's ``<script>`` arrives as text). The
+default sets ship inside the package (``mailcase/templates``, the project's
+``templates/`` folder), each with an HTML part framed by ``layout.html.j2``, so an
+installed mailcase needs no template files of its own. ``[templates] dir`` names a folder
+of the operator's own: a set whose ``NAME.txt.j2`` is there is taken from there whole
+(subject, text and HTML if present), every other set is the built-in one, so one file
+pair overrides one mail and an HTML part of ours never goes out beside a text of theirs.
+Their HTML may extend ``layout.html.j2`` (theirs if the folder has one, else ours).
+Undefined variables are errors, not blanks, so a typo in a template is caught by
+``check-config``. The ``paragraphs`` filter turns plain text (a comment, a resolution)
+into escaped HTML paragraphs that keep the writer's line breaks.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,7 @@ from typing import Any
 
 from jinja2 import (
     BaseLoader,
+    ChoiceLoader,
     Environment,
     FileSystemLoader,
     PackageLoader,
@@ -28,6 +34,7 @@ from jinja2 import (
     TemplateSyntaxError,
     select_autoescape,
 )
+from markupsafe import Markup, escape
 
 BUILT_IN = "built in"  # where a set comes from when the operator's folder lacks it
 REQUIRED_SETS = (
@@ -64,15 +71,14 @@ class Templates:
         if directory is not None and not directory.is_dir():
             raise TemplateProblem(f"templates folder {directory} does not exist")
         self.directory = directory
-        # Each place's environment and file names, read once: a running daemon takes
-        # new files on a reload.
-        self._places: dict[str, tuple[Environment, frozenset[str]]] = {}
-        loaders: list[tuple[str, BaseLoader]] = [(BUILT_IN, PackageLoader("mailcase", "templates"))]
+        # Each place's environment and its own file names, read once: a running daemon
+        # takes new files on a reload.
+        built_in = PackageLoader("mailcase", "templates")
+        self._places = {BUILT_IN: _place(built_in, built_in)}
         if directory is not None:
-            loaders.append((str(directory), FileSystemLoader(directory)))
-        for where, loader in loaders:
-            env = _environment(loader)
-            self._places[where] = (env, frozenset(env.list_templates()))
+            own = FileSystemLoader(directory)
+            # What their sets extend or include may be built in (the HTML frame).
+            self._places[str(directory)] = _place(ChoiceLoader([own, built_in]), own)
 
     def source(self, name: str) -> str:
         """Where set ``name`` comes from: the operator's folder, or ``BUILT_IN``."""
@@ -88,10 +94,10 @@ class Templates:
             where_not = (f"neither in {self.directory} nor built in" if self.directory
                          else "not built in (set [templates] dir to add sets)")
             raise TemplateProblem(f"template set {name!r} ({name}.txt.j2) is {where_not}")
-        subject = " ".join(_render(env, where, f"{name}.subject.j2", context).split())
-        text = _render(env, where, f"{name}.txt.j2", context)
+        subject = " ".join(_render(env, where, files, f"{name}.subject.j2", context).split())
+        text = _render(env, where, files, f"{name}.txt.j2", context)
         html_name = f"{name}.html.j2"
-        html = _render(env, where, html_name, context) if html_name in files else None
+        html = _render(env, where, files, html_name, context) if html_name in files else None
         return Rendered(subject=subject, text=text, html=html)
 
     def check(self, extra_sets: Iterable[str] = ()) -> list[str]:
@@ -106,23 +112,48 @@ class Templates:
         return problems
 
 
-def _environment(loader: BaseLoader) -> Environment:
-    return Environment(
+def _place(loader: BaseLoader, own: BaseLoader) -> tuple[Environment, frozenset[str]]:
+    """An environment over ``loader``, and the files ``own`` holds (which sets are there)."""
+    env = Environment(
         loader=loader,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    env.filters["paragraphs"] = paragraphs
+    return env, frozenset(own.list_templates())
 
 
-def _render(env: Environment, where: str, filename: str, context: dict[str, Any]) -> str:
-    """One file of a set; problems name the file as the operator knows it."""
+def paragraphs(text: str | None) -> Markup:
+    """Plain text as HTML that reads as it was typed: escaped, a blank line between
+    paragraphs, each other line break a ``<br>``, and runs of spaces kept (an indented
+    line or a pasted table stays aligned). None (no resolution yet) is no text."""
+    text = str(text or "").replace("\r\n", "\n").expandtabs(4)
+    blocks = [block.strip("\n") for block in re.split(r"\n(?:[ \t]*\n)+", text)]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(map(_spaced, block.split("\n"))))
+        for block in blocks if block.strip()
+    )
+
+
+def _spaced(line: str) -> Markup:
+    """One line escaped, its leading spaces and every space after another made
+    no-break spaces (U+00A0), which HTML does not fold into one."""
+    return escape(re.sub(r"(?<= ) |^ ", "\u00a0", line))
+
+
+def _render(env: Environment, where: str, files: frozenset[str], filename: str,
+            context: dict[str, Any]) -> str:
+    """One file of a set, which must be in its place's own ``files`` (a set is never
+    made up of theirs and ours); problems name the file as the operator knows it."""
     shown = f"{filename} ({BUILT_IN})" if where == BUILT_IN else str(Path(where) / filename)
+    if filename not in files:
+        raise TemplateProblem(f"template {shown} is missing")
     try:
         return env.get_template(filename).render(context)
-    except TemplateNotFound:
-        raise TemplateProblem(f"template {shown} is missing") from None
+    except TemplateNotFound as exc:  # what it extends or includes
+        raise TemplateProblem(f"template {shown} needs {exc.name}, which is missing") from None
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"template {shown}, line {exc.lineno}: {exc.message}") from None
     except TemplateError as exc:
@@ -150,7 +181,8 @@ def sample_context(name: str) -> dict[str, Any]:
         },
         "recipient": {"email": "ann@example.org", "name": "Ann"},
         "mailbox": {"address": "support@example.com", "name": "Support"},
-        "comment": {"body": "We are on it.", "author": "Bob", "public": True},
+        "comment": {"body": "We are on it.", "author": "Bob", "public": True,
+                    "by_mailbox": False},
         "history": [{"body": "We are on it.", "author": "Bob",
                      "created_at": "2026-11-23 10:00 UTC"}],
         "attachments": [{"filename": "log.txt", "size": 120, "attached": True}],

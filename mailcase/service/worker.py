@@ -6,7 +6,8 @@ so a burst would make senders wait for processing they do not need. ``mailcase s
 therefore starts ``mailcase work`` as a child at a lower CPU priority: it runs the
 processor, the outbox sender and their retries; the listener (and the IMAP pollers)
 wake it through a pipe after each commit. The child ends when the pipe closes — when
-the listener stops or dies — after finishing the mail in hand; if the child dies, the
+the listener stops or dies — after finishing the mail in hand (it sits in a process
+group of its own, so a Ctrl-C in the terminal is the listener's alone); if the child dies, the
 listener starts a new one. Mail is never handed over in the pipe, only wake-ups: the
 database is the queue.
 
@@ -68,8 +69,12 @@ class WorkerProcess:
                    "--wake-fd", str(read_fd), "--settings-fd", str(settings_fd),
                    "--nice", str(NICENESS)]
         try:
+            # A process group of its own: a Ctrl-C in the terminal signals the whole
+            # foreground group, and would reach the child in the middle of its imports
+            # (a KeyboardInterrupt traceback) or make it stop beside the listener. The
+            # listener stops it through the pipe; systemd signals the whole unit anyway.
             self.process = subprocess.Popen(  # noqa: S603 - ourselves
-                command, pass_fds=(read_fd, settings_fd))
+                command, pass_fds=(read_fd, settings_fd), process_group=0)
         finally:
             os.close(read_fd)
             os.close(settings_fd)

@@ -22,8 +22,8 @@ from mailcase.app import App
 from mailcase.cases.book import CaseBook
 from mailcase.cli import main
 from mailcase.store.models import Case, Comment, Event, Queue
-from tests.support.mailsink import Sink
 from tests.service.test_serve import run
+from tests.support.mailsink import Sink
 from tests.support.paths import ROOT
 from tests.support.servers import mail
 

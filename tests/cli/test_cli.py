@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,20 +39,26 @@ COMMENT_FIELDS = {"author", "body", "public", "created_at", "attachments"}
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    """Run ``mailcase ARGS`` in-process; its exit code, stdout and stderr."""
+    """Run ``mailcase ARGS`` in-process; its exit code (argparse's own too), stdout and
+    stderr."""
     capsys.readouterr()
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def assert_one_line_error(code: int, err: str) -> str:
-    """A user error: non-zero exit, exactly one line on stderr, prefixed, no traceback."""
+    """A user error: non-zero exit, exactly one line on stderr, prefixed with the
+    command's name (``mailcase:``, or ``mailcase cases list:`` for a usage mistake), no
+    traceback."""
     assert code != 0
     assert "Traceback" not in err, err
     lines = err.splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
-    assert lines[0].startswith("mailcase: "), lines[0]
+    assert re.match(r"mailcase( [a-z-]+)*: ", lines[0]), lines[0]
     return lines[0]
 
 
@@ -115,26 +122,63 @@ def subprocess_env() -> dict[str, str]:
 # --- user errors ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("args", "says"),
-    [
-        (["cases", "show", "99999"], "00099999"),
-        (["cases", "show", "abc"], "'abc'"),
-        (["cases", "close", "00001000", "--resolution", "  "], "resolution"),
-        (["cases", "update", "00001000", "--status", "Nonsense"], "Nonsense"),
-        (["cases", "note", "00001000"], "--body"),
-        (["cases", "list", "--status", "Bogus"], "Bogus"),
-    ],
-    ids=["unknown-number", "bad-number", "empty-resolution", "unknown-status", "no-text",
-         "list-unknown-status"],
-)
-def test_user_error_is_one_line_without_traceback(
+ARGUMENT_MISTAKES = {  # exit 2, whether argparse or the command finds them
+    "bad-number": (["cases", "show", "abc"], "'abc' is not a case number"),
+    "empty-resolution": (["cases", "close", "1000", "--resolution", "  "], "resolution"),
+    "unknown-status": (["cases", "update", "1000", "--status", "Nonsense"], "Nonsense"),
+    "unknown-priority": (["cases", "update", "1000", "--priority", "Urgent"], "Urgent"),
+    "owner-not-an-address": (["cases", "update", "1000", "--owner", "bob"], "'bob'"),
+    "nothing-to-update": (["cases", "update", "1000"], "--status, --priority or --owner"),
+    "no-text": (["cases", "note", "1000"], "--body"),
+    "empty-text": (["cases", "reply", "1000", "--body", " "], "the text is empty"),
+    "agent-not-an-address": (["cases", "reply", "1000", "--body", "Hi", "--as", "bob"],
+                             "'bob' is not an email address"),
+    "list-unknown-status": (["cases", "list", "--status", "Bogus"], "Bogus"),
+    "bad-limit": (["cases", "list", "--limit", "0"], "--limit"),
+    "collaborator-list": (["collaborators", "add", "1000", "a@x.org, b@x.org"],
+                          "not one plain email address"),
+    "replay-nothing": (["inbound", "replay"], "--all-parked"),
+    "replay-both": (["inbound", "replay", "1", "--all-parked"], "one or the other"),
+    "outbox-bad-id": (["outbox", "retry", "x"], "'x' is not a whole number"),
+    "user-with-colon": (["hash-password", "a:b"], "':'"),
+}
+REFUSED_REQUESTS = {  # well-formed, but they cannot be done: exit 1
+    "unknown-case": (["cases", "show", "99999"], "there is no case 00099999"),
+    "reopen-open": (["cases", "reopen", "1000"], "is not closed"),
+    "status-that-closes": (["cases", "update", "1000", "--status", "Closed"],
+                           "close it with a resolution"),
+    "not-a-collaborator": (["collaborators", "remove", "1000", "eve@customer.org"],
+                           "not a collaborator"),
+    "unknown-inbound": (["inbound", "replay", "99999"], "no inbound mail 99999"),
+    "unknown-outbound": (["outbox", "retry", "99999"], "no outbound mail 99999"),
+}
+
+
+@pytest.mark.parametrize(("args", "says"), ARGUMENT_MISTAKES.values(),
+                         ids=ARGUMENT_MISTAKES.keys())
+def test_an_argument_mistake_exits_2_in_one_line_naming_the_command(
     case_config: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
 ) -> None:
-    """A mistake in a cases command exits non-zero with one 'mailcase:' line naming it."""
+    """A mistake in the command line exits 2 with one line naming the command and its
+    --help, as argparse's own mistakes do, whether argparse or the command found it."""
     code, out, err = run(capsys, "-c", case_config, *args)
     line = assert_one_line_error(code, err)
+    assert code == 2, line
     assert says in line
+    assert line.startswith(f"mailcase {args[0]}") and "--help" in line
+    assert out == ""
+
+
+@pytest.mark.parametrize(("args", "says"), REFUSED_REQUESTS.values(),
+                         ids=REFUSED_REQUESTS.keys())
+def test_a_refused_request_exits_1_in_one_line(
+    case_config: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    """A well-formed request the case rules or the queues refuse exits 1, one line."""
+    code, out, err = run(capsys, "-c", case_config, *args)
+    line = assert_one_line_error(code, err)
+    assert code == 1, line
+    assert line.startswith("mailcase: ") and says in line
     assert out == ""
 
 
@@ -409,13 +453,15 @@ def test_check_config_creates_no_database(tmp_path: Path,
     assert not database.parent.exists()
 
 
+@pytest.mark.parametrize("filename", ["acknowledgement.txt.j2", "agent_reply.html.j2"])
 def test_check_config_names_broken_template_and_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], filename: str
 ) -> None:
-    """A template syntax error fails check-config with the template's path and line number."""
+    """A template syntax error, in a text or an HTML part, fails check-config with the
+    template's path and line number."""
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
-    broken = templates / "acknowledgement.txt.j2"
+    broken = templates / filename
     lines = broken.read_text(encoding="utf-8").splitlines()
     lines[3] = "case {% if %} and will answer as soon as we can."
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8")

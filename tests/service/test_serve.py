@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.mailsink import free_port
 from tests.support.paths import ROOT
@@ -98,3 +102,69 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.startswith("mailcase:")]
     assert lines == [f"mailcase: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def sigint_default() -> Iterator[None]:
+    """Children start with SIGINT's default action even when the test runner was started
+    with it ignored (as `cmd &` in a script does): a terminal's Ctrl-C reaches them."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def mapped(pid: int, library: str) -> bool:
+    """Whether process ``pid`` has loaded ``library`` (a compiled module) by now."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def child_pid(log: Path) -> int | None:
+    """The processing child's process id, once serve has logged starting it."""
+    found = re.search(r"processing runs in process (\d+)", log.read_text())
+    return int(found.group(1)) if found else None
+
+
+# When to press Ctrl-C, and the exit that is sane then: 130 while serve is importing
+# (interrupted before it ran), 0 once its loop takes SIGINT as a request to stop.
+MOMENTS = {"importing": 130, "child starting": 0, "ready": 0}
+
+
+@pytest.mark.usefixtures("sigint_default")
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_ctrl_c_is_quiet_at_any_moment(tmp_path: Path, moment: str) -> None:
+    """Ctrl-C in a terminal signals the whole foreground process group: while serve is
+    still importing (pydantic's compiled core loaded, the config not yet read), while
+    its processing child is starting, and once it listens. Neither process prints a
+    traceback (the child printed one: it got the SIGINT in the middle of its imports),
+    serve exits 130 or stops cleanly with 0, and no child is left behind."""
+    port = free_port()
+    config = example_config(tmp_path, port)
+    log = tmp_path / "stderr"
+    env = {k: v for k, v in os.environ.items() if k != "MAILCASE_CONFIG"}
+    with log.open("w") as stderr:
+        daemon = subprocess.Popen([*MAILCASE, "-c", str(config), "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=stderr, process_group=0)
+    child = None
+    try:
+        if moment == "importing":
+            wait_for(lambda: mapped(daemon.pid, "pydantic_core"), timeout=30,
+                     what="serve importing its modules")
+        else:
+            child = wait_for(lambda: child_pid(log), timeout=30, what="the processing child")
+        if moment == "ready":
+            wait_for(lambda: listening(port), timeout=30, what="the listener")
+        os.killpg(daemon.pid, signal.SIGINT)
+        code = daemon.wait(timeout=60)
+        if child is not None:
+            wait_for(lambda: not Path(f"/proc/{child}").exists(), timeout=60,
+                     what=f"the processing child {child} ending")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    err = log.read_text()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert code == MOMENTS[moment], err
