@@ -269,6 +269,8 @@ class CaseBook:
                 raise CaseError(f"there is no queue {name!r}")
             agent = staff.pick(queue)
         elif owner is not None:
+            if "@" not in owner:
+                raise BadValue(f"{owner!r} is neither an agent's address nor queue:NAME")
             agent = staff.agent(owner)
             if agent is None:
                 raise CaseError(f"{owner.strip().lower()} is not an active agent")

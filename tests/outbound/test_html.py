@@ -26,6 +26,7 @@ KINDS = {
     "internal_note": "(not sent to the customer)",
     "collaborator_welcome": "you now follow case",
     "case_closed": "is closed.",
+    "case_assigned": "is yours",
 }
 # What would make a mail client load something: an HTML part needs none of it, and a
 # load would tell a tracker the mail was opened.
@@ -77,10 +78,12 @@ def test_every_kind_of_mail_has_a_text_and_an_html_part(
 ) -> None:
     """A case lived through from its first mail to its close: the acknowledgement, the
     copied colleague's note, the refused copy, an agent's answer, a collaborator's
-    comment, an internal note, a late collaborator's welcome and the resolution each
+    comment, an internal note, a late collaborator's welcome, the owner's alert and the
+    resolution each
     arrive as text/plain then text/html, saying the same, with nothing to fetch."""
     app = make_app(mailbox=MAILBOX)
     new_case(app, "<all@customer.org>", Cc="carl@customer.org, vendor@supplier.example")
+    cli(tmp_path, "agents", "add", OWNER)
     cli(tmp_path, "cases", "update", "1000", "--owner", OWNER)
     cli(tmp_path, "cases", "reply", "1000", "--body", "A technician comes tomorrow.")
     app.sender.drain()
@@ -113,6 +116,7 @@ def test_an_answer_without_an_agent_is_signed_once_with_the_mailbox_name(
     name over the mailbox's."""
     app = make_app(mailbox=MAILBOX)
     new_case(app, "<sign@customer.org>")
+    cli(tmp_path, "agents", "add", OWNER)
     cli(tmp_path, "cases", "update", "1000", "--owner", OWNER)
     cli(tmp_path, "cases", "reply", "1000", "--body", "We are on it.")
     app.sender.drain()
@@ -126,7 +130,7 @@ def test_an_answer_without_an_agent_is_signed_once_with_the_mailbox_name(
 
     # Bob answers his notification by mail: his name, then the team's.
     deliver(app, "ann@customer.org", token_of(ack), "Still burning.", "<burn@customer.org>")
-    notification = sink.expect(2, to=OWNER)[-1]  # the answer's copy, then Ann's comment
+    notification = sink.expect(3, to=OWNER)[-1]  # the alert, the answer's copy, Ann's comment
     deliver(app, f"Bob Baker <{OWNER}>", token_of(notification), "Unplug it, please.",
             "<bob@example.com>")
     [bobs] = [m for m in sink.expect(3, to="ann@customer.org") if "Unplug" in m.text]
@@ -143,13 +147,14 @@ def test_a_customers_markup_arrives_as_text_with_its_lines(
     kept; the text part carries the comment as written."""
     app = make_app(mailbox=MAILBOX)
     new_case(app, "<xss@customer.org>")
+    cli(tmp_path, "agents", "add", OWNER)
     cli(tmp_path, "cases", "update", "1000", "--owner", OWNER)
     app.sender.drain()
     [ack] = sink.expect(1, to="ann@customer.org")
     body = ("<script>alert('owned')</script>\nSecond line & <b>bold</b>\n\n"
             "New paragraph:\n    indented")
     deliver(app, "ann@customer.org", token_of(ack), body, "<xss2@customer.org>")
-    [note] = sink.expect(1, to=OWNER)
+    [note] = sink.expect(1, to=OWNER, subject_starts="Re:")  # (after his alert)
     text, html = parts(note.message)
     assert "<script>alert('owned')</script>\nSecond line & <b>bold</b>" in text
     assert "<script" not in html and "<b>bold" not in html

@@ -76,7 +76,7 @@ def test_serve_with_the_example_config(tmp_path: Path) -> None:
         def listed() -> bool:
             result = run("-c", str(config), "cases", "list")
             return "00001000  New" in result.stdout
-        wait_for(listed, timeout=5, what="the case in 'cases list'")
+        wait_for(listed, timeout=20, what="the case in 'cases list'")
 
         outbound = tmp_path / "var" / "outbound"
         wait_for(lambda: outbound.exists() and len(mailbox.Maildir(outbound)) == 1,
