@@ -33,7 +33,7 @@ CASE_FIELDS = {
     "number", "subject", "status", "is_closed", "priority", "origin", "supplied_email",
     "contact", "owner", "parent", "is_escalated", "created_at", "closed_at",
 }
-DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments", "events"}
+DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments", "events", "children", "merged_into"}
 COMMENT_FIELDS = {"author", "body", "public", "created_at", "attachments"}
 
 
@@ -318,6 +318,7 @@ def test_cases_show_json_has_contract_fields(
     assert case["supplied_email"] == "ann@customer.org"
     assert case["contact"] == "ann@customer.org"
     assert (case["owner"], case["parent"], case["is_escalated"]) == (None, None, False)
+    assert (case["children"], case["merged_into"]) == ([], None)
     assert datetime.fromisoformat(case["created_at"]).tzinfo is not None
     assert case["collaborators"] == [{"email": "bob@customer.org", "name": "Bob Helper"}]
     assert [a["filename"] for a in case["attachments"]] == ["screenshot.bin"]
