@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mailcase.app import App
 from mailcase.cli import main
-from mailcase.store.models import Case, InboundMail, Message
+from mailcase.store.models import Case, Collaborator, InboundMail, Message
 from tests.support.mailsink import Received, Sink
 from tests.support.servers import mail
 
@@ -123,6 +123,29 @@ def test_merge_moves_the_story_and_tells_both_contacts_once(
         html = told.message.get_body(preferencelist=("html",))
         assert html is not None and "<strong>00001000</strong>" in html.get_content()
     assert len(mails_to(sink, "dora@customer.org")) == before["dora@customer.org"]
+
+
+def test_merge_keeps_the_limit_of_twenty_collaborators(
+    make_app: Callable[..., App], sink: Sink, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The source's people join the target while there is room (its contact first); who
+    the limit of twenty left out is said in the output and kept in the history."""
+    app = two_cases(make_app, sink)
+    with app.sessions.begin() as session:
+        target = session.scalars(select(Case).where(Case.number == 1001)).one()
+        target.collaborators.extend(
+            Collaborator(email=f"c{n}@other.org", name="", created_at=target.created_at)
+            for n in range(19))
+    capsys.readouterr()
+    assert cli(tmp_path, "cases", "merge", "1000", "--into", "1001") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == ("not added, the case has the most collaborators it can: "
+                       "dora@customer.org")
+    target_shown = show(app, tmp_path, 1001, capsys)
+    emails = [c["email"] for c in target_shown["collaborators"]]
+    assert len(emails) == 20 and emails[-1] == ANN and "dora@customer.org" not in emails
+    assert target_shown["events"][-1]["detail"]["left_out"] == ["dora@customer.org"]
 
 
 @pytest.mark.parametrize("path", ["token", "in-reply-to", "references", "subject tag"])
