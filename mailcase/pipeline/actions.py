@@ -2,10 +2,11 @@
 
 ``/cc`` and ``/uncc`` are for the case's contact and agents; ``/unsubscribe`` for a
 collaborator leaving; ``/close``, ``/status``, ``/priority``, ``/assign`` and ``/merge``
-only for an agent. Every command but ``/internal`` (which only keeps words private) needs a writer
-whose mail proved who they are (identity.trust: their own token, or an authenticated
-From). A refused or failed command is noted on the inbound mail, and explained by mail
-only to a proven writer: a forged mail must cause no mail to the address it names.
+only for an agent. Every command but ``/internal`` (which only keeps words private)
+needs a writer whose mail proved who they are (identity.trust: their own token, or an
+authenticated From). A refused or failed command is noted on the inbound mail, and
+explained by mail only to a proven writer: a forged mail must cause no mail to the
+address it names.
 """
 
 from __future__ import annotations
