@@ -46,6 +46,14 @@ def parse_number(text: str) -> int:
     return int(match.group(1))
 
 
+def priority_of(text: str) -> str:
+    """A priority as people type it (``high``, ``HIGH``), spelled as the case keeps it."""
+    wanted = text.strip().capitalize()
+    if wanted not in PRIORITIES:
+        raise BadValue(f"unknown priority {text!r}; known: {', '.join(PRIORITIES)}")
+    return wanted
+
+
 def clip_subject(subject: str) -> str:
     """The subject cut to the 255 characters a case holds (the message keeps it whole)."""
     return subject if len(subject) <= SUBJECT_MAX else subject[: SUBJECT_MAX - 1] + "…"
@@ -105,8 +113,13 @@ class CaseBook:
         origin: str = "Email",
         parent: Case | None = None,
         priority: str = "Medium",
+        created_by: str | None = None,
     ) -> tuple[Case, bool]:
-        """A new case with the next number; returns it and whether the description was cut."""
+        """A new case with the next number; returns it and whether the description was cut.
+
+        The feed names ``created_by`` as who opened it (an agent, for a case opened by
+        hand), else the contact.
+        """
         text, clipped = clip_description(description)
         case = Case(
             number=self._next_number(),
@@ -128,7 +141,11 @@ class CaseBook:
         )
         self.session.add(case)
         self.session.flush()
-        self.record(case, "created", contact.email if contact else None, origin=origin)
+        opener = created_by or (contact.email if contact else None)
+        if parent is None:
+            self.record(case, "created", opener, origin=origin)
+        else:
+            self.record(case, "created", opener, origin=origin, parent=parent.display_number)
         return case, clipped
 
     def _next_number(self) -> int:
@@ -160,6 +177,7 @@ class CaseBook:
     ) -> Comment:
         """Add a comment; anything not written by the owner marks the case unread for
         them, and the owner's own comment marks it read."""
+        self.not_merged(case)
         comment = Comment(
             case=case, body=body, author_email=author_email, author_name=author_name,
             author_kind=author_kind, public=public, message_id=message_id, created_at=self.now,
@@ -178,6 +196,7 @@ class CaseBook:
     ) -> Collaborator | None:
         """Keep ``email`` informed of ``case``; None if it already is. The 21st is refused."""
         email = email.lower()
+        self.not_merged(case)
         if any(c.email == email for c in case.collaborators):
             return None
         if len(case.collaborators) >= MAX_COLLABORATORS:
@@ -221,9 +240,7 @@ class CaseBook:
             case.updated_at = self.now
 
     def set_priority(self, case: Case, priority: str, actor: str | None) -> None:
-        wanted = priority.capitalize()
-        if wanted not in PRIORITIES:
-            raise BadValue(f"unknown priority {priority!r}; known: {', '.join(PRIORITIES)}")
+        wanted = priority_of(priority)
         if wanted != case.priority:
             self.record(case, "priority", actor, old=case.priority, new=wanted)
             case.priority = wanted
@@ -244,6 +261,7 @@ class CaseBook:
         self.record(case, "closed", actor, old=old, resolution=case.resolution)
 
     def reopen(self, case: Case, actor: str | None) -> None:
+        self.not_merged(case)
         if not case.is_closed:
             raise CaseError(f"case {case.display_number} is not closed")
         # The resolution belonged to the close; the history keeps it with the reopening.
@@ -281,6 +299,13 @@ class CaseBook:
         if agent is not None:
             return [agent]
         return [m.agent for m in queue.members if m.agent.active] if queue else []
+    @staticmethod
+    def not_merged(case: Case) -> None:
+        """Refuse to change a case merged into another: its mail and work go there."""
+        if case.merged_into_id is not None and case.merged_into is not None:
+            into = case.merged_into.display_number
+            raise CaseError(f"case {case.display_number} is merged into case {into}; "
+                            f"work on case {into}")
 
     def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
         """Append an entry to the case's feed."""

@@ -1,4 +1,5 @@
-"""What agents do to cases from the command line: reply, note, update, close, reopen.
+"""What agents do to cases from the command line: open, clone, reply, note, update,
+close, reopen and merge.
 
 Each action is one transaction: the case change, its comment, its feed entry and the
 mail it causes (through the outbox) commit together or not at all. After the commit the
@@ -16,11 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mailcase.cases.book import CaseBook
-from mailcase.cases.errors import BadValue
+from mailcase.cases import links, routing
+from mailcase.cases.book import CaseBook, parse_number, priority_of
+from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.staff import Staff
 from mailcase.cases.views import case_detail, case_summary
 from mailcase.config import Settings
+from mailcase.identity.addresses import OwnAddresses
 from mailcase.outbound.notify import Notifier
+from mailcase.reading.commands import single_address
 from mailcase.store.models import Agent, Case, Queue
 
 
@@ -30,6 +35,35 @@ class Author:
 
     email: str
     name: str
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case an agent opens by hand (after Salesforce's "Create Cases"): for a phone
+    call, a walk-in, a mail that went to someone's own inbox.
+
+    ``resolution`` closes it at once (``is_closed_on_create``); ``notify_contact`` mails
+    the contact the acknowledgement (or, when closed at once, the resolution) with
+    their own reply token, so they can write into it.
+    """
+
+    email: str
+    subject: str
+    body: str = ""
+    origin: str = "Phone"
+    priority: str = "Medium"
+    parent: int | None = None
+    notify_contact: bool = False
+    resolution: str | None = None
+    assign_using_rules: bool = False  # an owner as if it had come by mail, alerted
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A case opened by hand: its number and how many mails went out about it."""
+
+    number: int
+    queued: int
 
 
 class Desk:
@@ -109,6 +143,79 @@ class Desk:
                 book.get(number).has_unread_comments_for_owner = False
         return detail
 
+    def new(self, request: NewCase, author: Author) -> Opened:
+        """Open a case by hand for ``request.email``, in the first mailbox."""
+        email = self._contact_address(request.email)
+        if not request.subject.strip():
+            raise CaseError("a case needs a subject")
+        origin = request.origin.strip()
+        if not origin:
+            raise CaseError("the origin is empty (e.g. Phone, Web, Email)")
+        with self._book() as book:
+            parent = book.get(request.parent) if request.parent is not None else None
+            case, clipped = book.open(
+                subject=request.subject.strip(), description=request.body,
+                mailbox=self.settings.mailbox[0].address, contact=book.contact(email),
+                origin=origin, parent=parent, priority=priority_of(request.priority),
+                created_by=author.email,
+            )
+            if clipped:  # as for mail: the description holds 32 KB, a comment the rest
+                book.comment(case, request.body, author_email=author.email,
+                             author_name=author.name, author_kind="agent", public=True)
+            if request.resolution is not None:
+                book.close(case, request.resolution, author.email)
+                case.is_closed_on_create = True
+            queued = 0
+            if request.assign_using_rules:
+                queued += self._route(book, case, request)
+            if request.notify_contact:
+                notifier = self.notifier
+                sent = (notifier.closed(book.session, case, book.now) if case.is_closed
+                        else notifier.acknowledge(book.session, case, book.now))
+                queued += sent.queued
+            return Opened(case.number, queued)
+
+    def _route(self, book: CaseBook, case: Case, request: NewCase) -> int:
+        """Give a case opened by hand the owner the routing would give its mail, and
+        alert that owner and the agents who follow every case; the mails queued."""
+        facts = routing.Facts(sender=case.supplied_email or "", subject=case.subject,
+                              body=request.body, priority=case.priority, mailbox=case.mailbox)
+        chosen = routing.route(self.settings, facts)
+        alerted = [] if chosen is None else book.assign(case, chosen.owner, None,
+                                                        why=chosen.why)
+        why = f"a new case ({chosen.why if chosen else 'no owner'})"
+        return self.notifier.assigned(book.session, case,
+                                      [*alerted, *Staff(book.session).followers()],
+                                      book.now, why=why).queued
+
+    def _contact_address(self, text: str) -> str:
+        email = single_address(text.strip().strip("<>"))
+        if email is None:
+            raise CaseError(f"{text!r} is not one plain email address")
+        if OwnAddresses.of(self.settings).owns(email):
+            raise CaseError(f"{email} is one of mailcase's own addresses, never a contact")
+        return email
+
+    def clone(self, number: int, subject: str | None, author: Author) -> int:
+        """A copy of case ``number`` (contact, fields, collaborators; not the comments);
+        returns the new case's number."""
+        if subject is not None and not subject.strip():
+            raise CaseError("the subject is empty")
+        with self._book() as book:
+            source = book.get(number)
+            return links.clone(book, source, subject and subject.strip(), author.email).number
+
+    def merge(self, source: int, target: int, author: Author) -> tuple[links.Merged, int]:
+        """Merge case ``source`` into case ``target`` and tell both contacts once; returns
+        what moved and how many mails were queued."""
+        with self._book() as book:
+            # Both rows locked, the lower number first, as every merge takes them.
+            locked = {n: book.get(n) for n in sorted({source, target})}
+            merged = links.merge(book, locked[source], locked[target], author.email)
+            sent = self.notifier.merged(book.session, locked[source], locked[target],
+                                        book.now)
+            return merged, sent.queued
+
     def reply(self, number: int, body: str, author: Author) -> int:
         """A public answer, mailed to the contact, collaborators and owner; returns the
         number of mails queued."""
@@ -134,9 +241,14 @@ class Desk:
                                                       book.now).queued
 
     def update(self, number: int, *, status: str | None, priority: str | None,
-               owner: str | None, author: Author) -> None:
+               owner: str | None, author: Author, parent: str | None = None) -> None:
+        """Change what is given; ``owner`` and ``parent`` take "none" to clear them."""
         with self._book() as book:
             case = book.get(number)
+            if parent is not None:
+                new_parent = (None if parent.strip().lower() == "none"
+                              else book.get(parse_number(parent), lock=False))
+                links.set_parent(book, case, new_parent, author.email)
             if status is not None:
                 book.set_status(case, status, author.email)
             if priority is not None:

@@ -63,14 +63,17 @@ def _comment(comment: Comment, verdicts: dict[int, str]) -> dict[str, Any]:
 
 
 def _verdicts(session: Session, case: Case) -> tuple[dict[int, str], str | None]:
-    """The sender-authentication verdicts of the case's inbound mail by message id, and
-    that of the mail that opened it."""
+    """The sender-authentication verdicts of the mail behind the case's comments by
+    message id (a merged case's mail among them), and that of the mail that opened it."""
+    mail = {c.message_id for c in case.comments if c.message_id is not None}
     rows = session.execute(
-        select(Message.id, Message.sender_auth).where(
-            Message.case_id == case.id, Message.direction == "in").order_by(Message.id)
+        select(Message.id, Message.case_id, Message.sender_auth).where(
+            (Message.case_id == case.id) | Message.id.in_(mail), Message.direction == "in")
+        .order_by(Message.id)
     ).all()
     verdicts = {row.id: row.sender_auth for row in rows if row.sender_auth}
-    return verdicts, rows[0].sender_auth if rows else None
+    opening = next((row.sender_auth for row in rows if row.case_id == case.id), None)
+    return verdicts, opening
 
 
 def _reason(d: dict[str, Any]) -> str:
@@ -95,11 +98,23 @@ def _owner(d: dict[str, Any]) -> str:
     if d.get("new") and queue:
         who += f" (for {queue})"
     return f"owner → {who}" + (f", {d['why']}" if d.get("why") else "")
+def _opened(d: dict[str, Any]) -> str:
+    child = f", child of case {d['parent']}" if d.get("parent") else ""
+    return f"case opened ({d.get('origin') or 'unknown origin'}){child}"
+
+
+def _merged_in(d: dict[str, Any]) -> str:
+    joined = d.get("collaborators") or []
+    left = d.get("left_out") or []
+    people = f"; collaborators added: {', '.join(joined)}" if joined else ""
+    people += f"; not added (the limit of collaborators): {', '.join(left)}" if left else ""
+    return (f"case {d.get('number')} merged in: {d.get('comments', 0)} comment(s) and "
+            f"{d.get('files', 0)} file(s) moved here{people}")
 
 
 # What each kind of feed entry says, from its detail.
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "created": lambda d: f"case opened ({d.get('origin') or 'unknown origin'})",
+    "created": _opened,
     "comment": lambda d: "public comment" if d.get("public") else "internal note",
     "status": lambda d: f"status {d.get('old')} → {d.get('new')}",
     "priority": lambda d: f"priority {d.get('old')} → {d.get('new')}",
@@ -116,6 +131,11 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
                             f"held{_reason(d)}"),
     "mail failed": lambda d: (f"outbound {d.get('outbound_id')} to {d.get('email')} "
                               f"failed{_reason(d)}"),
+    "parent": lambda d: f"parent {d.get('old') or 'none'} → {d.get('new') or 'none'}",
+    "cloned from": lambda d: f"cloned from {d.get('number')}",
+    "cloned to": lambda d: f"cloned to {d.get('number')}",
+    "merged": lambda d: f"merged into case {d.get('into')}",
+    "merged in": _merged_in,
     "automatic reply": lambda d: f"automatic reply noted, not added ({d.get('reason')})",
 }
 
@@ -138,8 +158,14 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         .order_by(Attachment.id)
     ).all()
     verdicts, opening = _verdicts(session, case)
+    children = session.scalars(
+        select(Case.number).where(Case.parent_id == case.id).order_by(Case.number))
+    # In the order written: a merged case's comments keep their dates among these.
+    comments = sorted(case.comments, key=lambda c: (c.created_at, c.id))
     return {
         **case_summary(case),
+        "children": [f"{number:08d}" for number in children],
+        "merged_into": case.merged_into.display_number if case.merged_into else None,
         "description": case.description,
         "reason": case.reason,
         "type": case.type,
@@ -153,7 +179,7 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "attachments": [_attachment(a) for a in first_files],
         "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
         "sender_auth": opening,
-        "comments": [_comment(c, verdicts) for c in case.comments],
+        "comments": [_comment(c, verdicts) for c in comments],
         "events": [_event(e) for e in session.scalars(
             select(Event).where(Event.case_id == case.id).order_by(Event.id))],
     }

@@ -1,4 +1,4 @@
-"""Agent commands: ``cases list|show|reply|note|update|close|reopen``."""
+"""Agent commands: ``cases list|show|new|clone|reply|note|update|close|reopen|merge``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mailcase.cases.book import parse_number
-from mailcase.cases.desk import Desk
+from mailcase.cases.desk import Desk, NewCase
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
 from mailcase.cli.output import capped, emit_json, indent, shown, table
 
@@ -17,17 +17,7 @@ def register(commands: Any) -> None:
     cases = commands.add_parser("cases", help="list, read and work on cases")
     actions = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="list cases, newest first")
-    listing.add_argument("--status", help="only cases in this status")
-    listing.add_argument("--open", action="store_true", help="only cases that are not closed")
-    whose = listing.add_mutually_exclusive_group()
-    whose.add_argument("--owner", metavar="EMAIL", help="only cases this agent owns")
-    whose.add_argument("--queue", metavar="NAME", help="only cases of this queue")
-    whose.add_argument("--unassigned", action="store_true", help="only cases nobody owns")
-    listing.add_argument("--limit", type=positive_int, default=50,
-                         help="at most this many (default 50)")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=cmd_list)
+    _register_list(actions)
 
     show = actions.add_parser("show", help="one case with its comments")
     show.add_argument("number")
@@ -35,6 +25,22 @@ def register(commands: Any) -> None:
     show.add_argument("--as", dest="author", metavar="EMAIL",
                       help="the agent reading: the owner's reading marks the case read")
     show.set_defaults(handler=cmd_show)
+
+    _register_new(actions)
+
+    clone = actions.add_parser("clone", help="a new case with this one's contact, fields "
+                               "and collaborators (not its comments)")
+    clone.add_argument("number")
+    clone.add_argument("--subject", help="the new case's subject (default: the same)")
+    _author(clone)
+    clone.set_defaults(handler=cmd_clone)
+
+    merge = actions.add_parser("merge", help="close a case as merged into another, which "
+                               "gets its comments, files, people and later mail")
+    merge.add_argument("source")
+    merge.add_argument("--into", required=True, metavar="TARGET", help="the case that stays")
+    _author(merge)
+    merge.set_defaults(handler=cmd_merge)
 
     for name, help_text in (("reply", "answer the customer (mailed, public comment)"),
                             ("note", "add an internal note (never mailed to the customer)")):
@@ -52,6 +58,7 @@ def register(commands: Any) -> None:
     update.add_argument("--status")
     update.add_argument("--priority", help="High, Medium or Low")
     update.add_argument("--owner", help="an agent's address, queue:NAME, or 'none'")
+    update.add_argument("--parent", metavar="NUMBER", help="the parent case, or 'none'")
     _author(update)
     update.set_defaults(handler=cmd_update)
 
@@ -65,6 +72,43 @@ def register(commands: Any) -> None:
     reopen.add_argument("number")
     _author(reopen)
     reopen.set_defaults(handler=cmd_reopen)
+
+
+def _register_list(actions: Any) -> None:
+    listing = actions.add_parser("list", help="list cases, newest first")
+    listing.add_argument("--status", help="only cases in this status")
+    listing.add_argument("--open", action="store_true", help="only cases that are not closed")
+    whose = listing.add_mutually_exclusive_group()
+    whose.add_argument("--owner", metavar="EMAIL", help="only cases this agent owns")
+    whose.add_argument("--queue", metavar="NAME", help="only cases of this queue")
+    whose.add_argument("--unassigned", action="store_true", help="only cases nobody owns")
+    listing.add_argument("--limit", type=positive_int, default=50,
+                         help="at most this many (default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_list)
+
+
+def _register_new(actions: Any) -> None:
+    new = actions.add_parser("new", help="open a case by hand (a call, a visit)")
+    new.add_argument("--email", required=True, help="the contact's address")
+    new.add_argument("--subject", required=True)
+    text = new.add_mutually_exclusive_group()
+    text.add_argument("--body", help="the description")
+    text.add_argument("--body-file", metavar="PATH",
+                      help="read the description from a file (- for stdin)")
+    new.add_argument("--origin", default="Phone", help="where it came from (default Phone)")
+    new.add_argument("--priority", default="Medium", help="High, Medium (default) or Low")
+    new.add_argument("--parent", metavar="NUMBER", help="the parent case")
+    new.add_argument("--notify-contact", action="store_true",
+                     help="mail the contact the acknowledgement, with their reply address")
+    new.add_argument("--close", action="store_true",
+                     help="close it at once (solved on the call); needs --resolution")
+    new.add_argument("--resolution", help="what solved it, with --close")
+    new.add_argument("--assign-using-rules", action="store_true",
+                     help="give it an owner as if it had come by mail (assignment rules, "
+                          "the mailbox's owner, the default owner); the owner is alerted")
+    _author(new)
+    new.set_defaults(handler=cmd_new)
 
 
 def _author(parser: argparse.ArgumentParser) -> None:
@@ -109,9 +153,12 @@ def _render(case: dict[str, Any]) -> str:
         f"origin {case['origin']}",
         f"Subject:  {case['subject']}",
         f"From:     {_person(case['supplied_name'], case['supplied_email'])}",
-        f"Owner:    {case['owner'] or '-'}    Parent: {case['parent'] or '-'}",
+        f"Owner:    {case['owner'] or '-'}    Parent: {case['parent'] or '-'}"
+        f"    Children: {', '.join(case['children']) or '-'}",
         f"Created:  {case['created_at']}    Closed: {case['closed_at'] or '-'}",
     ]
+    if case["merged_into"]:
+        lines.append(f"Merged into: {case['merged_into']} (its mail goes there)")
     if case["sender_auth"]:
         lines.append(f"Sender:   {case['sender_auth']}")
     if case["resolution"]:
@@ -140,6 +187,47 @@ def _person(name: str | None, email: str | None) -> str:
     return f"{name} <{email}>" if name else (email or "-")
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    if args.close != (args.resolution is not None):
+        raise UsageError("--close needs --resolution TEXT (what solved it), and --resolution "
+                         "goes with --close")
+    given = args.body is not None or args.body_file is not None
+    request = NewCase(
+        email=args.email, subject=args.subject,
+        body=read_text_arg(args.body, args.body_file) if given else "",
+        origin=args.origin, priority=args.priority,
+        parent=parse_number(args.parent) if args.parent is not None else None,
+        notify_contact=args.notify_contact, resolution=args.resolution,
+        assign_using_rules=args.assign_using_rules,
+    )
+    with _desk(args) as desk:
+        opened_case = desk.new(request, desk.author(args.author))
+    closed = " and closed" if args.close else ""
+    print(f"case {opened_case.number:08d} opened{closed}; {opened_case.queued} mail(s) queued")
+    return 0
+
+
+def cmd_clone(args: argparse.Namespace) -> int:
+    number = parse_number(args.number)
+    with _desk(args) as desk:
+        clone = desk.clone(number, args.subject, desk.author(args.author))
+    print(f"case {clone:08d} cloned from {number:08d}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    source, target = parse_number(args.source), parse_number(args.into)
+    with _desk(args) as desk:
+        merged, queued = desk.merge(source, target, desk.author(args.author))
+    print(f"case {source:08d} merged into {target:08d}: {merged.comments} comment(s) and "
+          f"{merged.files} file(s) moved, {len(merged.collaborators)} collaborator(s) "
+          f"added; {queued} mail(s) queued")
+    if merged.left_out:
+        print("not added, the case has the most collaborators it can: "
+              + ", ".join(merged.left_out))
+    return 0
+
+
 def cmd_reply(args: argparse.Namespace) -> int:
     body = read_text_arg(args.body, args.body_file)
     with _desk(args) as desk:
@@ -157,11 +245,12 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    if args.status is None and args.priority is None and args.owner is None:
-        raise UsageError("give what to change: --status, --priority or --owner")
+    if (args.status is None and args.priority is None and args.owner is None
+            and args.parent is None):
+        raise UsageError("give what to change: --status, --priority, --owner or --parent")
     with _desk(args) as desk:
         desk.update(parse_number(args.number), status=args.status, priority=args.priority,
-                    owner=args.owner, author=desk.author(args.author))
+                    owner=args.owner, parent=args.parent, author=desk.author(args.author))
     print(f"case {parse_number(args.number):08d} updated")
     return 0
 

@@ -1,12 +1,14 @@
 """Who hears about what happens on a case, and the mail they get: one per person, once.
 
 * a case logged: its collaborators (the contact gets the acknowledgement);
+* a case opened by hand, when asked: its contact, the acknowledgement;
 * a public comment: the contact, the collaborators and the owner, never its author;
 * an internal note: the owner (agents only), never a customer or collaborator;
 * a close: the resolution, to the contact and the collaborators;
 * a case given to an agent (or a shared queue): an alert to them, and to the agents who
   follow every case when it is new;
-* a collaborator added later: one welcome mail with the case's whole public history.
+* a collaborator added later: one welcome mail with the case's whole public history;
+* a merge: the contacts of both cases, once each, on the case merged into.
 
 Every mail is written to the outbox in the caller's transaction, threads into the
 case's conversation, and carries the recipient's own reply token. Notifications are
@@ -56,6 +58,20 @@ class Notifier:
         people = [self._collaborator(session, c) for c in case.collaborators]
         return self._queue(session, case, people, "case_logged",
                            now=now, extra={})
+
+    def acknowledge(self, session: Session, case: Case, now: datetime) -> Sent:
+        """Send the contact of a case opened by hand the acknowledgement a mail would
+        have got, with their own token to reply into the case."""
+        return self._queue(session, case, list(self._contact(case)), "acknowledgement",
+                           now=now, extra={})
+
+    def merged(self, session: Session, source: Case, target: Case, now: datetime) -> Sent:
+        """Tell the contacts of both cases, once each, that ``source`` was merged into
+        ``target``; their tokens name the target, where their replies now go."""
+        people = [*self._contact(source), *self._contact(target)]
+        merged = {"number": source.display_number, "subject": source.subject}
+        return self._queue(session, target, people, "case_merged", now=now,
+                           extra={"merged": merged})
 
     def comment(self, session: Session, case: Case, comment: Comment, now: datetime,
                 already_have: Collection[str] = ()) -> Sent:
@@ -147,11 +163,15 @@ class Notifier:
         return Sent(queued)
 
     def _customers(self, session: Session, case: Case) -> Iterator[Recipient]:
+        yield from self._contact(case)
+        for collaborator in case.collaborators:
+            yield self._collaborator(session, collaborator)
+
+    @staticmethod
+    def _contact(case: Case) -> Iterator[Recipient]:
         if case.contact is not None:
             yield Recipient(case.contact.email, case.contact.name,
                             Participant("c", case.contact.id))
-        for collaborator in case.collaborators:
-            yield self._collaborator(session, collaborator)
 
     @staticmethod
     def _owner(case: Case) -> Iterator[Recipient]:

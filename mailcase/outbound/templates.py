@@ -39,14 +39,14 @@ from markupsafe import Markup, escape
 BUILT_IN = "built in"  # where a set comes from when the operator's folder lacks it
 REQUIRED_SETS = (
     "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
-    "case_closed", "collaborator_welcome", "command_refused", "case_assigned",
+    "case_closed", "collaborator_welcome", "command_refused", "case_assigned", "case_merged",
 )
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
 EXTRA_VARIABLES = {
     "agent_reply": ("comment", "attachments"), "new_comment": ("comment", "attachments"),
     "internal_note": ("comment", "attachments"),
     "collaborator_welcome": ("history",), "command_refused": ("refusals",),
-    "case_assigned": ("why", "owner"),
+    "case_assigned": ("why", "owner"), "case_merged": ("merged",),
 }
 
 
@@ -187,6 +187,7 @@ def sample_context(name: str) -> dict[str, Any]:
                      "created_at": "2026-11-23 10:00 UTC"}],
         "attachments": [{"filename": "log.txt", "size": 120, "attached": True}],
         "refusals": ["/cc eve@evil.example: only addresses at example.org may be added"],
+        "merged": {"number": "00000999", "subject": "Printer smokes"},
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
         "why": "a new case (rule billing)", "owner": "queue:Billing",
     }

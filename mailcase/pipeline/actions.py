@@ -1,11 +1,12 @@
 """Carrying out the commands of a reply, for the people allowed to give them.
 
 ``/cc`` and ``/uncc`` are for the case's contact and agents; ``/unsubscribe`` for a
-collaborator leaving; ``/close``, ``/status``, ``/priority`` and ``/assign`` only for an
-agent. Every command but ``/internal`` (which only keeps words private) needs a writer
-whose mail proved who they are (identity.trust: their own token, or an authenticated
-From). A refused or failed command is noted on the inbound mail, and explained by mail
-only to a proven writer: a forged mail must cause no mail to the address it names.
+collaborator leaving; ``/close``, ``/status``, ``/priority``, ``/assign`` and ``/merge``
+only for an agent. Every command but ``/internal`` (which only keeps words private)
+needs a writer whose mail proved who they are (identity.trust: their own token, or an
+authenticated From). A refused or failed command is noted on the inbound mail, and
+explained by mail only to a proven writer: a forged mail must cause no mail to the
+address it names.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from mailcase.cases import links
+from mailcase.cases.book import parse_number
 from mailcase.cases.errors import CaseError
 from mailcase.identity import eligibility
 from mailcase.identity.tokens import Participant
@@ -92,6 +95,18 @@ def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> No
         alerted = book.assign(case, wanted, actor, why="by mail")
         _mail_safely(ctx, lambda: ctx.services.notifier.assigned(
             ctx.session, case, alerted, ctx.now, why=f"{actor} assigned it"))
+    elif command.name == "merge":
+        _merge(ctx, case, command.argument, actor)
+
+
+def _merge(ctx: Context, case: Case, argument: str, actor: str) -> None:
+    """``/merge NUMBER``: this case goes into case NUMBER; both contacts are told."""
+    if not argument.strip():
+        raise CaseError("say which case to merge into: /merge 00001000")
+    target = ctx.book.get(parse_number(argument))
+    links.merge(ctx.book, case, target, actor)
+    _mail_safely(ctx, lambda: ctx.services.notifier.merged(ctx.session, case, target,
+                                                           ctx.now))
 
 
 def _mail_safely(ctx: Context, send: Callable[[], object]) -> None:

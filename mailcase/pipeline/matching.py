@@ -3,9 +3,12 @@
 Order after DESIGN.md: a token in a recipient address (envelope recipients first,
 then To, Cc, Delivered-To), then the Message-IDs the mail answers, then a case tag in
 the subject. A token that does not verify is ignored, never trusted: a forged or
-foreign token attaches nothing. Finding a case is not joining it: whether the writer
-may (they take part in it, and what their mail proves) is decided after, in one place
-(identity.trust, applied by pipeline.writer).
+foreign token attaches nothing. Whichever way a case is found, a case merged into
+another passes the mail on (``landing``): a merged case's tokens, Message-IDs and tag
+all lead to the case it was merged into, to the end of a chain of merges. Finding a
+case is not joining it: whether the writer may (they take part in it, and what their
+mail proves) is decided after, in one place (identity.trust, applied by
+pipeline.writer).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +41,7 @@ class Match:
     case: Case
     by: str
     participant: Participant | None = None
+    merged: str | None = None  # the number of the merged case the mail was meant for
 
 
 def recipient_addresses(mail: ParsedMail, envelope_rcpts: Iterable[str]) -> list[str]:
@@ -55,11 +59,32 @@ def find_case(
     signer: TokenSigner,
 ) -> Match | None:
     """The case ``mail`` replies to, or None when it starts a new one."""
+    found = None
     for address in recipient_addresses(mail, envelope_rcpts):
-        match = _by_token(session, address, settings, signer, mail.message_id)
-        if match is not None:
-            return match
-    return _by_thread(session, mail) or _by_subject_tag(session, mail)
+        found = _by_token(session, address, settings, signer, mail.message_id)
+        if found is not None:
+            break
+    found = found or _by_thread(session, mail) or _by_subject_tag(session, mail)
+    if found is None or found.case.merged_into_id is None:
+        return found
+    return replace(found, case=landing(session, found.case),
+                   merged=found.case.display_number)
+
+
+def landing(session: Session, case: Case) -> Case:
+    """The case mail for ``case`` lands on: itself, or, for a case merged into another,
+    the end of its chain of merges (locked, as a found case is). The case rules never
+    make a loop; should the data hold one, the chain stops where it would repeat."""
+    seen = {case.id}
+    while case.merged_into_id is not None:
+        onward = session.get(Case, case.merged_into_id, with_for_update=True)
+        if onward is None or onward.id in seen:
+            log.error("case %s is merged into a case that is missing or loops back",
+                      case.display_number)
+            break
+        seen.add(onward.id)
+        case = onward
+    return case
 
 
 def _by_token(

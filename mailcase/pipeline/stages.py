@@ -19,7 +19,7 @@ from mailcase.identity.authentication import UNCHECKED
 from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
-from mailcase.pipeline.matching import find_case, recipient_addresses
+from mailcase.pipeline.matching import find_case, landing, recipient_addresses
 from mailcase.pipeline.respond import acknowledge, held_back, notify
 from mailcase.pipeline.writer import authenticate, authorize
 from mailcase.reading import commands, parsing, replytext, screen
@@ -130,6 +130,9 @@ def match(ctx: Context) -> None:
     ctx.match = find_case(
         ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer,
     )
+    if ctx.match is not None and ctx.match.merged is not None:
+        ctx.notes.append(f"case {ctx.match.merged} is merged: the mail goes to case "
+                         f"{ctx.match.case.display_number}")
 
 
 def record(ctx: Context) -> None:
@@ -291,6 +294,8 @@ def _add_reply(ctx: Context, case: Case) -> None:
     internal = ctx.reply_internal or any(c.name == "internal" for c in orders)
     if orders and sender is not None:
         carry_out(ctx, case, orders, agent, proven=ctx.may_command)
+        # After a /merge the words go where the case went, as every later reply does.
+        case = ctx.case = landing(ctx.session, case)
     comment = None
     if text or not orders:  # a reply of commands only adds no empty comment
         comment = ctx.book.comment(

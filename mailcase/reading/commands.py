@@ -1,5 +1,5 @@
 """Commands written on their own lines of a reply: ``/cc``, ``/uncc``, ``/unsubscribe``, and
-for agents ``/internal``, ``/close``, ``/status``, ``/priority``, ``/assign``.
+for agents ``/internal``, ``/close``, ``/status``, ``/priority``, ``/assign``, ``/merge``.
 
 This module only reads them; the pipeline decides who may use which. A command line is
 removed from the comment text whether or not it is allowed, so a refused command never
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 
 PEOPLE = frozenset({"cc", "uncc", "unsubscribe"})
-AGENTS = frozenset({"internal", "close", "status", "priority", "assign"})
+AGENTS = frozenset({"internal", "close", "status", "priority", "assign", "merge"})
 _LINE = re.compile(
     rf"^\s*/({'|'.join(sorted(PEOPLE | AGENTS))})\b[ \t]*(.*?)\s*$", re.IGNORECASE
 )

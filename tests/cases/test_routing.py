@@ -341,3 +341,22 @@ def test_the_readmes_worked_example(make_app: Callable[..., App], sink: Sink,
         assert len(sink.expect(4, to="lead@example.com")) == 4  # follows every case
     finally:
         app.close()
+
+
+def test_a_case_opened_by_hand_can_be_routed_like_mail(
+        make_app: Callable[..., App], sink: Sink, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`cases new --assign-using-rules` gives the case the owner its mail would have
+    got, and alerts them; without it the case stays unassigned."""
+    app = staffed(make_app, tmp_path, assignment_rule=RULES)
+    assert cli(tmp_path, "cases", "new", "--email", "kim@customer.org", "--subject",
+               "Invoice 9 twice", "--assign-using-rules") == 0
+    assert cli(tmp_path, "cases", "new", "--email", "kim@customer.org", "--subject",
+               "Invoice 10") == 0
+    capsys.readouterr()
+    assert cli(tmp_path, "cases", "list", "--json") == 0
+    owners = {row["subject"]: row["owner"] for row in json.loads(capsys.readouterr().out)}
+    assert owners == {"Invoice 9 twice": BOB, "Invoice 10": None}
+    app.sender.drain()
+    [alert] = sink.expect(1, to=BOB)
+    assert "rule invoices" in alert.text

@@ -34,7 +34,7 @@ CASE_FIELDS = {
     "number", "subject", "status", "is_closed", "priority", "origin", "supplied_email",
     "contact", "owner", "parent", "is_escalated", "created_at", "closed_at",
 }
-DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments", "events"}
+DETAIL_FIELDS = CASE_FIELDS | {"collaborators", "comments", "events", "children", "merged_into"}
 COMMENT_FIELDS = {"author", "body", "public", "created_at", "attachments"}
 
 
@@ -128,7 +128,7 @@ ARGUMENT_MISTAKES = {  # exit 2, whether argparse or the command finds them
     "unknown-status": (["cases", "update", "1000", "--status", "Nonsense"], "Nonsense"),
     "unknown-priority": (["cases", "update", "1000", "--priority", "Urgent"], "Urgent"),
     "owner-not-an-address": (["cases", "update", "1000", "--owner", "bob"], "'bob'"),
-    "nothing-to-update": (["cases", "update", "1000"], "--status, --priority or --owner"),
+    "nothing-to-update": (["cases", "update", "1000"], "--status, --priority, --owner or --parent"),
     "no-text": (["cases", "note", "1000"], "--body"),
     "empty-text": (["cases", "reply", "1000", "--body", " "], "the text is empty"),
     "agent-not-an-address": (["cases", "reply", "1000", "--body", "Hi", "--as", "bob"],
@@ -362,6 +362,7 @@ def test_cases_show_json_has_contract_fields(
     assert case["supplied_email"] == "ann@customer.org"
     assert case["contact"] == "ann@customer.org"
     assert (case["owner"], case["parent"], case["is_escalated"]) == (None, None, False)
+    assert (case["children"], case["merged_into"]) == ([], None)
     assert datetime.fromisoformat(case["created_at"]).tzinfo is not None
     assert case["collaborators"] == [{"email": "bob@customer.org", "name": "Bob Helper"}]
     assert [a["filename"] for a in case["attachments"]] == ["screenshot.bin"]
