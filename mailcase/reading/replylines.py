@@ -10,7 +10,7 @@ once for every language:
   starts with a date and ends with the writer's address ("2014-10-17 11:28 GMT+03:00 Name
   <addr>:", "26.06.2014, 14:41, "Name" <addr>:", "2011/4/7 Name <addr>"); it may be
   wrapped over up to five lines and must name a date or an address, or be followed by
-  quoted lines;
+  quoted lines ("sent" and "said" need the address: sentences use them too);
 * a header block is three header fields or more within a few lines, one of them the
   sender ("From:/Sent:/To:", "De :/Envoyé le :/À :", "Message du :/De :/A :", with or
   without Outlook's stars);
@@ -39,8 +39,9 @@ def _words(tables: Iterable[dict[str, tuple[str, ...]]]) -> str:
 
 def _verbs() -> str:
     """The verbs as one alternation, lower case; Latin and Cyrillic ones start a word."""
-    words = sorted({word.lower() for entries in markers.VERBS.values() for word in entries},
-                   key=len, reverse=True)
+    tables = (markers.VERBS, markers.WEAK_VERBS)
+    words = sorted({word.lower() for table in tables for entries in table.values()
+                    for word in entries}, key=len, reverse=True)
     cjk = [re.escape(word) for word in words if ord(word[0]) >= 0x2E80]
     alphabetic = [re.escape(word) for word in words if ord(word[0]) < 0x2E80]
     return rf"(?<!\w)(?:{'|'.join(alphabetic)})|(?:{'|'.join(cjk)})"
@@ -51,6 +52,7 @@ _OPENERS = _words([markers.OPENERS])
 _OPENER = re.compile(rf"{_LEAD}(?:{_OPENERS})\s", re.IGNORECASE)
 # Searched in lower-cased text: much faster than IGNORECASE over sixty alternatives.
 _VERB = re.compile(rf"(?:{_verbs()})(?:\s?\([a\u0430]\))?")  # "(a)", Latin or Cyrillic
+_WEAK_VERBS = {word for entries in markers.WEAK_VERBS.values() for word in entries}
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 # What may follow an attribution's closing verb: a colon, Zoho's dashes, Gmail's ">".
 _CLOSING = re.compile(r"\s*(?P<colon>[:：]?)[\s.*>-]*$")
@@ -216,7 +218,9 @@ def is_attribution(text: str, quote_follows: Callable[[], bool]) -> bool:
         return True
     lower = text.lower()
     verbs = list(_VERB.finditer(lower if len(lower) == len(text) else text))
-    if any(_names_writer_after(text, verb) for verb in verbs):
+    if verbs and verbs[-1][0] in _WEAK_VERBS and "@" not in text:
+        return False  # "… and I sent:" is the writer's sentence
+    if any(_names_writer_after(text, verb) for verb in verbs if verb[0] not in _WEAK_VERBS):
         return True
     return bool(verbs) and _ends_with_verb(text, verbs[-1], quote_follows)
 

@@ -30,7 +30,7 @@ OPENERS: dict[str, tuple[str, ...]] = {
 # The verb that says someone wrote the quoted mail; an attribution ends with it, or names
 # the writer after it ("Am … schrieb Name <addr>:"). A "(a)" after it is allowed.
 VERBS: dict[str, tuple[str, ...]] = {
-    "en": ("wrote", "writes", "said", "sent"),
+    "en": ("wrote", "writes"),
     "de": ("schrieb", "geschrieben", "schrieben Sie"),
     "fr": ("a écrit", "nous a dit", "écrit"),
     "es": ("escribió",),
@@ -49,6 +49,11 @@ VERBS: dict[str, tuple[str, ...]] = {
     "zh": ("写道", "寫道"),
     "ja": ("書きました", "のメッセージ"),
     "ko": ("작성",),
+}
+# Verbs that ordinary sentences use too ("… and I sent:"): an attribution only with the
+# writer's address ("Support <support@example.com> sent:").
+WEAK_VERBS: dict[str, tuple[str, ...]] = {
+    "en": ("sent", "said"),
 }
 # Header fields of a quoted mail, by role. Outlook, Apple Mail, Yahoo, Mail.ru and others
 # write these in the reader's language above the quoted text.

@@ -460,36 +460,6 @@ def test_a_writers_python_prompt_is_kept_in_a_mail_without_quotes() -> None:
     assert replytext.new_text(body) == body
 
 
-@pytest.mark.parametrize("history", [
-    pytest.param("---- On Mon, 23 Nov 2026 10:00:00 +0100 Support <s@x.org> wrote ----\n\nold",
-                 id="zoho"),
-    pytest.param("------On Mon, 23 Nov 2026 Support <s@x.org> wrote-----\nold", id="dashed"),
-    pytest.param("2014-10-17 11:28 GMT+03:00 Support <s@x.org>:\n\nold", id="date-first-gmail"),
-    pytest.param("2011/4/7 Support <s@x.org>\n\nold", id="date-first-no-colon"),
-    pytest.param('26.06.2014, 14:41, "Support" <s@x.org>:\n> old', id="date-first-yandex"),
-    pytest.param('20 окт. 2016 г. 19:37 пользователь "Support" <\ns@x.org> написал:\n\n> old',
-                 id="russian-wrapped"),
-    pytest.param("Среда, 5 октября 2016, 12:00 +03:00 от Support <s@x.org>:\n\nold",
-                 id="russian-mailru"),
-    pytest.param("Vào 10:00 Th 2, 23 thg 11, 2026 Support <s@x.org> đã viết:\n> old",
-                 id="vietnamese"),
-    pytest.param("Support <s@x.org> sent:\n> old", id="sent"),
-    pytest.param("From: Support <s@x.org>\nDate: Mon, 23 Nov 2026\nTo: Ann <a@y.org>\n\nold",
-                 id="header-block-without-sent"),
-    pytest.param("Message du : 23/11/2026 10:00\nDe : Support <s@x.org>\nA : a@y.org\n"
-                 "Sujet : Imprimante\n\nold", id="header-block-date-first"),
-])
-def test_attributions_and_header_blocks_of_many_clients(history: str) -> None:
-    """Each client's attribution or header block starts the quoted history."""
-    assert replytext.new_text(f"Works now.\n\n{history}") == "Works now."
-
-
-def test_an_attribution_sharing_a_line_with_the_reply_is_cut_from_it() -> None:
-    """"Works now. On … wrote:" on one line keeps the sentence and drops the attribution."""
-    body = "Works now. On Mon, 23 Nov 2026 at 10:00, Support <s@x.org> wrote:\n> old text"
-    assert replytext.new_text(body) == "Works now."
-
-
 def test_forwarded_mail_is_kept_whole() -> None:
     """A forward keeps the forwarded mail: it is what the writer brings to the case."""
     body = ("Here is what our branch office sees.\n\n---------- Forwarded message ---------\n"
