@@ -62,6 +62,7 @@ def new_text(body: str) -> str:
 
 
 def _lines(body: str) -> list[str]:
+    """``body``'s lines, whatever its line ends."""
     return body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
@@ -104,7 +105,7 @@ def _reply_lines(lines: list[str]) -> tuple[list[str | None], list[str]]:
 
 def _without_signature(kept: Sequence[str | None]) -> str:
     """The writer's lines up to their signature or footer, gaps folded, trimmed."""
-    lines = [line.rstrip() + (" " if line == "-- " else "") for line in kept if line is not None]
+    lines = [line if line == "-- " else line.rstrip() for line in kept if line is not None]
     positions = [i for i, line in enumerate(kept) if line is not None]
     cut = replylines.signature_starts(lines)
     ends = positions[cut] if cut < len(positions) else len(kept)
@@ -133,4 +134,4 @@ def _trimmed(lines: list[str]) -> str:
     """``lines`` without trailing blanks, rules and blank lines at either end."""
     while lines and (not lines[-1].strip() or replylines.DELIMITER.match(lines[-1])):
         lines.pop()
-    return "\n".join(line.rstrip() for line in lines).strip("\n").strip()
+    return "\n".join(line.rstrip() for line in lines).strip()
