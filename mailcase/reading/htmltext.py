@@ -3,8 +3,10 @@
 Mail clients mark what they quote: Gmail's ``gmail_quote``, Apple Mail's and
 Thunderbird's ``<blockquote type="cite">``, Yahoo's ``yahoo_quoted``, and Outlook's
 reply header box (``divRplyFwdMsg``, ``appendonsend``), after which everything is
-history. With ``strip_quotes`` those containers are skipped, and an Outlook marker
-ends the text. Nothing here sanitizes HTML: the result is text, never markup.
+history. With ``strip_quotes`` those containers (and Gmail's and Thunderbird's
+signature blocks) are skipped, and an Outlook marker ends the text. A ``-- <br>`` line
+stays the ``-- `` signature separator of plain text. Nothing here sanitizes HTML: the
+result is text, never markup.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ BLOCKS = frozenset({
 HIDDEN = frozenset({"head", "script", "style", "title", "template"})
 # Outlook writes the header box of the quoted mail with this top border.
 _OUTLOOK_BORDER = re.compile(r"border-top:\s*solid\s+#(E1E1E1|B5C4DF)", re.IGNORECASE)
-_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "protonmail_quote")
+_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "moz-cite-prefix", "protonmail_quote",
+                  # and the signature blocks of Gmail and Thunderbird
+                  "gmail_signature", "moz-signature")
 _CUT_IDS = (
     "divrplyfwdmsg", "appendonsend", "stopspelling", "mail-editor-reference-message-container",
 )
@@ -128,5 +132,6 @@ def html_to_text(html: str, *, strip_quotes: bool = False) -> str:
     extractor.feed(html)
     extractor.close()
     text = "".join(extractor.parts).replace("\xa0", " ")
-    lines = [line.strip() for line in text.split("\n")]
+    # "-- <br>" is an HTML signature separator: keep it "-- " (RFC 3676 4.3) once stripped.
+    lines = ["-- " if line.strip() == "--" else line.strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -88,3 +88,27 @@ def test_the_nastiest_kept_mails_end_well(app: App, path: Path) -> None:
         row = session.get(InboundMail, accepted.id)
         assert row is not None
         assert _ended_well(row) is None, _ended_well(row)
+
+
+def test_an_unexpected_error_of_the_mime_walk_parks_the_mail_after_the_attempts(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader bug that raises something the parse stage does not park on at once (the
+    AttributeError that 8-bit Content-Disposition bytes once raised in the walk) is
+    retried, then the mail is parked with its reason: never left pending for ever."""
+    def broken_walk(message: object) -> object:
+        raise AttributeError("'Header' object has no attribute 'split'")
+
+    monkeypatch.setattr("mailcase.reading.mime.walk", broken_walk)
+    raw = (DATA / "hostile" / "content-disposition-8bit-filename.eml").read_bytes()
+    accepted = app.intake.accept(raw, mail_from="ann@customer.org",
+                                 rcpt_to=["support@example.com"], source="test")
+    for _ in range(10):  # processing.max_attempts is 5; retries are due at once in tests
+        app.processor.drain()
+    with app.sessions() as session:
+        row = session.get(InboundMail, accepted.id)
+        assert row is not None
+        assert (row.status, row.attempts) == ("parked", 5), (row.status, row.attempts)
+        assert row.last_error == "AttributeError: 'Header' object has no attribute 'split'"
+        assert row.outcome == "parked after 5 failed attempts"
+

@@ -428,13 +428,36 @@ def test_shipping_label_is_no_header_block() -> None:
     assert replytext.new_text(body) == body
 
 
-def test_inline_answers_are_kept_with_their_context() -> None:
-    """Answers written between quoted lines are kept, quotes included."""
+def test_inline_answers_keep_the_answers_and_drop_the_quoted_lines() -> None:
+    """Answers written between quoted lines are the reply: the attribution and the quoted
+    lines go, the answers stay in order."""
     body = ("Hi Bob, answers inline.\n\nOn Mon, 23 Nov 2026 at 10:00, Bob <b@x.org> wrote:\n"
             "> Which firmware?\n4.2.1\n> Did it restart?\nYes, twice.\n\n-- \nAnn")
-    assert replytext.new_text(body) == (
-        "Hi Bob, answers inline.\n\nOn Mon, 23 Nov 2026 at 10:00, Bob <b@x.org> wrote:\n"
-        "> Which firmware?\n4.2.1\n> Did it restart?\nYes, twice.")
+    assert replytext.new_text(body) == "Hi Bob, answers inline.\n\n4.2.1\nYes, twice."
+
+
+def test_bottom_post_keeps_the_text_under_the_quote() -> None:
+    """A group reply with the answer below the quote (mutt, Thunderbird bottom posting)
+    keeps only the answer."""
+    body = ("On Mon, Nov 23, 2026 at 10:00:00AM +0100, Support wrote:\n"
+            "> Which firmware do you run?\n> Please check the label.\n\n"
+            "It is 4.2.1, the label says so.\n\n-- \nAnn")
+    assert replytext.new_text(body) == "It is 4.2.1, the label says so."
+
+
+def test_a_wrapped_quoted_line_stays_quote() -> None:
+    """A long quoted line that the client wrapped (its end unquoted between quoted lines)
+    is quote, not an answer."""
+    body = ("Thanks, that helps.\n\nOn Mon, 23 Nov 2026, Support <s@x.org> wrote:\n"
+            "> Please update to the firmware on https://downloads.example.com/printers/\n"
+            "fw-4.2.1.bin\n> and restart.")
+    assert replytext.new_text(body) == "Thanks, that helps."
+
+
+def test_a_writers_python_prompt_is_kept_in_a_mail_without_quotes() -> None:
+    """``>>> `` lines in a mail that quotes nothing are the writer's Python session."""
+    body = "This fails:\n>>> import mailcase\n>>> mailcase.main()\nTraceback: E42"
+    assert replytext.new_text(body) == body
 
 
 def test_forwarded_mail_is_kept_whole() -> None:
@@ -452,9 +475,17 @@ def test_new_text_cuts_the_signature() -> None:
 
 
 def test_new_text_keeps_a_double_dash_that_is_not_a_signature() -> None:
-    """A line of ``--`` without the trailing space is text, not a signature separator."""
-    body = "Before\n--\nAfter"
-    assert replytext.new_text(body) == "Before\n--\nAfter"
+    """A ``--`` line without the trailing space, in the middle of the text with more than a
+    signature's few lines under it, is text."""
+    body = "Before\n--\n" + "\n".join(f"Step {n} of the fix." for n in range(1, 8))
+    assert replytext.new_text(body) == body
+
+
+def test_a_bare_double_dash_above_a_short_block_is_a_signature() -> None:
+    """Clients that strip trailing spaces send ``--``: above a few short lines at the
+    end, after a blank line, it is the signature separator."""
+    body = "It works now.\n\n--\nAnn Customer\nCustomer Inc."
+    assert replytext.new_text(body) == "It works now."
 
 
 @pytest.mark.parametrize(

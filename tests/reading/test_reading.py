@@ -215,6 +215,11 @@ def test_header_words_use_the_charset_chain() -> None:
                  id="thunderbird"),
     pytest.param('<div>Fixed now.</div><div class="yahoo_quoted">On Monday, Support wrote: '
                  '<div>old text</div></div>', "Fixed now.", id="yahoo"),
+    pytest.param("<div>Fixed now.</div><div><br></div>-- <br><div>Ann Customer<br>"
+                 "Customer Inc.</div>", "Fixed now.", id="signature-dash-dash-br"),
+    pytest.param('<div dir="ltr">Fixed now.<br clear="all"><div><br></div>-- <br>'
+                 '<div dir="ltr" class="gmail_signature">Ann Customer</div></div>',
+                 "Fixed now.", id="gmail-signature"),
     pytest.param("<table><tr><th>Order</th><td>4711</td></tr></table>"
                  '<p>Log: <a href="https://x.example/log">here</a></p>',
                  "Order 4711\nLog: here <https://x.example/log>", id="table-and-link"),
