@@ -147,10 +147,10 @@ class Desk:
         """Open a case by hand for ``request.email``, in the first mailbox."""
         email = self._contact_address(request.email)
         if not request.subject.strip():
-            raise CaseError("a case needs a subject")
+            raise BadValue("a case needs a subject")
         origin = request.origin.strip()
         if not origin:
-            raise CaseError("the origin is empty (e.g. Phone, Web, Email)")
+            raise BadValue("the origin is empty (e.g. Phone, Web, Email)")
         with self._book() as book:
             parent = book.get(request.parent) if request.parent is not None else None
             case, clipped = book.open(
@@ -191,7 +191,7 @@ class Desk:
     def _contact_address(self, text: str) -> str:
         email = single_address(text.strip().strip("<>"))
         if email is None:
-            raise CaseError(f"{text!r} is not one plain email address")
+            raise BadValue(f"{text!r} is not one plain email address")
         if OwnAddresses.of(self.settings).owns(email):
             raise CaseError(f"{email} is one of mailcase's own addresses, never a contact")
         return email
@@ -200,7 +200,7 @@ class Desk:
         """A copy of case ``number`` (contact, fields, collaborators; not the comments);
         returns the new case's number."""
         if subject is not None and not subject.strip():
-            raise CaseError("the subject is empty")
+            raise BadValue("the subject is empty")
         with self._book() as book:
             source = book.get(number)
             return links.clone(book, source, subject and subject.strip(), author.email).number

@@ -11,7 +11,7 @@ pure: it looks at the facts of the mail, never at the store.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mailcase.config import QUEUE_PREFIX, AssignmentRule, MailCriteria, Settings
@@ -73,18 +73,24 @@ def rule_name(rule: AssignmentRule, index: int) -> str:
     return rule.name or f"assignment_rule[{index}]"
 
 
+def routes(settings: Settings, facts: Facts) -> Iterator[Route]:
+    """Who may own a new case with ``facts``, in order: every matching rule's owner,
+    then its mailbox's, then the default. The first that can take it does; the rest
+    stand by for an owner that has gone (an agent deactivated since the check)."""
+    for index, rule in enumerate(settings.assignment_rule):
+        if _rule_holds(rule, facts):
+            yield Route(rule.owner, f"rule {rule_name(rule, index)}")
+    mailbox = settings.mailbox_for(facts.mailbox) if facts.mailbox else None
+    if mailbox is not None and mailbox.owner is not None:
+        yield Route(mailbox.owner, f"mailbox {mailbox.address}")
+    if settings.cases.default_owner is not None:
+        yield Route(settings.cases.default_owner, "the default owner")
+
+
 def route(settings: Settings, facts: Facts) -> Route | None:
     """The owner of a new case with ``facts``: the first matching rule's, else its
     mailbox's, else the default; None when nobody is named anywhere."""
-    for index, rule in enumerate(settings.assignment_rule):
-        if _rule_holds(rule, facts):
-            return Route(rule.owner, f"rule {rule_name(rule, index)}")
-    mailbox = settings.mailbox_for(facts.mailbox) if facts.mailbox else None
-    if mailbox is not None and mailbox.owner is not None:
-        return Route(mailbox.owner, f"mailbox {mailbox.address}")
-    if settings.cases.default_owner is not None:
-        return Route(settings.cases.default_owner, "the default owner")
-    return None
+    return next(routes(settings, facts), None)
 
 
 def queue_name(owner: str) -> str | None:

@@ -89,9 +89,9 @@ class Staff:
                   address: str | None = None) -> Queue:
         name = name.strip()
         if not name or ":" in name:
-            raise CaseError(f"{name!r} cannot name a queue (no ':' and not empty)")
+            raise BadValue(f"{name!r} cannot name a queue (no ':' and not empty)")
         if mode not in QUEUE_MODES:
-            raise CaseError(f"unknown mode {mode!r}; known: {', '.join(QUEUE_MODES)}")
+            raise BadValue(f"unknown mode {mode!r}; known: {', '.join(QUEUE_MODES)}")
         if self.queue(name) is not None:
             raise CaseError(f"there is a queue {name} already")
         queue = Queue(name=name, mode=mode, turn=0,

@@ -84,7 +84,11 @@ def _bounce(d: dict[str, Any]) -> str:
     kind = "hard" if d.get("permanent") else "soft"
     status = f", {d['status']}" if d.get("status") else ""
     said = f": {d['diagnostic']}" if d.get("diagnostic") else ""
-    return f"{kind} bounce for {d.get('email')} (outbound {d.get('outbound_id')}{status}){said}"
+    # A report that came to no signed return path only quotes our Message-ID: anyone
+    # who saw it could have written it, so it is shown for what it is.
+    doubt = "" if d.get("verified", True) else "unverified report of a "
+    return (f"{doubt}{kind} bounce for {d.get('email')} (outbound {d.get('outbound_id')}"
+            f"{status}){said}")
 
 
 def _reopened(d: dict[str, Any]) -> str:

@@ -4,13 +4,12 @@ add|list|members`` (the rules are in cases.staff)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from mailcase.cases.errors import CaseError
 from mailcase.cases.staff import Staff
-from mailcase.cli.common import changing, opened
+from mailcase.cli.common import UsageError, changing, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.store.models import Agent, Queue
 from mailcase.store.models.people import QUEUE_MODES, ROUND_ROBIN
@@ -100,16 +99,18 @@ def cmd_agents_deactivate(args: argparse.Namespace) -> int:
     with changing(args) as (app, session):
         agent = Staff(session).deactivate(args.email)
         email = agent.email
-        still = Staff(session).problems(app.settings)
+        # The config naming them would stop the next start: change it first.
+        if named := Staff(session).problems(app.settings):
+            raise CaseError(f"{email} stays active: the config still names them "
+                            f"({named[0].split(':')[0]}); change it, reload, then "
+                            "deactivate")
     print(f"agent {email} gets no new cases or alerts; their cases keep them as owner")
-    for problem in still:
-        print(f"mailcase: warning: {problem}", file=sys.stderr)
     return 0
 
 
 def cmd_queues_add(args: argparse.Namespace) -> int:
     if not args.members:
-        raise CaseError("--members: name at least one agent")
+        raise UsageError("--members: name at least one agent")
     with changing(args) as (_, session):
         queue = Staff(session).add_queue(args.name, args.members, mode=args.mode,
                                          address=args.address)
@@ -129,7 +130,7 @@ def cmd_queues_list(args: argparse.Namespace) -> int:
 
 def cmd_queues_members(args: argparse.Namespace) -> int:
     if not args.add and not args.remove:
-        raise CaseError("say whom to --add or --remove")
+        raise UsageError("say whom to --add or --remove")
     with changing(args) as (_, session):
         staff = Staff(session)
         queue = staff.queue(args.name, lock=True)

@@ -240,7 +240,7 @@ def thread_of(messages: Sequence[Threaded]) -> tuple[str | None, list[str]]:
         return None, []
     inbound = [m for m in messages if m.direction == "in"]
     parent = (inbound or list(messages))[-1]
-    root = (inbound or list(messages))[0].message_id
+    root = messages[0].message_id  # the case's first mail, whoever sent it
     chain = list(dict.fromkeys((root, *parent.references, parent.message_id)))
     if len(chain) > REFERENCES_KEPT:
         chain = [chain[0], *chain[-(REFERENCES_KEPT - 1):]]

@@ -76,17 +76,21 @@ class Notifier:
     def comment(self, session: Session, case: Case, comment: Comment, now: datetime,
                 already_have: Collection[str] = ()) -> Sent:
         """Tell everyone on the case of a comment (agents only of an internal note),
-        but those the mail itself was addressed to (``already_have``: its To and Cc)."""
+        never its author. Customers and collaborators in ``already_have`` (the To and Cc
+        of a proven writer's mail: they got it directly) are spared a second copy; an
+        agent always gets theirs, which carries the token they answer with."""
         author = (comment.author_email or "").lower()
+        have = {a.lower() for a in already_have}
         if comment.public:
-            people = [*self._customers(session, case), *self._owner(case)]
+            customers = [p for p in self._customers(session, case)
+                         if p.email.lower() not in have]
+            people = [*customers, *self._owner(case)]
             template = "agent_reply" if comment.author_kind == "agent" else "new_comment"
         else:
             people = [Recipient(p.email, p.name, Participant("n", p.participant.id))
                       for p in self._owner(case)]
             template = "internal_note"
-        skip = {author, *(a.lower() for a in already_have)}
-        people = [p for p in people if p.email.lower() not in skip]
+        people = [p for p in people if p.email.lower() != author]
         if not people:  # the usual reply: its writer is the only one on the case
             return Sent(0)
         view = {"body": comment.body, "author": comment.author_name or comment.author_email,

@@ -62,7 +62,7 @@ def take_bounces(ctx: Context) -> None:
             # can write a report quoting a Message-ID they have seen in References.
             hard = failure.permanent and verified
             _mark(ctx, outbound.rcpt_to, failure, hard=hard)
-            _note(ctx, outbound, failure, hard=hard)
+            _note(ctx, outbound, failure, hard=hard, verified=verified)
         kind = "hard" if failure.permanent else "soft"
         said.append(f"{kind} bounce for {failure.recipient}"
                     + (f" ({failure.status})" if failure.status else "")
@@ -124,14 +124,15 @@ def _robot_on_return_path(ctx: Context, outbound: OutboundMail) -> None:
 
 
 def _note(ctx: Context, outbound: OutboundMail, failure: bounces.Failure, *,
-          hard: bool) -> None:
+          hard: bool, verified: bool) -> None:
     """Put the bounce, and the mark it sets, on the history of the mail's case."""
     case = ctx.session.get(Case, outbound.case_id) if outbound.case_id is not None else None
     if case is None:
         return
     ctx.book.record(case, "bounce", None, email=outbound.rcpt_to, outbound_id=outbound.id,
                     permanent=failure.permanent, status=failure.status,
-                    diagnostic=failure.diagnostic, inbound_id=ctx.inbound.id)
+                    diagnostic=failure.diagnostic, inbound_id=ctx.inbound.id,
+                    verified=verified)
     if hard:
         ctx.book.record(case, "undeliverable", None, email=outbound.rcpt_to,
                         reason=failure.status or "hard bounce")

@@ -85,7 +85,10 @@ def notify(ctx: Context) -> None:
                     ctx.now, why=f"a new case ({ctx.routed_by or 'no owner'})")
                 sent = Sent(sent.queued + alerted.queued)
             elif ctx.comment is not None:
-                copied = [p.email for p in (*ctx.parsed.to, *ctx.parsed.cc)]
+                # Only a proven writer's headers are believed about who has the mail:
+                # a forged Cc must not keep anyone from hearing of it.
+                proven = ctx.standing is not None and ctx.standing.proven
+                copied = [p.email for p in (*ctx.parsed.to, *ctx.parsed.cc)] if proven else []
                 sent = notifier.comment(ctx.session, case, ctx.comment, ctx.now, copied)
             else:
                 return

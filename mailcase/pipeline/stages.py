@@ -195,23 +195,26 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
 
 def _assign(ctx: Context, case: Case, mail: parsing.ParsedMail) -> None:
     """Give the new case to the owner the rules, its mailbox or the default name. An
-    owner that is not there (an agent deactivated since the rules were checked) leaves
-    the case unassigned, with the reason in the log and on the inbound mail."""
-    facts = routing.Facts(sender=case.supplied_email or "", subject=mail.subject,
-                          body=mail.text, priority=case.priority, mailbox=case.mailbox,
-                          headers=mail.headers)
-    chosen = routing.route(ctx.services.settings, facts)
-    if chosen is None:
+    owner that is not there (an agent deactivated since the rules were checked) passes
+    the case to the next one named, with the reason in the log and on the inbound mail;
+    when none is left it stays unassigned."""
+    # A From that failed authentication proves no sender: rules on senders do not see it.
+    forged = ctx.standing is not None and ctx.standing.proof == "forged"
+    facts = routing.Facts(sender="" if forged else case.supplied_email or "",
+                          subject=mail.subject, body=mail.text, priority=case.priority,
+                          mailbox=case.mailbox, headers=mail.headers)
+    for chosen in routing.routes(ctx.services.settings, facts):
+        try:
+            with ctx.session.begin_nested():
+                ctx.alert = ctx.book.assign(case, chosen.owner, None, why=chosen.why)
+        except CaseError as exc:  # deactivated since the rules were checked: the next
+            log.warning("case %s: %s names %s: %s; trying the next owner",
+                        case.display_number, chosen.why, chosen.owner, exc,
+                        extra=ctx.log_fields)
+            ctx.notes.append(f"{chosen.why} names {chosen.owner}: {exc}")
+            continue
+        ctx.routed_by = chosen.why
         return
-    try:
-        with ctx.session.begin_nested():
-            ctx.alert = ctx.book.assign(case, chosen.owner, None, why=chosen.why)
-    except CaseError as exc:
-        log.warning("case %s left unassigned: %s names %s: %s", case.display_number,
-                    chosen.why, chosen.owner, exc, extra=ctx.log_fields)
-        ctx.notes.append(f"unassigned: {chosen.why} names {chosen.owner}: {exc}")
-        return
-    ctx.routed_by = chosen.why
 
 
 def _collaborators_from_copies(ctx: Context, case: Case, *, reply: bool = False) -> None:
@@ -306,8 +309,10 @@ def _add_reply(ctx: Context, case: Case) -> None:
             public=not internal, message_id=message.id,
         )
     ctx.comment = comment
-    # People the writer copies later join too, as on the first mail (policy, limit 20).
-    _collaborators_from_copies(ctx, case, reply=True)
+    # People the writer copies later join too, as on the first mail (policy, limit 20);
+    # not from an internal note, whose copies are agents' business, not the customer's.
+    if not internal:
+        _collaborators_from_copies(ctx, case, reply=True)
     _store_attachments(ctx, case, message, comment.id if comment else None)
 
 

@@ -109,10 +109,16 @@ class SocketDoorbell(Doorbell):
                         "changes from the command line are picked up within "
                         "processing.poll_seconds", self.path)
             return Listening(None, stop)
+        if _answers(address):
+            log.warning("another daemon listens on the wake socket %s; this one is not "
+                        "woken by the command line (two daemons on one SQLite file?)",
+                        self.path)
+            return Listening(None, stop)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             _unlink_stale(self.path)
             sock.bind(address)
+            bound = self.path.stat()
             _align(self.path, self.path.with_name(self.path.name.removesuffix(SOCKET_SUFFIX)))
         except OSError as exc:
             sock.close()
@@ -130,8 +136,9 @@ class SocketDoorbell(Doorbell):
                     except TimeoutError:
                         continue
                     rung()
-            with contextlib.suppress(OSError):
-                if _is_socket(self.path):
+            with contextlib.suppress(OSError):  # only our own, not a successor's
+                now = self.path.stat()
+                if (now.st_ino, now.st_dev) == (bound.st_ino, bound.st_dev):
                     self.path.unlink()
 
         thread = threading.Thread(target=run, daemon=True, name="wake socket")
@@ -183,6 +190,16 @@ def _is_socket(path: Path) -> bool:
         return stat.S_ISSOCK(path.lstat().st_mode)
     except FileNotFoundError:
         return False
+
+
+def _answers(address: str) -> bool:
+    """Whether a live socket is bound at ``address`` (a stale file refuses)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(address)
+        except OSError:
+            return False
+    return True
 
 
 def _unlink_stale(path: Path) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from mailcase import config
 from mailcase.app import App
 from mailcase.cases.book import CaseBook
+from mailcase.cases.staff import Staff
 from mailcase.cli import main
 from mailcase.store.models import Case, Comment, Event, Queue
 from tests.service.test_serve import run
@@ -360,3 +361,21 @@ def test_a_case_opened_by_hand_can_be_routed_like_mail(
     app.sender.drain()
     [alert] = sink.expect(1, to=BOB)
     assert "rule invoices" in alert.text
+
+
+def test_an_owner_gone_since_the_check_passes_the_case_on(
+        make_app: Callable[..., App], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule's agent deactivated behind the config's back: the case goes to the next
+    owner named (here the default). The command line refuses to deactivate an agent
+    the config still names, since the next start would refuse the config."""
+    app = staffed(make_app, tmp_path, assignment_rule=RULES, cases={"default_owner": JOE})
+    capsys.readouterr()
+    assert cli(tmp_path, "agents", "deactivate", EVE) == 1
+    assert "the config still names them (assignment_rule[1].owner)" in capsys.readouterr().err
+    with app.sessions.begin() as session:
+        Staff(session).deactivate(EVE)
+    vip = new_case(app, sender="ceo@bigcorp.example", subject="Printer")
+    assert vip.owner_agent is not None and vip.owner_agent.email == JOE
+    assert owner_events(app, vip)[-1]["why"] == "the default owner"
+

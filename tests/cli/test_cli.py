@@ -141,6 +141,14 @@ ARGUMENT_MISTAKES = {  # exit 2, whether argparse or the command finds them
     "replay-both": (["inbound", "replay", "1", "--all-parked"], "one or the other"),
     "outbox-bad-id": (["outbox", "retry", "x"], "'x' is not a whole number"),
     "user-with-colon": (["hash-password", "a:b"], "':'"),
+    "new-not-an-address": (["cases", "new", "--email", "nobody", "--subject", "x"],
+                           "'nobody' is not one plain email address"),
+    "new-empty-subject": (["cases", "new", "--email", "a@x.org", "--subject", " "],
+                          "a case needs a subject"),
+    "clone-empty-subject": (["cases", "clone", "1000", "--subject", " "], "subject is empty"),
+    "queue-with-colon": (["queues", "add", "a:b", "--members", "x@y.org"], "cannot name a queue"),
+    "queue-no-members": (["queues", "add", "Q", "--members", ","], "--members"),
+    "members-nothing": (["queues", "members", "Q"], "--add or --remove"),
 }
 REFUSED_REQUESTS = {  # well-formed, but they cannot be done: exit 1
     "unknown-case": (["cases", "show", "99999"], "there is no case 00099999"),

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from mailcase.app import App
 from mailcase.cli import main
+from mailcase.outbound.compose import Threaded, thread_of
 from mailcase.store.models import Case, InboundMail, OutboundMail
 from tests.support.mailsink import Sink
 from tests.support.servers import mail
@@ -19,16 +20,23 @@ COLLABORATORS = [f"colleague{n}@customer.org" for n in range(20)]
 OWNER = "bob@example.com"
 
 
-def big_case(make_app: Callable[..., App], sink: Sink, tmp_path: Path) -> App:
-    """Case 00001000: contact Ann, twenty collaborators copied on her mail, owner Bob."""
+def owned_case(make_app: Callable[..., App], tmp_path: Path, copied: list[str]) -> App:
+    """Case 00001000: contact Ann, ``copied`` on her first mail (collaborators: anyone
+    may be), owner agent Bob; nothing sent yet."""
     app = make_app(mailbox={"address": "support@example.com", "collaborators": "anyone"})
-    app.intake.accept(mail(message_id="<big@customer.org>", Cc=", ".join(COLLABORATORS))
+    app.intake.accept(mail(message_id="<first@customer.org>", Cc=", ".join(copied))
                       .as_bytes(), mail_from="ann@customer.org",
                       rcpt_to=["support@example.com"], source="test")
     app.processor.drain()
     assert main(["-c", str(tmp_path / "mailcase.toml"), "agents", "add", OWNER]) == 0
     assert main(["-c", str(tmp_path / "mailcase.toml"), "cases", "update", "1000",
                  "--owner", OWNER]) == 0
+    return app
+
+
+def big_case(make_app: Callable[..., App], sink: Sink, tmp_path: Path) -> App:
+    """Case 00001000: contact Ann, twenty collaborators copied on her mail, owner Bob."""
+    app = owned_case(make_app, tmp_path, COLLABORATORS)
     app.sender.drain()
     sink.messages.clear()  # the acknowledgement, the "case logged" mails, Bob's alert
     sink.connections = 0
@@ -290,3 +298,60 @@ def test_people_copied_on_a_later_reply_join_and_get_no_second_copy(
     app.sender.drain()
     [news] = sink.expect(1, to="dan@customer.org")
     assert "Any news?" in news.text
+
+
+def test_a_forged_cc_keeps_no_one_from_hearing_and_agents_always_hear(
+        make_app: Callable[..., App], sink: Sink, tmp_path: Path) -> None:
+    """Who already has a mail is read only from a proven writer's headers: a claimed
+    "Ann" naming the case in its subject and Cc'ing everyone still notifies them all;
+    Ann's proven reply copying the owner still gives the owner his own copy (with the
+    token he answers through), sparing only the customer-side people copied."""
+    app = owned_case(make_app, tmp_path, ["dan@customer.org"])
+    app.sender.drain()
+    [ack] = sink.expect(1, to="ann@customer.org")
+    sink.messages.clear()
+    forged = mail(sender="ann@customer.org", subject="Re: [Case #00001000] Printer on fire",
+                  Cc=f"dan@customer.org, {OWNER}", body="Pay to IBAN XX.")
+    app.intake.accept(forged.as_bytes(), mail_from="ann@customer.org",
+                      rcpt_to=["support@example.com"], source="test")
+    app.processor.drain()
+    app.sender.drain()
+    sink.expect(1, to="dan@customer.org")
+    sink.expect(1, to=OWNER)
+    sink.messages.clear()
+    token = parseaddr(ack["Reply-To"] or "")[1]
+    proven = mail(sender="ann@customer.org", to=token, subject="Re: Printer on fire",
+                  Cc=f"dan@customer.org, {OWNER}", body="Dan and Bob know.")
+    app.intake.accept(proven.as_bytes(), mail_from="ann@customer.org", rcpt_to=[token],
+                      source="test")
+    app.processor.drain()
+    app.sender.drain()
+    sink.expect(0, to="dan@customer.org")  # he had it straight from Ann
+    [copy] = sink.expect(1, to=OWNER)
+    assert "Dan and Bob know." in copy.text
+
+
+def test_an_internal_note_by_mail_enrols_none_of_its_copies(
+        make_app: Callable[..., App], sink: Sink, tmp_path: Path) -> None:
+    """An agent's /internal reply copying an outside engineer keeps them off the case:
+    an internal note is not the customer's conversation."""
+    app = owned_case(make_app, tmp_path, [])
+    app.sender.drain()
+    [alert] = sink.expect(1, to=OWNER)
+    token = parseaddr(alert["Reply-To"] or "")[1]
+    note = mail(sender=OWNER, to=token, subject=f"Re: {alert['Subject']}",
+                Cc="eng-lead@partner.org", body="/internal\nEng, can you look?")
+    app.intake.accept(note.as_bytes(), mail_from=OWNER, rcpt_to=[token], source="test")
+    app.processor.drain()
+    with app.sessions() as session:
+        case = session.scalars(select(Case)).one()
+        assert case.collaborators == []
+        assert [c.public for c in case.comments] == [False]
+
+
+def test_threading_root_is_the_cases_first_mail_whoever_sent_it() -> None:
+    """A case opened by hand starts with our acknowledgement: it is the root, and the
+    customer's reply to it is the parent, last."""
+    parent, references = thread_of([Threaded("<ack@ours>", "out"),
+                                    Threaded("<ann1@c>", "in", ("<ack@ours>",))])
+    assert (parent, references) == ("<ann1@c>", ["<ack@ours>", "<ann1@c>"])

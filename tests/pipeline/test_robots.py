@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailcase.app import App
+from mailcase.cases.views import summary_of
 from mailcase.cli import main
 from mailcase.store.models import Bounce, Case, Event, InboundMail, OutboundMail, RecipientStatus
 from tests.support.mailsink import Received, Sink
@@ -280,6 +281,9 @@ def test_bounce_matched_by_the_quoted_message_id(app: App, sink: Sink, status: s
         assert (bounce.outbound_id, bounce.permanent) == (1, action == "failed")
         state = session.get(RecipientStatus, "ann@customer.org")
         assert state is not None and (state.undeliverable, state.soft_bounces) == (False, 1)
+        [event] = session.scalars(select(Event).where(Event.kind == "bounce")).all()
+        assert event.detail["verified"] is False  # the history says it proves nothing
+        assert summary_of(event).startswith("unverified report of a ")
 
 
 def test_bounce_after_alias_expansion_marks_the_address_we_sent_to(app: App,

@@ -150,3 +150,23 @@ def test_postgresql_rings_every_listener(pg_server_url: str) -> None:
         for ear in ears:
             ear.close()
         engine.dispose()
+
+
+def test_a_second_daemon_does_not_steal_the_wake_socket(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A second listener on the same database (a mistaken second serve) leaves the first
+    one's socket alone, says so, and its stopping does not remove it."""
+    bell = Doorbell.for_engine(create_engine(f"sqlite:///{tmp_path / 'mailcase.db'}"))
+    first_rung = threading.Event()
+    first = bell.listen(first_rung.set)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mailcase.store.doorbell"):
+            second = bell.listen(lambda: None)
+        assert second.thread is None
+        assert any("another daemon listens" in r.message for r in caplog.records)
+        second.close()
+        bell.ring()
+        assert first_rung.wait(5)
+    finally:
+        first.close()
+    assert not (tmp_path / "mailcase.db-wake").exists()
