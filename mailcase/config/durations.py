@@ -1,4 +1,4 @@
-"""Durations as operators write them: ``"90s"``, ``"30m"``, ``"4h"``, ``"2d"``, ``"1d4h"``.
+"""Durations as operators write them in the config: ``"90s"``, ``"4h"``, ``"2d"``, ``"1d4h"``.
 
 A duration has two parts kept apart: whole days, and seconds. Where a business
 calendar applies, a day is a business day (Friday 15:00 plus ``"1d"`` is Monday 15:00)
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 _PART = re.compile(r"(\d+)\s*([dhms])", re.IGNORECASE)
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[dhms]\s*)+$", re.IGNORECASE)
@@ -29,6 +32,11 @@ class Duration:
     @property
     def zero(self) -> bool:
         return self.days == 0 and self.seconds == 0
+
+    @property
+    def wall_seconds(self) -> int:
+        """The length on a calendar that is always open (a day is 24 hours)."""
+        return self.days * 86400 + self.seconds
 
     def __str__(self) -> str:
         parts = [f"{self.days}d"] if self.days else []
@@ -52,3 +60,13 @@ def parse(text: str) -> Duration:
         else:
             seconds += int(amount) * _SECONDS[unit.lower()]
     return Duration(days, seconds)
+
+
+def _from_text(value: Any) -> Any:
+    """A config value: a duration string becomes a Duration; anything else is left for
+    pydantic to refuse."""
+    return parse(value) if isinstance(value, str) else value
+
+
+# A config key whose value is a duration string ("4h"), read into a Duration.
+DurationText = Annotated[Duration, BeforeValidator(_from_text)]

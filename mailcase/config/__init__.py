@@ -13,9 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from mailcase.config.base import QUEUE_PREFIX as QUEUE_PREFIX
+from mailcase.config.base import Priority, Section, check_address, check_owner
+from mailcase.config.clock import ALWAYS_OPEN, BusinessHoursSettings, SlaSettings
+from mailcase.config.durations import Duration as Duration
+from mailcase.config.durations import DurationText
 
 DEFAULT_CONFIG_NAME = "mailcase.toml"
 CONFIG_ENV = "MAILCASE_CONFIG"
@@ -32,20 +38,7 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file, the key and the problem."""
 
 
-class _Section(BaseModel):
-    """Base of every section: immutable, and unknown keys are refused rather than ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _check_address(value: str) -> str:
-    local, sep, domain = value.rpartition("@")
-    if not sep or not local or not domain or "." not in domain or " " in value:
-        raise ValueError(f"{value!r} is not an email address like support@example.com")
-    return value.lower()
-
-
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     """Where cases and mail are stored: a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
     url: str = "sqlite:///var/mailcase.db"
@@ -65,7 +58,7 @@ class DatabaseSettings(_Section):
         return value
 
 
-class SmtpSettings(_Section):
+class SmtpSettings(Section):
     """The SMTP listener that accepts mail for the configured mailboxes."""
 
     enabled: bool = True
@@ -120,21 +113,7 @@ class SmtpSettings(_Section):
         return self
 
 
-Priority = Literal["High", "Medium", "Low"]
-QUEUE_PREFIX = "queue:"
-
-
-def _check_owner(value: str) -> str:
-    """An owner as rules and mailboxes name it: an agent's address or ``queue:NAME``."""
-    if value.lower().startswith(QUEUE_PREFIX):
-        name = value[len(QUEUE_PREFIX):].strip()
-        if not name:
-            raise ValueError(f"{value!r} names no queue (queue:NAME)")
-        return QUEUE_PREFIX + name
-    return _check_address(value)
-
-
-class MailCriteria(_Section):
+class MailCriteria(Section):
     """Conditions on a new mail; all that are set must hold, an empty one always does."""
 
     senders: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
@@ -173,7 +152,7 @@ class AssignmentRule(MailCriteria):
     @field_validator("mailbox")
     @classmethod
     def _mailbox_address(cls, value: str | None) -> str | None:
-        return None if value is None else _check_address(value)
+        return None if value is None else check_address(value)
 
     @field_validator("regex", "header_value")
     @classmethod
@@ -188,7 +167,7 @@ class AssignmentRule(MailCriteria):
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str) -> str:
-        return _check_owner(value)
+        return check_owner(value)
 
     @model_validator(mode="after")
     def _header_named(self) -> AssignmentRule:
@@ -197,7 +176,7 @@ class AssignmentRule(MailCriteria):
         return self
 
 
-class ImapSettings(_Section):
+class ImapSettings(Section):
     """A hosted mailbox mailcase polls over IMAP instead of receiving by SMTP."""
 
     host: str
@@ -250,7 +229,7 @@ def _folder_key(name: str) -> str:
     return "INBOX" if name.upper() == "INBOX" else name
 
 
-class MailboxSettings(_Section):
+class MailboxSettings(Section):
     """One support address; its plus-addresses (support+token@…) carry reply tokens."""
 
     address: str
@@ -277,6 +256,13 @@ class MailboxSettings(_Section):
     # its origin, its priority (None: the sender's X-Priority/Importance, else Medium),
     # its owner when no assignment rule matches (an agent or queue:NAME; None: the
     # cases.default_owner), its type and reason.
+    # What a reply to a closed case of this address does, and within how many days it
+    # reopens (None: as [cases] says).
+    on_reply_to_closed: Literal["reopen", "follow_up"] | None = None
+    reopen_days: Annotated[float, Field(ge=0)] | None = None
+    # An agent's public reply puts the case in cases.hold_status (waiting on the
+    # customer) without writing /hold.
+    hold_on_reply: bool = False
     origin: str = "Email"
     priority: Priority | None = None
     owner: str | None = None
@@ -286,7 +272,7 @@ class MailboxSettings(_Section):
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
-        return None if value is None else _check_owner(value)
+        return None if value is None else check_owner(value)
 
     @model_validator(mode="after")
     def _domains_given(self) -> MailboxSettings:
@@ -299,7 +285,7 @@ class MailboxSettings(_Section):
     def _valid_address(cls, value: str) -> str:
         if "+" in value.rpartition("@")[0]:
             raise ValueError(f"{value!r} has a '+': mailcase uses support+<token>@ for replies")
-        return _check_address(value)
+        return check_address(value)
 
     @property
     def local_part(self) -> str:
@@ -310,7 +296,7 @@ class MailboxSettings(_Section):
         return self.address.rpartition("@")[2]
 
 
-class OutboundSettings(_Section):
+class OutboundSettings(Section):
     """How mail leaves: through a smarthost, or into a local Maildir for trying things out."""
 
     transport: Literal["smtp", "maildir"] = "maildir"
@@ -333,30 +319,30 @@ class OutboundSettings(_Section):
     @field_validator("from_")
     @classmethod
     def _from_address(cls, value: str | None) -> str | None:
-        return None if value is None else _check_address(value)
+        return None if value is None else check_address(value)
 
 
-class AttachmentSettings(_Section):
+class AttachmentSettings(Section):
     """Limits on the files stored apart from the raw mail (which always keeps them)."""
 
     max_size: Annotated[int, Field(ge=0)] = 25 * 1024 * 1024
     notify_max_size: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
 
 
-class TemplateSettings(_Section):
+class TemplateSettings(Section):
     """The operator's own Jinja templates, if any: a set found there replaces the built-in
     one whole; unset, every mail uses the templates built into the package."""
 
     dir: Path | None = None
 
 
-class TokenSettings(_Section):
+class TokenSettings(Section):
     """The secrets that sign reply tokens: one per line, the first signs, all verify."""
 
     secret_file: Path = Path("var/token-secret")
 
 
-class CaseSettings(_Section):
+class CaseSettings(Section):
     """The case lifecycle: numbering, the status list and what a reply to a closed case does."""
 
     first_number: Annotated[int, Field(ge=1, le=99_999_999)] = 1000
@@ -365,6 +351,24 @@ class CaseSettings(_Section):
     new_status: str = "New"
     reopen_status: str = "Working"
     on_reply_to_closed: Literal["reopen", "follow_up"] = "reopen"
+    # With "reopen": a reply this many days after the close opens a follow-up case
+    # instead (its parent the closed one); None reopens whenever the reply comes.
+    reopen_days: Annotated[float, Field(ge=0)] | None = 30.0
+    # Statuses during which a service target's clock stands still (waiting on the
+    # customer). Default: "On Hold", when it is one of statuses.
+    pauses_sla: tuple[str, ...] = ()
+    # The status an agent's /hold (or a mailbox's hold_on_reply) puts a case in; a
+    # customer's reply brings it back to reopen_status. Default: "On Hold", when it is
+    # one of statuses; None turns /hold off.
+    hold_status: str | None = None
+    # A case in hold_status with no customer reply for this long is closed with
+    # auto_close_resolution and a notice (template auto_closed); remind_before that, the
+    # customer is reminded (template hold_reminder). Wall-clock time; None: never.
+    auto_close_after: DurationText | None = None
+    remind_before: DurationText | None = None
+    auto_close_resolution: str = "Closed automatically: we did not hear back from you."
+    # How often the scheduler looks for due targets, reminders and auto-closes.
+    sweep_seconds: Seconds = 60.0
     # Who owns a new case that neither an assignment rule nor its mailbox's owner
     # places: an agent's address or queue:NAME; None leaves it unassigned.
     default_owner: str | None = None
@@ -372,7 +376,21 @@ class CaseSettings(_Section):
     @field_validator("default_owner")
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
-        return None if value is None else _check_owner(value)
+        return None if value is None else check_owner(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hold_defaults(cls, data: Any) -> Any:
+        """"On Hold" pauses targets and is what /hold sets, unless the status list
+        (an operator's own) has no such status."""
+        if not isinstance(data, dict):
+            return data
+        statuses = data.get("statuses", cls.model_fields["statuses"].default)
+        has_hold = isinstance(statuses, list | tuple) and "On Hold" in statuses
+        data = dict(data)
+        data.setdefault("pauses_sla", ["On Hold"] if has_hold else [])
+        data.setdefault("hold_status", "On Hold" if has_hold else None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> CaseSettings:
@@ -392,8 +410,26 @@ class CaseSettings(_Section):
                 raise ValueError(f"{key}: {getattr(self, key)!r} is a closed status")
         return self
 
+    @model_validator(mode="after")
+    def _clock_consistent(self) -> CaseSettings:
+        known = set(self.statuses)
+        for key, names in (("pauses_sla", self.pauses_sla),
+                           ("hold_status", (self.hold_status,) if self.hold_status else ())):
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{key}: {name!r} is not one of statuses")
+                if name in self.closed_statuses:
+                    raise ValueError(f"{key}: {name!r} is a closed status")
+        if self.remind_before is not None and self.auto_close_after is None:
+            raise ValueError("remind_before: set auto_close_after too (it counts back "
+                             "from the close)")
+        if (self.remind_before is not None and self.auto_close_after is not None
+                and self.remind_before.wall_seconds >= self.auto_close_after.wall_seconds):
+            raise ValueError("remind_before: must be shorter than auto_close_after")
+        return self
 
-class ProcessingSettings(_Section):
+
+class ProcessingSettings(Section):
     """Retries of inbound mail that failed unexpectedly, before it is parked for an operator."""
 
     max_attempts: Annotated[int, Field(ge=1)] = 5
@@ -407,7 +443,7 @@ class ProcessingSettings(_Section):
     worker_process: bool = True
 
 
-class ServiceSettings(_Section):
+class ServiceSettings(Section):
     """How the daemon behaves as a service."""
 
     # SIGTERM: new SMTP connections get 421 while mail in DATA finishes; after this
@@ -415,7 +451,7 @@ class ServiceSettings(_Section):
     shutdown_seconds: Seconds = 30.0
 
 
-class HttpSettings(_Section):
+class HttpSettings(Section):
     """The loopback HTTP endpoint for health checks (/healthz) and metrics (/metrics)."""
 
     enabled: bool = False
@@ -427,14 +463,14 @@ class HttpSettings(_Section):
     max_poll_age_seconds: Seconds = 1800.0
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     """How much the daemon says, and how: text lines, or JSON lines for a log shipper."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
 
 
-class Settings(_Section):
+class Settings(Section):
     """The whole configuration, as read from one file."""
 
     database: DatabaseSettings = DatabaseSettings()
@@ -450,6 +486,8 @@ class Settings(_Section):
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()
+    business_hours: tuple[BusinessHoursSettings, ...] = ()
+    sla: tuple[SlaSettings, ...] = ()
 
     @model_validator(mode="after")
     def _rules_name_mailboxes(self) -> Settings:
@@ -459,6 +497,32 @@ class Settings(_Section):
                 raise ValueError(f"assignment_rule[{index}].mailbox: {rule.mailbox} is not "
                                  "a configured [[mailbox]]")
         return self
+
+    @model_validator(mode="after")
+    def _slas_name_what_exists(self) -> Settings:
+        calendars = [hours.name for hours in self.business_hours]
+        if len(set(calendars)) != len(calendars):
+            raise ValueError("business_hours: a name is used twice")
+        boxes = {box.address for box in self.mailbox}
+        for index, rule in enumerate(self.sla):
+            where = f"sla[{index}]"
+            if rule.business_hours != ALWAYS_OPEN and rule.business_hours not in calendars:
+                raise ValueError(f"{where}.business_hours: {rule.business_hours!r} is neither "
+                                 f"\"{ALWAYS_OPEN}\" nor a [[business_hours]] name")
+            for address in rule.mailbox:
+                if address not in boxes:
+                    raise ValueError(f"{where}.mailbox: {address} is not a configured "
+                                     "[[mailbox]]")
+            status = rule.escalate_status
+            if status is not None and (status not in self.cases.statuses
+                                       or status in self.cases.closed_statuses):
+                raise ValueError(f"{where}.escalate_status: {status!r} is not an open status "
+                                 "of cases.statuses")
+        return self
+
+    def calendar_named(self, name: str) -> BusinessHoursSettings | None:
+        """The ``[[business_hours]]`` called ``name`` (None for the built-in 24x7)."""
+        return next((hours for hours in self.business_hours if hours.name == name), None)
 
     @field_validator("mailbox")
     @classmethod

@@ -9,50 +9,19 @@ that falls in a spring-forward gap starts when the clocks reach it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from mailcase.lifecycle.durations import Duration
+from mailcase.config.durations import Duration
+from mailcase.config.hours import WEEKDAYS, HoursError, Span, parse_hours
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 3660  # a calendar open on no day in ten years is never open
 
 
-class CalendarError(ValueError):
-    """Opening hours that cannot be read; the message names the day and the text."""
-
-
-Span = tuple[time, time | None]  # None: to the end of the day
-
-
-def parse_hours(text: str, day: str) -> tuple[Span, ...]:
-    """``"09:00-12:30, 13:30-17:00"`` as spans; ``""`` or ``"closed"`` is none and
-    ``"24h"`` the whole day."""
-    text = text.strip().lower()
-    if text in ("", "closed"):
-        return ()
-    if text == "24h":
-        return ((time(0), None),)
-    spans: list[Span] = []
-    for part in text.split(","):
-        try:
-            opens_text, closes_text = (p.strip() for p in part.split("-"))
-            opens = time.fromisoformat(opens_text)
-            closes = None if closes_text == "24:00" else time.fromisoformat(closes_text)
-        except ValueError:
-            raise CalendarError(f"{day}: {part.strip()!r} is not opening hours like "
-                                "\"09:00-17:00\"") from None
-        if closes is not None and closes <= opens:
-            raise CalendarError(f"{day}: {part.strip()!r} closes before it opens")
-        spans.append((opens, closes))
-    spans.sort(key=lambda s: s[0])
-    for (_, end), (start, _) in pairwise(spans):
-        if end is None or end > start:
-            raise CalendarError(f"{day}: {text!r} has overlapping hours")
-    return tuple(spans)
+class CalendarError(HoursError):
+    """A calendar that cannot be used: opening hours that cannot be read, or never open."""
 
 
 @dataclass(frozen=True)
@@ -64,29 +33,35 @@ class Calendar:
     week: tuple[tuple[Span, ...], ...] = ((), (), (), (), (), (), ())
     holidays: frozenset[date] = frozenset()
     always_open: bool = False
+    # A country's public holidays (the holidays library computes each year on first use).
+    public_holidays: Container[date] = field(default=frozenset(), compare=False)
 
     @classmethod
     def around_the_clock(cls) -> Calendar:
         return cls(always_open=True)
 
     @classmethod
-    def of(cls, zone: str, hours: Mapping[str, str],
-           holidays: Sequence[date] = ()) -> Calendar:
+    def of(cls, zone: str, hours: Mapping[str, str], holidays: Sequence[date] = (),
+           public_holidays: Container[date] = frozenset()) -> Calendar:
         """A calendar from the config's shape: a zone name, ``{"mon": "09:00-17:00"…}``
-        (a day not named is closed) and holiday dates."""
+        (a day not named is closed), holiday dates and a country's public holidays."""
         unknown = sorted(set(hours) - set(WEEKDAYS))
         if unknown:
             raise CalendarError(f"{unknown[0]!r} is not a weekday ({', '.join(WEEKDAYS)})")
-        week = tuple(parse_hours(hours.get(day, ""), day) for day in WEEKDAYS)
+        try:
+            week = tuple(parse_hours(hours.get(day, ""), day) for day in WEEKDAYS)
+        except HoursError as exc:
+            raise CalendarError(str(exc)) from None
         if not any(week):
             raise CalendarError("open on no day of the week")
-        return cls(zone=ZoneInfo(zone), week=week, holidays=frozenset(holidays))
+        return cls(zone=ZoneInfo(zone), week=week, holidays=frozenset(holidays),
+                   public_holidays=public_holidays)
 
     # -- the open intervals ---------------------------------------------------------
 
     def _day(self, day: date) -> list[tuple[datetime, datetime]]:
         """The open intervals of local ``day``, as UTC instants."""
-        if day in self.holidays:
+        if day in self.holidays or day in self.public_holidays:
             return []
         found = []
         for opens, closes in self.week[day.weekday()]:

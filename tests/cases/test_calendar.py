@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailcase.lifecycle.calendar import Calendar, CalendarError
-from mailcase.lifecycle.durations import Duration, DurationError, parse
+from mailcase.cases.calendar import Calendar, CalendarError
+from mailcase.config.durations import Duration, DurationError, parse
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
