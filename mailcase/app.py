@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
 from mailcase.cases.staff import Staff
+from mailcase.cases.targets import TargetRules
 from mailcase.config import Settings
 from mailcase.identity.authentication import DkimVerifier, TxtLookup
 from mailcase.identity.tokens import SecretError, TokenSigner, load_secrets
 from mailcase.intake.accept import Intake
 from mailcase.intake.polls import PollRecord
+from mailcase.lifecycle.sweeps import Sweeps
 from mailcase.monitoring.health import HealthCheck
 from mailcase.monitoring.metrics import Metrics
 from mailcase.outbound.compose import Composer
@@ -49,7 +51,14 @@ def _services(settings: Settings, create_secret: bool, dns: TxtLookup | None) ->
     composer = Composer(settings, Templates(settings.templates.dir), signer)
     return Services(settings=settings, signer=signer, composer=composer,
                     notifier=Notifier(composer, settings.attachments.notify_max_size),
-                    own=composer.own, dkim=DkimVerifier(dns))
+                    own=composer.own, dkim=DkimVerifier(dns),
+                    targets=TargetRules.of(settings))
+
+
+def _sweeps(settings: Settings, engine: Engine, sessions: sessionmaker[Session],
+            services: Services, clock: Clock) -> Sweeps:
+    return Sweeps(settings, engine, sessions, notifier=services.notifier,
+                  targets=services.targets, clock=clock)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -97,6 +106,7 @@ class App:
     health: HealthCheck
     metrics: Metrics
     doorbell: Doorbell
+    sweeps: Sweeps
     clock: Clock
 
     @classmethod
@@ -133,6 +143,7 @@ class App:
             health=HealthCheck(readers, settings, clock),
             metrics=Metrics(readers, clock),
             doorbell=Doorbell.for_engine(engine),
+            sweeps=_sweeps(settings, engine, sessions, services, clock),
             clock=clock,
         )
 
@@ -157,13 +168,14 @@ class App:
             sender=OutboxSender(self.sessions, transport, settings.outbound, self.clock,
                                 jitter=self.sender.jitter),
             health=HealthCheck(self.readers, settings, self.clock),
+            sweeps=_sweeps(settings, self.engine, self.sessions, services, self.clock),
         )
 
     def desk(self) -> Desk:
         """What agents do to cases, over this app's store, settings, notifier and clock."""
         return Desk(settings=self.settings, sessions=self.sessions, readers=self.readers,
                     notifier=self.services.notifier, clock=self.clock,
-                    ring=self.doorbell.ring)
+                    ring=self.doorbell.ring, targets=self.services.targets)
 
     def owner_problems(self) -> list[str]:
         """Owners the settings name (rules, mailboxes, the default) that the store does

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.routing import queue_name
 from mailcase.cases.staff import Staff
+from mailcase.cases.targets import CaseClock, TargetRules
 from mailcase.config import CaseSettings
 from mailcase.store.db import insert_or_nothing
 from mailcase.store.models import (
@@ -70,10 +71,13 @@ def clip_description(text: str) -> tuple[str, bool]:
 class CaseBook:
     """The case rules, applied within one session and one transaction."""
 
-    def __init__(self, session: Session, settings: CaseSettings, now: datetime) -> None:
+    def __init__(self, session: Session, settings: CaseSettings, now: datetime,
+                 targets: TargetRules | None = None) -> None:
         self.session = session
         self.settings = settings
         self.now = now
+        # The service targets' bookkeeping (cases.targets); no [[sla]] rules, no targets.
+        self.clock = CaseClock(session, targets or TargetRules(), now, self.record)
 
     def get(self, number: int, *, lock: bool = True) -> Case:
         """The case, locked for this transaction (unless reading) so changes queue behind it."""
@@ -114,11 +118,15 @@ class CaseBook:
         parent: Case | None = None,
         priority: str = "Medium",
         created_by: str | None = None,
+        type: str | None = None,
+        reason: str | None = None,
+        created_at: datetime | None = None,
     ) -> tuple[Case, bool]:
         """A new case with the next number; returns it and whether the description was cut.
 
         The feed names ``created_by`` as who opened it (an agent, for a case opened by
-        hand), else the contact.
+        hand), else the contact. ``created_at`` is when the case began, if not now (an
+        imported mail's Date): its targets are counted from then.
         """
         text, clipped = clip_description(description)
         case = Case(
@@ -135,7 +143,9 @@ class CaseBook:
             supplied_email=contact.email if contact else None,
             supplied_name=(contact.name or None) if contact else None,
             parent=parent,
-            created_at=self.now,
+            type=type,
+            reason=reason,
+            created_at=created_at or self.now,
             updated_at=self.now,
             collaborators=[],  # known to be empty: no query when notifications look
         )
@@ -146,6 +156,7 @@ class CaseBook:
             self.record(case, "created", opener, origin=origin)
         else:
             self.record(case, "created", opener, origin=origin, parent=parent.display_number)
+        self.clock.fit(case)
         return case, clipped
 
     def _next_number(self) -> int:
@@ -189,7 +200,20 @@ class CaseBook:
         case.updated_at = self.now
         self.session.flush()
         self.record(case, "comment", author_email, public=public, comment_id=comment.id)
+        if public:
+            self._answered(case, author_email, author_kind)
         return comment
+
+    def _answered(self, case: Case, author_email: str | None, author_kind: str) -> None:
+        """What a public comment does to the case's clock: an agent's answers it; a
+        customer's brings a case waiting on them back to work and awaits an answer."""
+        if author_kind == "agent":
+            self.clock.agent_replied(case, author_email)
+            return
+        if not case.is_closed and case.status in (*self.settings.pauses_sla,
+                                                  self.settings.hold_status):
+            self.set_status(case, self.settings.reopen_status, author_email)
+        self.clock.customer_replied(case)
 
     def add_collaborator(
         self, case: Case, email: str, name: str, added_by: str | None
@@ -236,8 +260,13 @@ class CaseBook:
             raise CaseError(f"{status!r} closes the case: close it with a resolution instead")
         if status != case.status:
             self.record(case, "status", actor, old=case.status, new=status)
-            case.status = status
+            old, case.status = case.status, status
             case.updated_at = self.now
+            self.clock.status_changed(case, old, status)
+            waiting = status == self.settings.hold_status
+            # Waiting on the customer starts the reminder and auto-close count afresh.
+            case.waiting_since = self.now if waiting else None
+            case.reminded_at = None
 
     def set_priority(self, case: Case, priority: str, actor: str | None) -> None:
         wanted = priority_of(priority)
@@ -245,6 +274,7 @@ class CaseBook:
             self.record(case, "priority", actor, old=case.priority, new=wanted)
             case.priority = wanted
             case.updated_at = self.now
+            self.clock.fit(case)
 
     def close(self, case: Case, resolution: str, actor: str | None) -> None:
         """Close with a resolution; a closed case is locked until reopened."""
@@ -258,7 +288,9 @@ class CaseBook:
         case.resolution = resolution.strip()
         case.closed_at = self.now
         case.updated_at = self.now
+        case.waiting_since = case.reminded_at = None
         self.record(case, "closed", actor, old=old, resolution=case.resolution)
+        self.clock.closed(case, actor)
 
     def reopen(self, case: Case, actor: str | None) -> None:
         self.not_merged(case)
@@ -267,11 +299,13 @@ class CaseBook:
         # The resolution belonged to the close; the history keeps it with the reopening.
         self.record(case, "reopened", actor, new=self.settings.reopen_status,
                     resolution=case.resolution)
+        closed_at = case.closed_at
         case.status = self.settings.reopen_status
         case.is_closed = False
         case.closed_at = None
         case.resolution = None
         case.updated_at = self.now
+        self.clock.reopened(case, closed_at)
 
     def assign(self, case: Case, owner: str | None, actor: str | None,
                why: str | None = None) -> list[Agent]:
@@ -296,6 +330,7 @@ class CaseBook:
         case.updated_at = self.now
         self.record(case, "owner", actor, new=agent.email if agent else None,
                     queue=queue.name if queue else None, why=why)
+        self.clock.fit(case)  # a rule may name the queue
         if agent is not None:
             return [agent]
         return [m.agent for m in queue.members if m.agent.active] if queue else []

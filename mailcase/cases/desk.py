@@ -21,6 +21,7 @@ from mailcase.cases import links, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.staff import Staff
+from mailcase.cases.targets import TargetRules, clock_filtered, next_due_query
 from mailcase.cases.views import case_detail, case_summary
 from mailcase.config import Settings
 from mailcase.identity.addresses import OwnAddresses
@@ -82,6 +83,7 @@ class Desk:
         notifier: Notifier,
         clock: Callable[[], datetime],
         ring: Callable[[], None] = lambda: None,
+        targets: TargetRules | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -89,11 +91,12 @@ class Desk:
         self.notifier = notifier
         self.clock = clock
         self.ring = ring  # wakes a running daemon after a commit (see store.doorbell)
+        self.targets = targets or TargetRules.of(settings)
 
     @contextmanager
     def _book(self) -> Iterator[CaseBook]:
         with self.sessions.begin() as session:
-            yield CaseBook(session, self.settings.cases, self.clock())
+            yield CaseBook(session, self.settings.cases, self.clock(), self.targets)
         self.ring()
 
     def author(self, email: str | None) -> Author:
@@ -106,19 +109,24 @@ class Desk:
 
     def list(self, *, status: str | None, open_only: bool, limit: int,
              owner: str | None = None, queue: str | None = None,
-             unassigned: bool = False) -> list[dict[str, Any]]:
+             unassigned: bool = False, clock: str | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` cases, of one status or open ones if asked, of one owner
         or queue or nobody's; a status the lifecycle does not know is refused, as an
-        update to it is."""
+        update to it is. ``clock``: only cases with a target running, soonest due first
+        (``due``), marked escalated (``escalated``), or with a target overdue and not
+        yet met (``breached``). Each row says when its next running target is due."""
         if status is not None and status not in self.settings.cases.statuses:
             raise BadValue(f"unknown status {status!r}; known: "
                            f"{', '.join(self.settings.cases.statuses)}")
         with self.readers() as session:
+            next_due = next_due_query()
             query = (
-                select(Case).order_by(Case.number.desc()).limit(limit)
+                select(Case, next_due.c.due_at).outerjoin(next_due, next_due.c.case_id == Case.id)
+                .order_by(Case.number.desc()).limit(limit)
                 .options(selectinload(Case.contact), selectinload(Case.parent),
                          selectinload(Case.owner_agent), selectinload(Case.owner_queue))
             )
+            query = clock_filtered(query, clock, next_due)
             if status is not None:
                 query = query.where(Case.status == status)
             if open_only:
@@ -129,12 +137,12 @@ class Desk:
                 query = query.where(Case.owner_queue.has(Queue.name == queue.strip()))
             if unassigned:
                 query = query.where(Case.owner_agent_id.is_(None), Case.owner_queue_id.is_(None))
-            return [case_summary(c) for c in session.scalars(query)]
+            return [case_summary(case, due) for case, due in session.execute(query)]
 
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""
         with self.readers() as session:
-            book = CaseBook(session, self.settings.cases, self.clock())
+            book = CaseBook(session, self.settings.cases, self.clock(), self.targets)
             case = book.get(number, lock=False)
             detail = case_detail(session, case)
         owner = case.owner_agent.email if case.owner_agent else None

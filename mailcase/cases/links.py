@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import CursorResult, Update, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from mailcase.cases.book import MAX_COLLABORATORS, CaseBook
 from mailcase.cases.errors import CaseError
+from mailcase.store.db import changed_rows
 from mailcase.store.models import Attachment, Case, Comment, Message
 
 
@@ -93,7 +93,7 @@ def merge(book: CaseBook, source: Case, target: Case, actor: str | None) -> Merg
     twenty, without the mailbox's eligibility policy: an agent decided they belong.
     """
     _may_merge(source, target)
-    moved = _moved(book.session, update(Comment).where(Comment.case_id == source.id)
+    moved = changed_rows(book.session, update(Comment).where(Comment.case_id == source.id)
                    .values(case_id=target.id))
     opening = _opening(book, source, target)
     files = _move_files(book, source, target, opening)
@@ -148,20 +148,13 @@ def _opening(book: CaseBook, source: Case, target: Case) -> Comment:
 def _move_files(book: CaseBook, source: Case, target: Case, opening: Comment) -> int:
     """Move every file of the source to the target: those of its first mail onto the
     opening comment, the others with their comments. Returns how many moved."""
-    first = _moved(book.session, update(Attachment).where(
+    first = changed_rows(book.session, update(Attachment).where(
         Attachment.case_id == source.id, Attachment.comment_id.is_(None),
     ).values(case_id=target.id, comment_id=opening.id))
-    rest = _moved(book.session, update(Attachment).where(Attachment.case_id == source.id)
+    rest = changed_rows(book.session, update(Attachment).where(Attachment.case_id == source.id)
                   .values(case_id=target.id))
     book.session.expire(opening, ["attachments"])
     return first + rest
-
-
-def _moved(session: Session, statement: Update) -> int:
-    """Run an UPDATE; how many rows it changed."""
-    result = session.execute(statement)
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
 
 
 def _move_people(book: CaseBook, source: Case, target: Case,

@@ -99,12 +99,17 @@ def queue_name(owner: str) -> str | None:
 
 
 def owners_named(settings: Settings) -> list[tuple[str, str]]:
-    """Every owner the settings name, with the key that names it (for checking that the
-    agents and queues exist)."""
+    """Every owner the settings name, and every agent an escalation alerts, with the key
+    that names it (for checking that the agents and queues exist)."""
     named = [(f"assignment_rule[{i}].owner", rule.owner)
              for i, rule in enumerate(settings.assignment_rule)]
     named += [(f"mailbox {box.address}: owner", box.owner) for box in settings.mailbox
               if box.owner is not None]
     if settings.cases.default_owner is not None:
         named.append(("cases.default_owner", settings.cases.default_owner))
+    for index, sla in enumerate(settings.sla):
+        if sla.reassign is not None:
+            named.append((f"sla[{index}].reassign", sla.reassign))
+        # Escalation alerts carry an agent's reply token: only agents receive them.
+        named += [(f"sla[{index}].alert", address) for address in sla.alert]
     return named

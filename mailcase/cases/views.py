@@ -12,15 +12,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailcase.store.models import Attachment, Case, Comment, Event, Message
+from mailcase.cases.targets import describe
+from mailcase.store.models import Attachment, Case, CaseTarget, Comment, Event, Message
 
 
 def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def case_summary(case: Case) -> dict[str, Any]:
-    """One line of ``cases list``."""
+def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:
+    """One line of ``cases list``; ``due_at``: when its next running target is due."""
     return {
         "number": case.display_number,
         "subject": case.subject,
@@ -36,6 +37,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "is_escalated": case.is_escalated,
         "created_at": _when(case.created_at),
         "closed_at": _when(case.closed_at),
+        "due_at": _when(due_at),
     }
 
 
@@ -141,7 +143,24 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "merged": lambda d: f"merged into case {d.get('into')}",
     "merged in": _merged_in,
     "automatic reply": lambda d: f"automatic reply noted, not added ({d.get('reason')})",
+    "sla": lambda d: f"service targets: {d.get('new') or 'none'} (was {d.get('old') or 'none'})",
+    "target met": lambda d: (f"{_target(d)} met" + (" late" if d.get("late") else "")
+                             + f" (due {_short(d.get('due_at'))})"),
+    "target warning": lambda d: f"{_target(d)} due soon (by {_short(d.get('due_at'))})",
+    "target breached": lambda d: (f"{_target(d)} overdue (was due {_short(d.get('due_at'))}); "
+                                  "escalated"),
+    "reminded": lambda d: f"customer reminded; closes {_short(d.get('closes_at'))} "
+                          "without a reply",
 }
+
+
+def _target(d: dict[str, Any]) -> str:
+    return f"{str(d.get('target', 'target')).replace('_', ' ')} (rule {d.get('sla')})"
+
+
+def _short(when: Any) -> str:
+    """An ISO time as the history shows it: to the minute, in UTC."""
+    return str(when or "?")[:16].replace("T", " ") + (" UTC" if when else "")
 
 
 def summary_of(event: Event) -> str:
@@ -166,8 +185,17 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         select(Case.number).where(Case.parent_id == case.id).order_by(Case.number))
     # In the order written: a merged case's comments keep their dates among these.
     comments = sorted(case.comments, key=lambda c: (c.created_at, c.id))
+    targets = session.scalars(
+        select(CaseTarget).where(CaseTarget.case_id == case.id).order_by(CaseTarget.id)).all()
+    running = [t.due_at for t in targets if t.met_at is None and t.paused_at is None]
     return {
-        **case_summary(case),
+        **case_summary(case, min(running, default=None)),
+        "sla": case.sla,
+        "targets": [describe(t) for t in targets],
+        "first_response_seconds": case.first_response_seconds,
+        "business_first_response_seconds": case.business_first_response_seconds,
+        "resolution_seconds": case.resolution_seconds,
+        "business_resolution_seconds": case.business_resolution_seconds,
         "children": [f"{number:08d}" for number in children],
         "merged_into": case.merged_into.display_number if case.merged_into else None,
         "description": case.description,

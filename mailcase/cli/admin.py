@@ -165,11 +165,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    """Drain both queues once; exit 1 when a message failed, so a cron job notices."""
+    """Drain the inbound queue, run the due sweeps (escalation, reminders, auto-close),
+    then drain the outbox; exit 1 when a message failed, so a cron job notices."""
     with opened(args) as app:
         inbound = app.processor.drain()
+        swept = app.sweeps.run()
         outbound = app.sender.drain()
-    print("inbound: " + _counts(inbound) + "; outbound: " + _counts(outbound))
+    print(f"inbound: {_counts(inbound)}; cases: {_counts(swept)}; outbound: "
+          f"{_counts(outbound)}")
     failed = inbound["pending"] + inbound["parked"] + outbound["failed"]
     if failed:
         print(f"mailcase: {failed} message(s) failed; see the log and 'mailcase inbound list'",

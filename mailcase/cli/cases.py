@@ -11,6 +11,7 @@ from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
 from mailcase.cli.output import capped, emit_json, indent, shown, table
+from mailcase.config import Duration
 
 
 def register(commands: Any) -> None:
@@ -82,6 +83,14 @@ def _register_list(actions: Any) -> None:
     whose.add_argument("--owner", metavar="EMAIL", help="only cases this agent owns")
     whose.add_argument("--queue", metavar="NAME", help="only cases of this queue")
     whose.add_argument("--unassigned", action="store_true", help="only cases nobody owns")
+    clock = listing.add_mutually_exclusive_group()
+    clock.add_argument("--due", dest="clock", action="store_const", const="due",
+                       help="only open cases with a service target running, soonest due "
+                            "first")
+    clock.add_argument("--escalated", dest="clock", action="store_const", const="escalated",
+                       help="only cases marked escalated")
+    clock.add_argument("--breached", dest="clock", action="store_const", const="breached",
+                       help="only cases with a target overdue and not yet met")
     listing.add_argument("--limit", type=positive_int, default=50,
                          help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -126,14 +135,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
         rows = capped(desk.list(status=args.status, open_only=args.open,
                                 limit=args.limit + 1, owner=args.owner, queue=args.queue,
-                                unassigned=args.unassigned), args.limit, "cases")
+                                unassigned=args.unassigned, clock=args.clock),
+                      args.limit, "cases")
     if args.json:
         emit_json(rows)
         return 0
-    table([(r["number"], r["status"], r["priority"], (r["created_at"] or "")[:16].replace("T", " "),
-            r["supplied_email"], r["owner"] or "-", r["subject"]) for r in rows],
-          ["NUMBER", "STATUS", "PRIORITY", "CREATED", "FROM", "OWNER", "SUBJECT"])
+    table([(r["number"], r["status"], r["priority"], _minute(r["created_at"]),
+            _minute(r["due_at"]) or "-", r["supplied_email"], r["owner"] or "-", r["subject"])
+           for r in rows],
+          ["NUMBER", "STATUS", "PRIORITY", "CREATED", "DUE", "FROM", "OWNER", "SUBJECT"])
     return 0
+
+
+def _minute(when: str | None) -> str:
+    """An ISO time to the minute, as the tables show it."""
+    return (when or "")[:16].replace("T", " ")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -165,6 +181,7 @@ def _render(case: dict[str, Any]) -> str:
         lines.append(f"Resolution: {case['resolution']}")
     if case["collaborators"]:
         lines.append("Collaborators: " + ", ".join(c["email"] for c in case["collaborators"]))
+    lines += _clock_lines(case)
     lines += ["", "Description:", indent(case["description"] or "(empty)")]
     lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
               for a in case["attachments"]]
@@ -181,6 +198,29 @@ def _render(case: dict[str, Any]) -> str:
         lines += [f"  {(e['at'] or '')[:19]}  {e['actor'] or 'mailcase'}  {e['summary']}"
                   for e in case["events"]]
     return "\n".join(lines)
+
+
+def _clock_lines(case: dict[str, Any]) -> list[str]:
+    """The service targets and the frozen times, for ``cases show``."""
+    lines = []
+    if case["sla"] or case["targets"]:
+        lines.append(f"Targets ({case['sla'] or 'no rule now'}"
+                     f"{', escalated' if case['is_escalated'] else ''}):")
+        lines += [f"    {t['name'].replace('_', ' '):<15} {t['target']:>6}  due "
+                  f"{_minute(t['due_at'])} UTC  {t['state']}"
+                  + (f" {_minute(t['met_at'])} UTC" if t["met_at"] else "")
+                  for t in case["targets"]]
+    for key, label in (("first_response_seconds", "First response"),
+                       ("resolution_seconds", "Resolution")):
+        if case[key] is not None:
+            lines.append(f"{label}: {_span(case[key])} "
+                         f"({_span(case['business_' + key])} business time)")
+    return lines
+
+
+def _span(seconds: int) -> str:
+    """Seconds as people read a span: ``1d2h5m``."""
+    return str(Duration(*divmod(seconds, 86400)))
 
 
 def _person(name: str | None, email: str | None) -> str:

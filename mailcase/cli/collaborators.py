@@ -43,7 +43,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if email is None:
         raise UsageError(f"{args.email!r} is not one plain email address")
     with changing(args) as (app, session):
-        book = CaseBook(session, app.settings.cases, app.clock())
+        book = CaseBook(session, app.settings.cases, app.clock(), app.services.targets)
         case = book.get(number)
         mailbox = app.settings.mailbox_for(case.mailbox) or app.settings.mailbox[0]
         refusal = eligibility.refusal(app.settings, mailbox, case.supplied_email or "", email)
@@ -60,7 +60,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     number = parse_number(args.number)
     with changing(args) as (app, session):
-        book = CaseBook(session, app.settings.cases, app.clock())
+        book = CaseBook(session, app.settings.cases, app.clock(), app.services.targets)
         book.remove_collaborator(book.get(number), args.email, args.author)
     print(f"{args.email.lower()} removed from case {number:08d}")
     return 0

@@ -17,20 +17,21 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase.config import ImapSettings, MailboxSettings
 from mailcase.intake.accept import Intake, return_path
 from mailcase.intake.imapauth import Connector, Credentials
 from mailcase.intake.polls import PollRecord
+from mailcase.store.db import one_instance
 
 log = logging.getLogger(__name__)
 
@@ -272,31 +273,10 @@ def _hung_up(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-@contextmanager
-def mailbox_lock(engine: Engine | None, address: str) -> Iterator[bool]:
-    """Whether this instance may poll ``address`` now, held for the block.
-
-    On PostgreSQL, one instance polls a mailbox at a time: the holder of a session
-    advisory lock, which the server frees when that instance dies, so another takes
-    over. SQLite serves one host: always yes.
-    """
-    if engine is None or engine.dialect.name != "postgresql":
-        yield True
-        return
-    key = f"mailcase imap {address}"
-    with engine.connect() as connection:
-        held = connection.execute(
-            text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
-        ).scalar()
-        connection.commit()
-        try:
-            yield bool(held)
-        finally:
-            if held:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
-                )
-                connection.commit()
+def mailbox_lock(engine: Engine | None, address: str) -> AbstractContextManager[bool]:
+    """Whether this instance may poll ``address`` now, held for the block: on
+    PostgreSQL one instance polls a mailbox at a time (see store.db.one_instance)."""
+    return one_instance(engine, f"mailcase imap {address}")
 
 
 def poll_once(poller: ImapPoller, engine: Engine | None) -> PollResult | None:

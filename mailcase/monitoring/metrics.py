@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailcase.monitoring.casetimes import case_time_metrics
 from mailcase.monitoring.health import pending_since
 from mailcase.store.models import Bounce, InboundMail, OutboundMail
 
@@ -74,6 +75,7 @@ class StoreCollector(Collector):
             inbound = _by_status(session, InboundMail)
             yield from self._counters(session, inbound)
             yield from self._queues(session, now, inbound)
+            yield from case_time_metrics(session)
             self._observe_latencies(session)
         yield from self.metrics.process_seconds.collect()
         yield from self.metrics.send_seconds.collect()

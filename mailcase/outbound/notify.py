@@ -131,6 +131,26 @@ class Notifier:
         return self._queue(session, case, people, "case_assigned", now=now,
                            extra={"why": why, "owner": case.owner_name})
 
+    def target_alert(self, session: Session, case: Case, agents: Sequence[Agent],
+                     now: datetime, *, template: str, target: dict[str, Any]) -> Sent:
+        """Warn agents that a service target is running out (``sla_warning``) or has
+        (``sla_breach``), each once, with their own agent token to answer with."""
+        people = [Recipient(a.email, a.name, Participant("a", a.id))
+                  for a in agents if a.active]
+        return self._queue(session, case, people, template, now=now,
+                           extra={"target": target, "owner": case.owner_name})
+
+    def reminder(self, session: Session, case: Case, now: datetime, *,
+                 closes_at: str) -> Sent:
+        """Remind the contact of a case waiting on them that it closes at ``closes_at``."""
+        return self._queue(session, case, list(self._contact(case)), "hold_reminder",
+                           now=now, extra={"closes_at": closes_at})
+
+    def auto_closed(self, session: Session, case: Case, now: datetime) -> Sent:
+        """Tell the contact and the collaborators that a case closed for want of a reply."""
+        return self._queue(session, case, list(self._customers(session, case)),
+                           "auto_closed", now=now, extra={})
+
     def closed(self, session: Session, case: Case, now: datetime) -> Sent:
         """Send the resolution to the contact and the collaborators."""
         return self._queue(session, case, list(self._customers(session, case)), "case_closed",

@@ -40,6 +40,7 @@ BUILT_IN = "built in"  # where a set comes from when the operator's folder lacks
 REQUIRED_SETS = (
     "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
     "case_closed", "collaborator_welcome", "command_refused", "case_assigned", "case_merged",
+    "sla_warning", "sla_breach", "hold_reminder", "auto_closed",
 )
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
 EXTRA_VARIABLES = {
@@ -47,6 +48,8 @@ EXTRA_VARIABLES = {
     "internal_note": ("comment", "attachments"),
     "collaborator_welcome": ("history",), "command_refused": ("refusals",),
     "case_assigned": ("why", "owner"), "case_merged": ("merged",),
+    "sla_warning": ("target", "owner"), "sla_breach": ("target", "owner"),
+    "hold_reminder": ("closes_at",),
 }
 
 
@@ -190,6 +193,9 @@ def sample_context(name: str) -> dict[str, Any]:
         "merged": {"number": "00000999", "subject": "Printer smokes"},
         "reply_address": "support+1000-c1-aaaaaaaaaaaaaaaaaaaa@example.com",
         "why": "a new case (rule billing)", "owner": "queue:Billing",
+        "target": {"name": "first_response", "label": "first response", "target": "4h",
+                   "sla": "standard", "due_at": "2026-11-23 14:00 UTC", "state": "warned"},
+        "closes_at": "2026-11-30 10:00 UTC",
     }
     extra = EXTRA_VARIABLES.get(name, ())
     return {k: v for k, v in context.items() if k in BASE_VARIABLES or k in extra}

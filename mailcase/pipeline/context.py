@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from mailcase.cases.book import CaseBook
+from mailcase.cases.targets import TargetRules
 from mailcase.config import MailboxSettings, Settings
 from mailcase.identity.addresses import OwnAddresses
 from mailcase.identity.authentication import UNCHECKED, DkimVerifier, Verdict
@@ -77,6 +78,7 @@ class Services:
     notifier: Notifier
     own: OwnAddresses
     dkim: DkimVerifier
+    targets: TargetRules = field(default_factory=TargetRules)  # [[sla]] rules, calendars
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 
 from sqlalchemy import select, text
 
@@ -176,9 +177,9 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
         subject=mail.subject or "(no subject)", description=description, mailbox=mailbox,
         contact=sender, parent=parent, origin=box.origin if box else "Email",
         priority=(box.priority if box else None) or _priority(mail),
+        type=box.type if box else None, reason=box.reason if box else None,
+        created_at=_started(ctx),
     )
-    if box is not None:
-        case.type, case.reason = box.type, box.reason
     ctx.case, ctx.new_case = case, True
     _assign(ctx, case, mail)
     ctx.message = _store_message(ctx, case)
@@ -191,6 +192,16 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
             message_id=ctx.message.id,
         ).id
     _store_attachments(ctx, case, ctx.message, comment_id)
+
+
+def _started(ctx: Context) -> datetime | None:
+    """When an imported mail's case began: its Date, so an old archive's cases are held
+    to their own time (None, now, for live mail and for a Date that is missing or in
+    the future)."""
+    date = ctx.parsed.date
+    if ctx.inbound.source != "import" or date is None or date.tzinfo is None:
+        return None
+    return date if date <= ctx.now else None
 
 
 def _assign(ctx: Context, case: Case, mail: parsing.ParsedMail) -> None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Update, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -299,3 +299,37 @@ def raw_slices(session: Session, row_id: int, size: int) -> Iterator[bytes]:
     for start in range(1, size + 1, BLOB_SLICE):  # bytea positions count from 1
         yield bytes(connection.execute(
             query, {"start": start, "length": BLOB_SLICE, "id": row_id}).scalar_one())
+
+
+@contextmanager
+def one_instance(engine: Engine | None, key: str) -> Iterator[bool]:
+    """Whether this instance may do the job ``key`` names now, held for the block.
+
+    On PostgreSQL, one instance at a time: the holder of a session advisory lock, which
+    the server frees when that instance dies, so another takes over. SQLite serves one
+    host (and its writers queue for one lock): always yes.
+    """
+    if engine is None or engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
+        ).scalar()
+        connection.commit()
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
+                )
+                connection.commit()
+
+
+def changed_rows(session: Session, statement: Update) -> int:
+    """Run an UPDATE in ``session``; how many rows it changed (a conditional UPDATE
+    that changed none lost a race, or found nothing left to do)."""
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import smtplib
 import threading
@@ -37,6 +38,10 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, datetime.date):  # a TOML date
+        return value.isoformat()
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -12,6 +12,7 @@ from mailcase.store.models.case import (
     Counter,
     Event,
 )
+from mailcase.store.models.clock import CaseTarget
 from mailcase.store.models.mail import (
     MESSAGE_ID_MAX,
     Bounce,
@@ -34,6 +35,7 @@ __all__ = [
     "Blob",
     "Bounce",
     "Case",
+    "CaseTarget",
     "Collaborator",
     "Comment",
     "Contact",

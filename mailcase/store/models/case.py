@@ -36,7 +36,11 @@ class Case(Base):
     """A support case, after Salesforce's Case object."""
 
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_owner_open", "owner_agent_id", "is_closed"),)
+    __table_args__ = (
+        Index("ix_cases_owner_open", "owner_agent_id", "is_closed"),
+        # The hold sweep: cases waiting on the customer, oldest first.
+        Index("ix_cases_waiting", "waiting_since"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True)
@@ -68,6 +72,17 @@ class Case(Base):
     is_closed_on_create: Mapped[bool] = mapped_column(Boolean, default=False)
     is_escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     has_unread_comments_for_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The case's clock: the [[sla]] rule holding it (None: no targets); since when it
+    # waits on the customer in the hold status, and whether they were reminded; the
+    # times to its first public agent reply and to its close, in wall-clock and in
+    # business seconds, frozen when they happen.
+    sla: Mapped[str | None] = mapped_column(Clipped(255))
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    business_first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    business_resolution_seconds: Mapped[int | None] = mapped_column(Integer)
 
     contact: Mapped[Contact | None] = relationship()
     account: Mapped[Account | None] = relationship()

@@ -1,0 +1,246 @@
+"""Service targets on a case, after Salesforce's entitlement milestones: which ``[[sla]]``
+rule holds a case, when each target is due in its calendar's business time, and how the
+case's own changes move them.
+
+A target starts with the case (first response, resolution) or with a customer's reply
+(next response); it stands still while the case is in a ``pauses_sla`` status; the first
+public agent reply meets the response targets and the close meets them all; a reopening
+sets the resolution target running again, the time closed counting as paused. The
+sweeps that act when a target's time runs out are in mailcase.lifecycle; the metrics
+frozen here (first response and resolution, wall and business seconds) are the case's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import holidays
+from sqlalchemy import Select, Subquery, func, select
+from sqlalchemy.orm import Session
+
+from mailcase.cases.calendar import Calendar
+from mailcase.config import Duration, Settings
+from mailcase.config.clock import ALWAYS_OPEN, SlaSettings
+from mailcase.store.models import Case, CaseTarget
+
+FIRST_RESPONSE, NEXT_RESPONSE, RESOLUTION = "first_response", "next_response", "resolution"
+RESPONSES = (FIRST_RESPONSE, NEXT_RESPONSE)
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """The ``[[sla]]`` rules and the calendars they count in, built once per settings."""
+
+    slas: tuple[SlaSettings, ...] = ()
+    calendars: Mapping[str, Calendar] = field(
+        default_factory=lambda: {ALWAYS_OPEN: Calendar.around_the_clock()})
+    pauses: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, settings: Settings) -> TargetRules:
+        calendars = {ALWAYS_OPEN: Calendar.around_the_clock()}
+        for hours in settings.business_hours:
+            public = (holidays.country_holidays(hours.country, subdiv=hours.subdivision)
+                      if hours.country else frozenset())
+            calendars[hours.name] = Calendar.of(hours.time_zone, hours.hours,
+                                                hours.holidays, public)
+        return cls(settings.sla, calendars, frozenset(settings.cases.pauses_sla))
+
+    def calendar(self, name: str | None) -> Calendar:
+        """The calendar called ``name``; one no longer configured counts as 24x7."""
+        return self.calendars.get(name or ALWAYS_OPEN) or self.calendars[ALWAYS_OPEN]
+
+    def named(self, name: str | None) -> SlaSettings | None:
+        return next((rule for rule in self.slas if rule.name == name), None)
+
+    def rule_for(self, case: Case) -> SlaSettings | None:
+        """The first rule, in file order, whose conditions all hold for ``case``."""
+        queue = case.owner_queue.name if case.owner_queue is not None else None
+        for rule in self.slas:
+            if ((not rule.priority or case.priority in rule.priority)
+                    and (not rule.mailbox or case.mailbox in rule.mailbox)
+                    and (not rule.queue or queue in rule.queue)
+                    and (not rule.type or case.type in rule.type)):
+                return rule
+        return None
+
+
+Record = Callable[..., None]  # CaseBook.record: (case, kind, actor, **detail)
+
+
+class CaseClock:
+    """Keeps one case's targets in step with its changes, inside the case rules'
+    transaction (CaseBook calls it; nothing else should)."""
+
+    def __init__(self, session: Session, rules: TargetRules, now: datetime,
+                 record: Record) -> None:
+        self.session = session
+        self.rules = rules
+        self.now = now
+        self.record = record
+
+    def targets(self, case: Case) -> list[CaseTarget]:
+        """Every target the case has had, oldest first."""
+        return list(self.session.scalars(
+            select(CaseTarget).where(CaseTarget.case_id == case.id).order_by(CaseTarget.id)))
+
+    def _open(self, case: Case) -> list[CaseTarget]:
+        return [t for t in self.targets(case) if t.met_at is None]
+
+    # -- which rule ------------------------------------------------------------------
+
+    def fit(self, case: Case) -> None:
+        """Hold ``case`` to the first rule that matches it now: on opening, and again
+        when what rules look at (priority, queue, type) changes. A different rule
+        replaces the targets not yet met, counted from the case's start."""
+        rule = self.rules.rule_for(case)
+        if (rule.name if rule else None) == case.sla:
+            return
+        for target in self._open(case):
+            self.session.delete(target)
+        if case.sla is not None or rule is not None:
+            self.record(case, "sla", None, old=case.sla, new=rule.name if rule else None)
+        case.sla = rule.name if rule else None
+        if rule is None or case.is_closed:
+            return
+        paused = case.status in self.rules.pauses
+        for name, duration in rule.targets().items():
+            if name == NEXT_RESPONSE or (name == FIRST_RESPONSE
+                                         and case.first_response_seconds is not None):
+                continue  # a next response starts with a customer's reply
+            target = self._add(case, rule, name, duration, case.created_at)
+            if paused:
+                target.paused_at = self.now
+
+    def _add(self, case: Case, rule: SlaSettings, name: str, duration: Duration,
+             start: datetime) -> CaseTarget:
+        calendar = self.rules.calendar(rule.business_hours)
+        due = calendar.add(start, duration)
+        warn = None
+        if rule.warning:
+            share = calendar.between(start, due) * rule.warning
+            warn = calendar.add(start, Duration(0, round(share)))
+        target = CaseTarget(
+            case_id=case.id, name=name, sla=rule.name, calendar=rule.business_hours,
+            target_days=duration.days, target_seconds=duration.seconds, started_at=start,
+            due_at=due, warn_at=warn)
+        self.session.add(target)
+        self.session.flush()
+        return target
+
+    # -- what the case's changes do --------------------------------------------------
+
+    def status_changed(self, case: Case, old: str, new: str) -> None:
+        """Stop the clock on entering a waiting status, start it again on leaving one."""
+        was, now = old in self.rules.pauses, new in self.rules.pauses
+        if now and not was:
+            for target in self._open(case):
+                target.paused_at = target.paused_at or self.now
+        elif was and not now:
+            for target in self._open(case):
+                self._resume(target)
+
+    def _resume(self, target: CaseTarget) -> None:
+        """Push the target's due (and warning) time on by the business time it stood still."""
+        if target.paused_at is None:
+            return
+        calendar = self.rules.calendar(target.calendar)
+        since, target.paused_at = target.paused_at, None
+        if target.breached_at is None:
+            left = calendar.between(since, target.due_at)
+            target.due_at = calendar.add(self.now, Duration(0, round(left)))
+        if target.warn_at is not None and target.warned_at is None:
+            left = calendar.between(since, target.warn_at)
+            target.warn_at = calendar.add(self.now, Duration(0, round(left)))
+
+    def agent_replied(self, case: Case, actor: str | None) -> None:
+        """A public agent reply: the first one freezes the first-response time; it meets
+        every response target that is open."""
+        if case.first_response_seconds is None:
+            wall, business = self._elapsed(case)
+            case.first_response_seconds, case.business_first_response_seconds = wall, business
+        for target in self._open(case):
+            if target.name in RESPONSES:
+                self._meet(case, target, actor)
+
+    def customer_replied(self, case: Case) -> None:
+        """A customer's public reply, once the case has been answered, starts the
+        next-response target of its rule (unless one is already running)."""
+        rule = self.rules.named(case.sla)
+        if (rule is None or rule.next_response is None or rule.next_response.zero
+                or case.first_response_seconds is None or case.is_closed):
+            return
+        if any(t.name == NEXT_RESPONSE for t in self._open(case)):
+            return
+        target = self._add(case, rule, NEXT_RESPONSE, rule.next_response, self.now)
+        if case.status in self.rules.pauses:
+            target.paused_at = self.now
+
+    def closed(self, case: Case, actor: str | None) -> None:
+        """The close meets every open target and freezes the resolution time."""
+        for target in self._open(case):
+            self._meet(case, target, actor)
+        case.resolution_seconds, case.business_resolution_seconds = self._elapsed(case)
+
+    def reopened(self, case: Case, closed_at: datetime | None) -> None:
+        """A reopened case's resolution target runs again; the time it was closed counts
+        as paused, and its resolution time is no longer frozen."""
+        case.resolution_seconds = case.business_resolution_seconds = None
+        resolution = [t for t in self.targets(case) if t.name == RESOLUTION]
+        if resolution and closed_at is not None:
+            target = resolution[-1]
+            target.met_at, target.paused_at = None, closed_at
+            self._resume(target)
+
+    def _meet(self, case: Case, target: CaseTarget, actor: str | None) -> None:
+        target.met_at = self.now
+        target.paused_at = None
+        self.record(case, "target met", actor, target=target.name, sla=target.sla,
+                    due_at=target.due_at.isoformat(), late=target.due_at < self.now)
+
+    def _elapsed(self, case: Case) -> tuple[int, int]:
+        """Wall-clock and business seconds from the case's start to now (business in
+        its rule's calendar; a case held to no rule counts 24x7)."""
+        rule = self.rules.named(case.sla)
+        calendar = self.rules.calendar(rule.business_hours if rule else None)
+        wall = max(0, round((self.now - case.created_at).total_seconds()))
+        return wall, round(calendar.between(case.created_at, self.now))
+
+
+def next_due_query() -> Subquery:
+    """Per case, when its soonest running (not met, not paused) target is due."""
+    return (select(CaseTarget.case_id, func.min(CaseTarget.due_at).label("due_at"))
+            .where(CaseTarget.met_at.is_(None), CaseTarget.paused_at.is_(None))
+            .group_by(CaseTarget.case_id).subquery())
+
+
+def clock_filtered(query: Select[Any], clock: str | None, next_due: Subquery) -> Select[Any]:
+    """``query`` (over Case and ``next_due``) narrowed by the clock: ``due`` (a target
+    running, soonest due first), ``escalated``, or ``breached`` (a target overdue and
+    not met); None leaves it as it is."""
+    if clock == "due":
+        return (query.where(next_due.c.due_at.is_not(None), Case.is_closed.is_(False))
+                .order_by(None).order_by(next_due.c.due_at, Case.number))
+    if clock == "escalated":
+        return query.where(Case.is_escalated.is_(True))
+    if clock == "breached":
+        overdue = select(CaseTarget.id).where(
+            CaseTarget.case_id == Case.id, CaseTarget.breached_at.is_not(None),
+            CaseTarget.met_at.is_(None))
+        return query.where(overdue.exists())
+    return query
+
+
+def describe(target: CaseTarget) -> dict[str, Any]:
+    """A target as ``cases show --json`` gives it."""
+    return {
+        "name": target.name, "sla": target.sla, "calendar": target.calendar,
+        "target": str(Duration(target.target_days, target.target_seconds)),
+        "started_at": target.started_at.isoformat(), "due_at": target.due_at.isoformat(),
+        "warn_at": target.warn_at.isoformat() if target.warn_at else None,
+        "met_at": target.met_at.isoformat() if target.met_at else None,
+        "state": target.state,
+    }
