@@ -140,6 +140,7 @@ def test_the_readme_example_friday_evening_case(make_app: Callable[..., App],
     assert targets["first_response"]["due_at"] == "2026-12-07T12:00:00+00:00"  # 13:00 CET
     assert targets["first_response"]["warn_at"] == "2026-12-07T11:12:00+00:00"
     assert targets["resolution"]["due_at"] == "2026-12-09T08:00:00+00:00"  # Wed 09:00
+    assert targets["resolution"]["warn_at"] == "2026-12-08T12:48:00+00:00"  # Tue 13:48
     assert {t["state"] for t in targets.values()} == {"running"}
 
     clock.at(datetime(2026, 12, 7, 11, 11, tzinfo=UTC))  # Monday 12:11
@@ -165,6 +166,30 @@ def test_the_readme_example_friday_evening_case(make_app: Callable[..., App],
     [alert] = sink.expect(1, to=LEAD)
     assert alert["Subject"].startswith(f"[Case #{number}] Overdue: first response")
     assert "+" in alert["Reply-To"]  # the agent's own token: a reply answers the case
+
+
+def test_the_readme_example_answered_then_on_hold(make_app: Callable[..., App],
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's example, answered Monday 10:00 (230,700 s wall, 3,600 s business),
+    On Hold from Monday 15:00 to the customer's reply on Tuesday 11:00: the resolution,
+    due Wednesday 09:00, stood still four business hours and is due Wednesday 13:00."""
+    clock = Clock(FRIDAY_1755)
+    app = staffed(make_app, tmp_path, clock, business_hours=[OFFICE], sla=[OFFICE_SLA])
+    number = new_case(app)
+    clock.at(datetime(2026, 12, 7, 9, 0, tzinfo=UTC))  # Monday 10:00 in Berlin
+    act(app, "reply", number, "We are on it.")
+    case = shown(tmp_path, number, capsys)
+    assert (case["first_response_seconds"], case["business_first_response_seconds"]) == (
+        230_700, 3_600)
+    clock.at(datetime(2026, 12, 7, 14, 0, tzinfo=UTC))  # Monday 15:00
+    act(app, "update", number, status="On Hold")
+    clock.at(datetime(2026, 12, 8, 10, 0, tzinfo=UTC))  # Tuesday 11:00
+    customer_reply(app, number)
+    case = shown(tmp_path, number, capsys)
+    resolution = next(t for t in case["targets"] if t["name"] == "resolution")
+    assert (case["status"], resolution["state"]) == ("Working", "running")
+    assert resolution["due_at"] == "2026-12-09T12:00:00+00:00"  # Wednesday 13:00
 
 
 def test_a_daemon_stopped_over_the_weekend_fires_each_breach_once(
