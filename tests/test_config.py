@@ -320,3 +320,67 @@ def test_listener_options_that_do_not_fit_together_are_refused(
     LMTP does not take require_tls (its LHLO would get a permanent 530)."""
     [problem] = refusal(tmp_path, f"[smtp]\n{smtp}\n" + MAILBOX)
     assert problem.startswith(f"{key}: "), problem
+
+
+OFFICE = ('[[business_hours]]\nname = "office"\ntime_zone = "Europe/Berlin"\n'
+          'hours = { mon = "09:00-17:00", fri = "09:00-12:00, 13:00-17:00" }\n')
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[[business_hours]]\nname = "x"\ntime_zone = "Mars/Olympus"\n',
+     "business_hours[0].time_zone: 'Mars/Olympus' is not an IANA time zone"),
+    ('[[business_hours]]\nname = "x"\nhours = { mon = "9 to 5" }\n',
+     "business_hours[0].hours.mon: '9 to 5' is not opening hours like \"09:00-17:00\""),
+    ('[[business_hours]]\nname = "x"\nhours = { mon = "09:00-12:00, 11:00-17:00" }\n',
+     "business_hours[0].hours.mon: '09:00-12:00, 11:00-17:00' has overlapping hours"),
+    ('[[business_hours]]\nname = "x"\nhours = { someday = "09:00-17:00" }\n',
+     "business_hours[0].hours: 'someday' is not a weekday"),
+    ('[[business_hours]]\nname = "x"\nhours = { sat = "closed" }\n',
+     "business_hours[0].hours: open on no day of the week"),
+    ('[[business_hours]]\nname = "x"\ncountry = "XX"\n',
+     "business_hours[0].country: no public holidays known for 'XX'"),
+    ('[[business_hours]]\nname = "x"\nsubdivision = "BY"\n',
+     "business_hours[0].subdivision: name the country it belongs to (country)"),
+    ('[[business_hours]]\nname = "24x7"\n', "business_hours[0].name: '24x7' is built in"),
+    ('[[sla]]\nname = "s"\nfirst_response = "4 hours"\n',
+     "sla[0].first_response: '4 hours' is not a duration like"),
+    ('[[sla]]\nname = "s"\n', "sla[0].first_response: give at least one target"),
+    ('[[sla]]\nname = "s"\nresolution = "1d"\nbusiness_hours = "office"\n',
+     "sla[0].business_hours: 'office' is neither \"24x7\" nor a [[business_hours]] name"),
+    ('[[sla]]\nname = "s"\nresolution = "1d"\nescalate_status = "Closed"\n',
+     "sla[0].escalate_status: 'Closed' is not an open status of cases.statuses"),
+    ('[[sla]]\nname = "s"\nresolution = "1d"\nmailbox = ["other@example.com"]\n',
+     "sla[0].mailbox: other@example.com is not a configured [[mailbox]]"),
+    ('[[sla]]\nname = "s"\nresolution = "1d"\nwarning = 1.5\n', "sla[0].warning: "),
+    ('[cases]\nremind_before = "2d"\n',
+     "cases.remind_before: set auto_close_after too"),
+    ('[cases]\nauto_close_after = "2d"\nremind_before = "3d"\n',
+     "cases.remind_before: must be shorter than auto_close_after"),
+    ('[cases]\npauses_sla = ["Waiting"]\n', "cases.pauses_sla: 'Waiting' is not one of statuses"),
+    ('[cases]\nhold_status = "Closed"\n', "cases.hold_status: 'Closed' is a closed status"),
+])
+def test_clock_mistakes_are_refused_with_their_key(tmp_path: Path, text: str,
+                                                   problem: str) -> None:
+    """A wrong business calendar, service target or hold setting stops the start with
+    the key that holds it and what is wrong."""
+    found = refusal(tmp_path, text + MAILBOX)
+    assert found[0].startswith(problem), found
+
+
+def test_clock_settings_load_and_hold_follows_the_status_list(tmp_path: Path) -> None:
+    """Calendars, rules and durations load as written; "On Hold" pauses targets and is
+    the hold status only when the status list has it."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(OFFICE + '[[sla]]\nname = "s"\nbusiness_hours = "office"\n'
+                    'first_response = "1d4h"\nresolution = "90s"\n' + MAILBOX)
+    settings = config.load(path)
+    assert settings.cases.pauses_sla == ("On Hold",)
+    assert settings.cases.hold_status == "On Hold"
+    [rule] = settings.sla
+    assert str(rule.first_response) == "1d4h"
+    assert rule.targets()["resolution"].wall_seconds == 90
+    assert settings.calendar_named("office").hours["fri"] == "09:00-12:00, 13:00-17:00"
+    path.write_text('[cases]\nstatuses = ["Open", "Closed"]\nnew_status = "Open"\n'
+                    'reopen_status = "Open"\n' + MAILBOX)
+    settings = config.load(path)
+    assert (settings.cases.pauses_sla, settings.cases.hold_status) == ((), None)

@@ -581,7 +581,7 @@ def _describe(exc: ValidationError) -> str:
         loc = tuple(error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         # Checks across a section's keys say which key they mean as "key: problem".
-        named = re.match(r"^([a-z_]+): (.*)$", message, re.DOTALL)
+        named = re.match(r"^([a-z_][a-z_0-9.\[\]]*): (.*)$", message, re.DOTALL)
         if error["type"] == "value_error" and named:
             loc, message = (*loc, named.group(1)), named.group(2)
         key = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
