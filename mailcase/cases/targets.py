@@ -38,6 +38,7 @@ class TargetRules:
     calendars: Mapping[str, Calendar] = field(
         default_factory=lambda: {ALWAYS_OPEN: Calendar.around_the_clock()})
     pauses: frozenset[str] = frozenset()
+    mailbox_calendars: Mapping[str, str] = field(default_factory=dict)  # address: name
 
     @classmethod
     def of(cls, settings: Settings) -> TargetRules:
@@ -47,11 +48,19 @@ class TargetRules:
                       if hours.country else frozenset())
             calendars[hours.name] = Calendar.of(hours.time_zone, hours.hours,
                                                 hours.holidays, public)
-        return cls(settings.sla, calendars, frozenset(settings.cases.pauses_sla))
+        boxes = {box.address: box.business_hours for box in settings.mailbox
+                 if box.business_hours is not None}
+        return cls(settings.sla, calendars, frozenset(settings.cases.pauses_sla), boxes)
 
     def calendar(self, name: str | None) -> Calendar:
         """The calendar called ``name``; one no longer configured counts as 24x7."""
         return self.calendars.get(name or ALWAYS_OPEN) or self.calendars[ALWAYS_OPEN]
+
+    def calendar_name(self, rule: SlaSettings | None, case: Case) -> str:
+        """Which calendar ``case``'s targets count in: its rule's, else its mailbox's,
+        else 24x7."""
+        named = rule.business_hours if rule is not None else None
+        return named or self.mailbox_calendars.get(case.mailbox) or ALWAYS_OPEN
 
     def named(self, name: str | None) -> SlaSettings | None:
         return next((rule for rule in self.slas if rule.name == name), None)
@@ -117,14 +126,15 @@ class CaseClock:
 
     def _add(self, case: Case, rule: SlaSettings, name: str, duration: Duration,
              start: datetime) -> CaseTarget:
-        calendar = self.rules.calendar(rule.business_hours)
+        calendar_name = self.rules.calendar_name(rule, case)
+        calendar = self.rules.calendar(calendar_name)
         due = calendar.add(start, duration)
         warn = None
         if rule.warning:
             share = calendar.between(start, due) * rule.warning
             warn = calendar.add(start, Duration(0, round(share)))
         target = CaseTarget(
-            case_id=case.id, name=name, sla=rule.name, calendar=rule.business_hours,
+            case_id=case.id, name=name, sla=rule.name, calendar=calendar_name,
             target_days=duration.days, target_seconds=duration.seconds, started_at=start,
             due_at=due, warn_at=warn)
         self.session.add(target)
@@ -202,10 +212,10 @@ class CaseClock:
                     due_at=target.due_at.isoformat(), late=target.due_at < self.now)
 
     def _elapsed(self, case: Case) -> tuple[int, int]:
-        """Wall-clock and business seconds from the case's start to now (business in
-        its rule's calendar; a case held to no rule counts 24x7)."""
+        """Wall-clock and business seconds from the case's start to now, business in
+        the calendar its targets count in (its rule's, else its mailbox's, else 24x7)."""
         rule = self.rules.named(case.sla)
-        calendar = self.rules.calendar(rule.business_hours if rule else None)
+        calendar = self.rules.calendar(self.rules.calendar_name(rule, case))
         wall = max(0, round((self.now - case.created_at).total_seconds()))
         return wall, round(calendar.between(case.created_at, self.now))
 

@@ -263,6 +263,9 @@ class MailboxSettings(Section):
     # An agent's public reply puts the case in cases.hold_status (waiting on the
     # customer) without writing /hold.
     hold_on_reply: bool = False
+    # The calendar ([[business_hours]] name, or "24x7") of this address's cases'
+    # targets, where their [[sla]] rule names none.
+    business_hours: str | None = None
     origin: str = "Email"
     priority: Priority | None = None
     owner: str | None = None
@@ -504,11 +507,15 @@ class Settings(Section):
         if len(set(calendars)) != len(calendars):
             raise ValueError("business_hours: a name is used twice")
         boxes = {box.address for box in self.mailbox}
+        named = [(f"sla[{index}]", rule.business_hours) for index, rule in enumerate(self.sla)]
+        named += [(f"mailbox[{index}]", box.business_hours)
+                  for index, box in enumerate(self.mailbox)]
+        for where, name in named:
+            if name is not None and name != ALWAYS_OPEN and name not in calendars:
+                raise ValueError(f"{where}.business_hours: {name!r} is neither "
+                                 f"\"{ALWAYS_OPEN}\" nor a [[business_hours]] name")
         for index, rule in enumerate(self.sla):
             where = f"sla[{index}]"
-            if rule.business_hours != ALWAYS_OPEN and rule.business_hours not in calendars:
-                raise ValueError(f"{where}.business_hours: {rule.business_hours!r} is neither "
-                                 f"\"{ALWAYS_OPEN}\" nor a [[business_hours]] name")
             for address in rule.mailbox:
                 if address not in boxes:
                     raise ValueError(f"{where}.mailbox: {address} is not a configured "

@@ -90,7 +90,8 @@ class SlaSettings(Section):
     mailbox: tuple[str, ...] = ()  # the support addresses the case came to
     queue: tuple[str, ...] = ()  # the queue owning the case when it opens
     type: tuple[str, ...] = ()
-    business_hours: str = ALWAYS_OPEN  # a [[business_hours]] name, or "24x7"
+    # A [[business_hours]] name or "24x7"; unset: the case's mailbox's, else "24x7".
+    business_hours: str | None = None
     # The targets, in business time of that calendar; a target not set is not kept.
     first_response: DurationText | None = None  # to the first public reply by an agent
     next_response: DurationText | None = None  # from each customer reply to the answer

@@ -376,3 +376,17 @@ def test_an_imported_case_is_held_to_its_own_time(make_app: Callable[..., App],
     assert case["created_at"] == "2026-11-03T10:00:00+00:00"
     assert case["targets"][0]["due_at"] == "2026-11-04T10:00:00+00:00"
     assert app.sweeps.run() == {"breached": 1}
+
+
+def test_the_mailbox_picks_the_calendar_when_the_rule_does_not(
+        make_app: Callable[..., App], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule without business_hours counts in its case's mailbox's calendar: Friday
+    17:55 + 1h is Monday 10:00 in the office, not Friday 18:55."""
+    clock = Clock(FRIDAY_1755)
+    app = staffed(make_app, tmp_path, clock, business_hours=[OFFICE],
+                  sla=[{"name": "quick", "first_response": "1h"}],
+                  mailbox={"address": "support@example.com", "business_hours": "office"})
+    number = new_case(app)
+    [target] = shown(tmp_path, number, capsys)["targets"]
+    assert (target["calendar"], target["due_at"]) == ("office", "2026-12-07T09:00:00+00:00")
