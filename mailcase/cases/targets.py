@@ -97,6 +97,7 @@ class CaseClock:
             select(CaseTarget).where(CaseTarget.case_id == case.id).order_by(CaseTarget.id)))
 
     def _open(self, case: Case) -> list[CaseTarget]:
+        """The targets not yet met (one indexed query: cases.id's targets)."""
         return [t for t in self.targets(case) if t.met_at is None]
 
     # -- which rule ------------------------------------------------------------------
@@ -104,12 +105,18 @@ class CaseClock:
     def fit(self, case: Case) -> None:
         """Hold ``case`` to the first rule that matches it now: on opening, and again
         when what rules look at (priority, queue, type) changes. A different rule
-        replaces the targets not yet met, counted from the case's start."""
+        replaces the targets not yet met, counted from the case's start — except one
+        already breached, which stays until met: a breach that reassigns the case to a
+        queue another rule covers must not start (and breach, and reassign) again."""
         rule = self.rules.rule_for(case)
         if (rule.name if rule else None) == case.sla:
             return
+        breached = set()
         for target in self._open(case):
-            self.session.delete(target)
+            if target.breached_at is not None:
+                breached.add(target.name)
+            else:
+                self.session.delete(target)
         if case.sla is not None or rule is not None:
             self.record(case, "sla", None, old=case.sla, new=rule.name if rule else None)
         case.sla = rule.name if rule else None
@@ -117,8 +124,8 @@ class CaseClock:
             return
         paused = case.status in self.rules.pauses
         for name, duration in rule.targets().items():
-            if name == NEXT_RESPONSE or (name == FIRST_RESPONSE
-                                         and case.first_response_seconds is not None):
+            if name == NEXT_RESPONSE or name in breached or (
+                    name == FIRST_RESPONSE and case.first_response_seconds is not None):
                 continue  # a next response starts with a customer's reply
             target = self._add(case, rule, name, duration, case.created_at)
             if paused:

@@ -390,3 +390,30 @@ def test_the_mailbox_picks_the_calendar_when_the_rule_does_not(
     number = new_case(app)
     [target] = shown(tmp_path, number, capsys)["targets"]
     assert (target["calendar"], target["due_at"]) == ("office", "2026-12-07T09:00:00+00:00")
+
+
+def test_a_breach_that_reassigns_into_another_rule_does_not_breach_again(
+        make_app: Callable[..., App], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A breach reassigns the case to a queue whose own rule would also be overdue at
+    once: the breached target stays (until met) instead of starting, breaching and
+    reassigning again, so every sweep after the first finds nothing."""
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    slas = [{"name": "tier2", "queue": ["Tier 2"], "first_response": "30m",
+             "reassign": "queue:Tier 1"},
+            {"name": "tier1", "first_response": "1h", "reassign": "queue:Tier 2"}]
+    app = staffed(make_app, tmp_path, clock)
+    for queue, member in (("Tier 1", BOB), ("Tier 2", EVE)):
+        assert cli(tmp_path, "queues", "add", queue, "--members", member) == 0
+    app = make_app(clock=clock, sla=slas, cases={"default_owner": "queue:Tier 1"})
+    number = new_case(app)
+    clock.advance(hours=2)
+    assert app.sweeps.run() == {"breached": 1}
+    for _ in range(3):
+        assert app.sweeps.run() == {}
+    case = shown(tmp_path, number, capsys)
+    assert (case["owner"], case["sla"]) == (EVE, "tier2")
+    assert [(t["name"], t["sla"], t["state"]) for t in case["targets"]] == [
+        ("first_response", "tier1", "breached")]
+    act(app, "reply", number, "Sorry for the wait.")
+    assert shown(tmp_path, number, capsys)["targets"][0]["state"] == "met"
