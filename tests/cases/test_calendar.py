@@ -4,11 +4,14 @@ several days, all on fixed instants (no clock is read)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailcase import config
 from mailcase.cases.calendar import Calendar, CalendarError
+from mailcase.cases.targets import TargetRules
 from mailcase.config.durations import Duration, DurationError, parse
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -113,3 +116,17 @@ def test_split_hours_and_24x7() -> None:
 def test_unreadable_hours_are_refused_with_the_day(hours: dict[str, str], says: str) -> None:
     with pytest.raises(CalendarError, match=says):
         Calendar.of("UTC", hours)
+
+
+def test_a_countrys_public_holidays_close_the_calendar(tmp_path: Path) -> None:
+    """A calendar with country = "DE" (from the config, through the holidays library)
+    is closed on Christmas Day: Thursday 24 December 16:00 + 2h is Monday 10:00."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text('[[business_hours]]\nname = "office"\ntime_zone = "Europe/Berlin"\n'
+                    'country = "DE"\nsubdivision = "BE"\n'
+                    '[[mailbox]]\naddress = "support@example.com"\n')
+    calendar = TargetRules.of(config.load(path)).calendar("office")
+    start = datetime(2026, 12, 24, 16, 0, tzinfo=BERLIN)
+    assert calendar.add(start, Duration(0, 7200)) == datetime(2026, 12, 28, 10, 0,
+                                                              tzinfo=BERLIN)
+    assert not calendar.is_open(datetime(2026, 12, 25, 10, 0, tzinfo=BERLIN))
