@@ -215,22 +215,27 @@ class Daemon:
             id="retries", coalesce=True, max_instances=1,
         )
         # The case's clock (escalation, reminders, auto-close): at once, to catch up on
-        # what fell due while stopped, then every sweep_seconds. A sync job: APScheduler
-        # runs it in the loop's thread pool, off the event loop.
+        # what fell due while stopped, then every sweep_seconds.
         self.scheduler.add_job(
             self._sweep, "interval", seconds=self.app.settings.cases.sweep_seconds,
             id="sweeps", coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
         )
 
-    def _sweep(self) -> None:
-        """Run the due sweeps; mail they queued leaves now. Called in a worker thread."""
+    async def _sweep(self) -> None:
+        """Run the due sweeps in a thread, off the event loop; mail they queued leaves
+        now. None starts once stopping; one under way when the loop ends is let go
+        quietly (each of its actions is a transaction of its own)."""
+        if self.stopping.is_set():
+            return
         try:
-            done = self.app.sweeps.run()
+            done = await asyncio.to_thread(self.app.sweeps.run)
+        except asyncio.CancelledError:
+            return
         except Exception:
             log.exception("sweep failed; the next one tries again")
             return
-        if done and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.sender.wake)
+        if done:
+            self.sender.wake()
 
     def _start_pollers(self) -> None:
         for mailbox in self.app.settings.mailbox:
