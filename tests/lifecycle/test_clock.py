@@ -420,3 +420,29 @@ def test_a_breach_that_reassigns_into_another_rule_does_not_breach_again(
         ("first_response", "tier1", "breached")]
     act(app, "reply", number, "Sorry for the wait.")
     assert shown(tmp_path, number, capsys)["targets"][0]["state"] == "met"
+
+
+def test_a_case_whose_escalation_fails_does_not_hold_up_the_others(
+        make_app: Callable[..., App], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An action that fails (here: composing the alert of the first case) is rolled back
+    and tried again by the next sweep; the other cases are escalated meanwhile."""
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    app = staffed(make_app, tmp_path, clock,
+                  sla=[{"name": "quick", "first_response": "1h", "warning": 0}])
+    first, second = new_case(app, subject="One"), new_case(app, subject="Two")
+    clock.advance(hours=2)
+    alert = app.sweeps.escalation.notifier.target_alert
+
+    def failing(session: Any, case: Case, *args: Any, **kwargs: Any) -> Any:
+        if case.display_number == first:
+            raise RuntimeError("the template store is away")
+        return alert(session, case, *args, **kwargs)
+
+    monkeypatch.setattr(app.sweeps.escalation.notifier, "target_alert", failing)
+    assert app.sweeps.run() == {"breached": 1, "failed": 1}
+    assert kinds(app, first).count("target breached") == 0  # rolled back whole
+    assert kinds(app, second).count("target breached") == 1
+    monkeypatch.setattr(app.sweeps.escalation.notifier, "target_alert", alert)
+    assert app.sweeps.run() == {"breached": 1}
+    assert kinds(app, first).count("target breached") == 1
