@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from mailcase import config
-from mailcase.app import App
+from mailcase.app import App, utc_now
 from mailcase.store import db, migrate
 from tests.support.dovecot import Dovecot
 from tests.support.dovecot import missing as dovecot_missing
@@ -116,13 +117,14 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 @pytest.fixture
 def make_app(tmp_path: Path, database_url: str, sink: Sink) -> Iterator[Callable[..., App]]:
     """Build an App from a real config file; keyword arguments override config sections
-    (``dns`` answers the DKIM verifier's lookups)."""
+    (``dns`` answers the DKIM verifier's lookups, ``clock`` stands in for the time)."""
     apps: list[App] = []
 
     def build(dns: Callable[..., bytes | None] | None = None,
-              **sections: dict[str, object]) -> App:
+              clock: Callable[[], datetime] = utc_now, **sections: dict[str, object]) -> App:
         path = write_config(tmp_path, database_url, sink.port, **sections)
-        app = App.build(config.load(path), jitter=False, create_secret=True, dns=dns)
+        app = App.build(config.load(path), jitter=False, create_secret=True, dns=dns,
+                        clock=clock)
         app.ensure_schema()
         apps.append(app)
         return app
