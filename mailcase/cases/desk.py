@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from mailcase.cases import links, routing
+from mailcase.cases import links, replies, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.staff import Staff
@@ -224,15 +224,18 @@ class Desk:
                                         book.now)
             return merged, sent.queued
 
-    def reply(self, number: int, body: str, author: Author) -> int:
+    def reply(self, number: int, body: str, author: Author, *, hold: bool | None = None) -> int:
         """A public answer, mailed to the contact, collaborators and owner; returns the
-        number of mails queued."""
+        number of mails queued. ``hold`` puts the case on hold (waiting on the customer),
+        False keeps its status, None does as its mailbox says (``hold_on_reply``)."""
         _need_text(body)
         with self._book() as book:
             case = book.get(number)
             self._agent(book.session, author)
             comment = book.comment(case, body, author_email=author.email,
                                    author_name=author.name, author_kind="agent", public=True)
+            if hold or (hold is None and replies.holds_on_reply(self.settings, case)):
+                replies.hold(book, case, author.email)
             return self.notifier.comment(book.session, case, comment,
                                                       book.now).queued
 

@@ -53,6 +53,11 @@ def register(commands: Any) -> None:
                           help="read the text from a file (- for stdin)")
         _author(parser)
         parser.set_defaults(handler=cmd_reply if name == "reply" else cmd_note)
+        if name == "reply":
+            parser.add_argument(
+                "--hold", action=argparse.BooleanOptionalAction, default=None,
+                help="put the case on hold ([cases] hold_status): it waits on the customer; "
+                     "--no-hold keeps its status (default: as the mailbox's hold_on_reply)")
 
     update = actions.add_parser("update", help="change status, priority or owner")
     update.add_argument("number")
@@ -271,7 +276,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_reply(args: argparse.Namespace) -> int:
     body = read_text_arg(args.body, args.body_file)
     with _desk(args) as desk:
-        queued = desk.reply(parse_number(args.number), body, desk.author(args.author))
+        queued = desk.reply(parse_number(args.number), body, desk.author(args.author),
+                            hold=args.hold)
     print(f"reply recorded on case {parse_number(args.number):08d}; {queued} mail(s) queued")
     return 0
 

@@ -1,10 +1,10 @@
 """Carrying out the commands of a reply, for the people allowed to give them.
 
 ``/cc`` and ``/uncc`` are for the case's contact and agents; ``/unsubscribe`` for a
-collaborator leaving; ``/close``, ``/status``, ``/priority``, ``/assign`` and ``/merge``
-only for an agent. Every command but ``/internal`` (which only keeps words private)
-needs a writer whose mail proved who they are (identity.trust: their own token, or an
-authenticated From). A refused or failed command is noted on the inbound mail, and
+collaborator leaving; ``/close``, ``/status``, ``/hold``, ``/priority``, ``/assign`` and
+``/merge`` only for an agent. Every command but ``/internal`` (which only keeps words
+private) needs a writer whose mail proved who they are (identity.trust: their own token,
+or an authenticated From). A refused or failed command is noted on the inbound mail, and
 explained by mail only to a proven writer: a forged mail must cause no mail to the
 address it names.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from mailcase.cases import links
+from mailcase.cases import links, replies
 from mailcase.cases.book import parse_number
 from mailcase.cases.errors import CaseError
 from mailcase.identity import eligibility
@@ -86,6 +86,8 @@ def _agent_command(ctx: Context, case: Case, command: Command, actor: str) -> No
         _mail_safely(ctx, lambda: ctx.services.notifier.closed(ctx.session, case, ctx.now))
     elif command.name == "status":
         book.set_status(case, command.argument, actor)
+    elif command.name == "hold":
+        replies.hold(book, case, actor)
     elif command.name == "priority":
         book.set_priority(case, command.argument, actor)
     elif command.name == "assign":

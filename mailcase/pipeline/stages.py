@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select, text
 
-from mailcase.cases import routing
+from mailcase.cases import replies, routing
 from mailcase.cases.errors import CaseError
 from mailcase.cases.staff import Staff
 from mailcase.identity import eligibility
@@ -20,10 +20,11 @@ from mailcase.identity.authentication import UNCHECKED
 from mailcase.pipeline.actions import carry_out, explain
 from mailcase.pipeline.bounce import take_bounces
 from mailcase.pipeline.context import Context, Drop, Park
-from mailcase.pipeline.matching import find_case, landing, recipient_addresses
+from mailcase.pipeline.matching import find_case, landing, recipient_addresses, role_of
 from mailcase.pipeline.respond import acknowledge, held_back, notify
 from mailcase.pipeline.writer import authenticate, authorize
 from mailcase.reading import commands, parsing, replytext, screen
+from mailcase.reading.thanks import only_thanks
 from mailcase.store.db import insert_unless_present
 from mailcase.store.models import Attachment, Blob, Case, Message
 from mailcase.store.models.base import clean_text
@@ -150,10 +151,15 @@ def record(ctx: Context) -> None:
 
 
 def _case_for_reply(ctx: Context, case: Case) -> Case | None:
-    """The case a reply goes to: closed cases are reopened, or followed up by a new child."""
+    """The case a reply goes to: a closed case is reopened, or followed up by a new child,
+    as its mailbox says (cases.replies.after_close). An agent's reply, and a customer's
+    that only says thanks, are recorded on the closed case as it is."""
     if not case.is_closed or ctx.acting_agent is not None:
         return case  # an agent's reply is recorded on the case as it is
-    if ctx.services.settings.cases.on_reply_to_closed == "reopen":
+    if _only_thanks(ctx, case):
+        ctx.notes.append("thanks on closed case, not reopened")
+        return case
+    if replies.after_close(ctx.services.settings, case, ctx.now) == "reopen":
         ctx.book.reopen(case, ctx.sender.email if ctx.sender else None)
         return case
     follow_up = ctx.session.scalar(
@@ -165,6 +171,20 @@ def _case_for_reply(ctx: Context, case: Case) -> Case | None:
     ctx.notes.append(f"follow-up of closed case {case.display_number}")
     _open_case(ctx, parent=case)
     return ctx.case
+
+
+def _only_thanks(ctx: Context, case: Case) -> bool:
+    """Whether a reply to a closed case is the customer side's thanks and nothing more: no
+    command, no file, and new text that only thanks (reading.thanks is conservative: a
+    question or more than a short line is not thanks). "Thank you, that fixed it" must
+    not reopen what it thanks for."""
+    sender = ctx.sender
+    if sender is None or ctx.parsed.attachments:
+        return False
+    if role_of(ctx.session, case, sender.email) not in ("contact", "collaborator"):
+        return False
+    text, orders = commands.extract(replytext.comment_text(ctx.parsed))
+    return not orders and only_thanks(text)
 
 
 def _open_case(ctx: Context, parent: Case | None = None) -> None:
@@ -320,11 +340,27 @@ def _add_reply(ctx: Context, case: Case) -> None:
             public=not internal, message_id=message.id,
         )
     ctx.comment = comment
+    if agent is not None and comment is not None and comment.public:
+        _hold_after_answer(ctx, case, agent.email, orders)
     # People the writer copies later join too, as on the first mail (policy, limit 20);
     # not from an internal note, whose copies are agents' business, not the customer's.
     if not internal:
         _collaborators_from_copies(ctx, case, reply=True)
     _store_attachments(ctx, case, message, comment.id if comment else None)
+
+
+def _hold_after_answer(ctx: Context, case: Case, agent: str,
+                       orders: list[commands.Command]) -> None:
+    """An agent's public answer puts the case on hold when its mailbox says so
+    (hold_on_reply), unless the answer gave a status command of its own."""
+    if any(order.name in commands.STATUS for order in orders):
+        return
+    if replies.holds_on_reply(ctx.services.settings, case):
+        before = case.status
+        replies.hold(ctx.book, case, agent)
+        if case.status != before:
+            ctx.notes.append(f"put in status {case.status}: the mailbox holds a case an "
+                             "agent answered (hold_on_reply)")
 
 
 def _store_message(ctx: Context, case: Case) -> Message:

@@ -1,5 +1,6 @@
 """Commands written on their own lines of a reply: ``/cc``, ``/uncc``, ``/unsubscribe``, and
-for agents ``/internal``, ``/close``, ``/status``, ``/priority``, ``/assign``, ``/merge``.
+for agents ``/internal``, ``/close``, ``/status``, ``/hold``, ``/priority``, ``/assign``,
+``/merge``.
 
 This module only reads them; the pipeline decides who may use which. A command line is
 removed from the comment text whether or not it is allowed, so a refused command never
@@ -13,7 +14,10 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 
 PEOPLE = frozenset({"cc", "uncc", "unsubscribe"})
-AGENTS = frozenset({"internal", "close", "status", "priority", "assign", "merge"})
+AGENTS = frozenset({"internal", "close", "status", "hold", "priority", "assign", "merge"})
+# The commands that decide a case's status themselves: a reply giving one is not also put
+# on hold by its mailbox's hold_on_reply.
+STATUS = frozenset({"close", "status", "hold", "merge"})
 _LINE = re.compile(
     rf"^\s*/({'|'.join(sorted(PEOPLE | AGENTS))})\b[ \t]*(.*?)\s*$", re.IGNORECASE
 )

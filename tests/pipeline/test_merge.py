@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from sqlalchemy import select
 
 from mailcase.app import App
 from mailcase.cli import main
-from mailcase.store.models import Case, Collaborator, InboundMail, Message
+from mailcase.store.models import Case, Collaborator, Message
+from tests.support.delivery import deliver_now, token_of
 from tests.support.mailsink import Received, Sink
 from tests.support.servers import mail
 
@@ -30,17 +30,7 @@ def deliver(app: App, sender: str, to: str, body: str, message_id: str,
     for index in range(files):
         raw.add_attachment(b"log line\n" * (index + 1), maintype="text", subtype="plain",
                            filename=f"log{index}.txt")
-    inbound = app.intake.accept(raw.as_bytes(), mail_from=sender, rcpt_to=[to], source="test")
-    app.processor.drain()
-    app.sender.drain()
-    with app.sessions() as session:
-        found = session.get(InboundMail, inbound.id)
-        assert found is not None
-        return found.outcome or ""
-
-
-def token_of(message: Received) -> str:
-    return parseaddr(message["Reply-To"] or "")[1]
+    return deliver_now(app, raw, mail_from=sender, rcpt=to).outcome or ""
 
 
 def cli(tmp_path: Path, *args: object) -> int:
