@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases.errors import BadValue, CaseError
-from mailcase.cli import admin, cases, collaborators, mailboxes, outbox, serving, staff
+from mailcase.cli import admin, apikeys, cases, collaborators, mailboxes, outbox, serving, staff
 from mailcase.cli.common import (
     EXIT_CONFIG,
     EXIT_PIPE,
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serving.register(commands)
     admin.register(commands)
+    apikeys.register(commands)
     cases.register(commands)
     collaborators.register(commands)
     mailboxes.register(commands)

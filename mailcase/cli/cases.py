@@ -10,7 +10,7 @@ from typing import Any
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
-from mailcase.cli.output import capped, emit_json, indent, shown, table
+from mailcase.cli.output import capped, emit_json, indent, minute, shown, table
 from mailcase.config import Duration
 
 
@@ -145,16 +145,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    table([(r["number"], r["status"], r["priority"], _minute(r["created_at"]),
-            _minute(r["due_at"]) or "-", r["supplied_email"], r["owner"] or "-", r["subject"])
+    table([(r["number"], r["status"], r["priority"], minute(r["created_at"]),
+            minute(r["due_at"]) or "-", r["supplied_email"], r["owner"] or "-", r["subject"])
            for r in rows],
           ["NUMBER", "STATUS", "PRIORITY", "CREATED", "DUE", "FROM", "OWNER", "SUBJECT"])
     return 0
 
-
-def _minute(when: str | None) -> str:
-    """An ISO time to the minute, as the tables show it."""
-    return (when or "")[:16].replace("T", " ")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -212,8 +208,8 @@ def _clock_lines(case: dict[str, Any]) -> list[str]:
         lines.append(f"Targets ({case['sla'] or 'no rule now'}"
                      f"{', escalated' if case['is_escalated'] else ''}):")
         lines += [f"    {t['name'].replace('_', ' '):<15} {t['target']:>6}  due "
-                  f"{_minute(t['due_at'])} UTC  {t['state']}"
-                  + (f" {_minute(t['met_at'])} UTC" if t["met_at"] else "")
+                  f"{minute(t['due_at'])} UTC  {t['state']}"
+                  + (f" {minute(t['met_at'])} UTC" if t["met_at"] else "")
                   for t in case["targets"]]
     for key, label in (("first_response_seconds", "First response"),
                        ("resolution_seconds", "Resolution")):

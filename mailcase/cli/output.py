@@ -63,3 +63,8 @@ def capped(rows: list[Any], limit: int, what: str) -> list[Any]:
         print(f"mailcase: showing the newest {limit} {what}; there are more "
               "(--limit N shows more)", file=sys.stderr)
     return rows[:limit]
+
+
+def minute(when: str | None) -> str:
+    """An ISO time to the minute, as tables show it ("" for none)."""
+    return (when or "")[:16].replace("T", " ")

@@ -22,7 +22,7 @@ from mailcase.store.models.mail import (
     OutboundMail,
     RecipientStatus,
 )
-from mailcase.store.models.people import Account, Agent, Contact, Queue, QueueMember
+from mailcase.store.models.people import Account, Agent, ApiKey, Contact, Queue, QueueMember
 
 __all__ = [
     "DESCRIPTION_MAX_BYTES",
@@ -30,6 +30,7 @@ __all__ = [
     "SUBJECT_MAX",
     "Account",
     "Agent",
+    "ApiKey",
     "Attachment",
     "Base",
     "Blob",

@@ -1,4 +1,5 @@
-"""Who writes and who answers: contacts and their accounts, agents and queues."""
+"""Who writes and who answers: contacts and their accounts, agents and queues, and the
+programs that act through the API with a key."""
 
 from __future__ import annotations
 
@@ -84,3 +85,19 @@ class QueueMember(Base):
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"))
 
     agent: Mapped[Agent] = relationship()
+
+
+class ApiKey(Base):
+    """A key a program uses on the HTTP API: only a hash of its secret is kept; the
+    key itself is shown once, when it is made."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Clipped(255))
+    key_id: Mapped[str] = mapped_column(Clipped(32), unique=True)  # the key's public part
+    secret_sha256: Mapped[str] = mapped_column(Clipped(64))
+    scope: Mapped[str] = mapped_column(Clipped(20))  # read, write or admin
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
