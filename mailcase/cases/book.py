@@ -15,7 +15,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.errors import BadValue, CaseError, NotFound
 from mailcase.cases.routing import queue_name
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import CaseClock, TargetRules
@@ -84,7 +84,7 @@ class CaseBook:
         query = select(Case).where(Case.number == number)
         case = self.session.scalar(query.with_for_update() if lock else query)
         if case is None:
-            raise CaseError(f"there is no case {number:08d}")
+            raise NotFound(f"there is no case {number:08d}")
         return case
 
     def contact(self, email: str, name: str = "") -> Contact:
@@ -185,9 +185,11 @@ class CaseBook:
         author_kind: str,
         public: bool,
         message_id: int | None = None,
+        actor: str | None = None,
     ) -> Comment:
         """Add a comment; anything not written by the owner marks the case unread for
-        them, and the owner's own comment marks it read."""
+        them, and the owner's own comment marks it read. The history names ``actor``
+        (who acted, e.g. through an API key), else the author."""
         self.not_merged(case)
         comment = Comment(
             case=case, body=body, author_email=author_email, author_name=author_name,
@@ -199,7 +201,8 @@ class CaseBook:
         case.has_unread_comments_for_owner = author_email != owner
         case.updated_at = self.now
         self.session.flush()
-        self.record(case, "comment", author_email, public=public, comment_id=comment.id)
+        self.record(case, "comment", actor or author_email, public=public,
+                    comment_id=comment.id)
         if public:
             self._answered(case, author_email, author_kind)
         return comment

@@ -15,27 +15,40 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases import links, replies, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.finder import CaseFilter, find
 from mailcase.cases.staff import Staff
-from mailcase.cases.targets import TargetRules, clock_filtered, next_due_query
-from mailcase.cases.views import case_detail, case_summary
+from mailcase.cases.targets import TargetRules
+from mailcase.cases.views import case_detail
 from mailcase.config import Settings
+from mailcase.identity import eligibility
 from mailcase.identity.addresses import OwnAddresses
 from mailcase.outbound.notify import Notifier
 from mailcase.reading.commands import single_address
-from mailcase.store.models import Agent, Case, Queue
+from mailcase.store.models import Agent, Case
 
 
 @dataclass(frozen=True)
 class Author:
-    """Who acts: an agent's address and name (the mailbox itself when none is given)."""
+    """Who acts: an agent's address and name (the mailbox itself when none is given),
+    and ``via`` the API key they act through, if any: the history names both."""
 
     email: str
     name: str
+    via: str | None = None
+    mailbox: bool = False  # no agent named: the mailbox's own name
+
+    @property
+    def actor(self) -> str:
+        """Who the case's history says did it: ``bob@…``, ``bob@… (api:crm)``, or
+        ``api:crm`` when a key acts in the mailbox's name."""
+        if self.via is None:
+            return self.email
+        return f"api:{self.via}" if self.mailbox else f"{self.email} (api:{self.via})"
 
 
 @dataclass(frozen=True)
@@ -99,45 +112,21 @@ class Desk:
             yield CaseBook(session, self.settings.cases, self.clock(), self.targets)
         self.ring()
 
-    def author(self, email: str | None) -> Author:
+    def author(self, email: str | None, via: str | None = None) -> Author:
+        """The agent ``email`` (None: the first mailbox), acting through API key
+        ``via`` if given."""
         if email is None:
             box = self.settings.mailbox[0]
-            return Author(box.address, box.name)
+            return Author(box.address, box.name, via, mailbox=True)
         if "@" not in email:
             raise BadValue(f"{email!r} is not an email address")
-        return Author(email.lower(), "")
+        return Author(email.lower(), "", via)
 
-    def list(self, *, status: str | None, open_only: bool, limit: int,
-             owner: str | None = None, queue: str | None = None,
-             unassigned: bool = False, clock: str | None = None) -> list[dict[str, Any]]:
-        """The newest ``limit`` cases, of one status or open ones if asked, of one owner
-        or queue or nobody's; a status the lifecycle does not know is refused, as an
-        update to it is. ``clock``: only cases with a target running, soonest due first
-        (``due``), marked escalated (``escalated``), or with a target overdue and not
-        yet met (``breached``). Each row says when its next running target is due."""
-        if status is not None and status not in self.settings.cases.statuses:
-            raise BadValue(f"unknown status {status!r}; known: "
-                           f"{', '.join(self.settings.cases.statuses)}")
+    def list(self, wanted: CaseFilter, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` cases ``wanted`` describes, newest first (``due``: soonest due
+        first); each row says when its next running target is due."""
         with self.readers() as session:
-            next_due = next_due_query()
-            query = (
-                select(Case, next_due.c.due_at).outerjoin(next_due, next_due.c.case_id == Case.id)
-                .order_by(Case.number.desc()).limit(limit)
-                .options(selectinload(Case.contact), selectinload(Case.parent),
-                         selectinload(Case.owner_agent), selectinload(Case.owner_queue))
-            )
-            query = clock_filtered(query, clock, next_due)
-            if status is not None:
-                query = query.where(Case.status == status)
-            if open_only:
-                query = query.where(Case.is_closed.is_(False))
-            if owner is not None:
-                query = query.where(Case.owner_agent.has(Agent.email == owner.strip().lower()))
-            if queue is not None:
-                query = query.where(Case.owner_queue.has(Queue.name == queue.strip()))
-            if unassigned:
-                query = query.where(Case.owner_agent_id.is_(None), Case.owner_queue_id.is_(None))
-            return [case_summary(case, due) for case, due in session.execute(query)]
+            return find(session, wanted, limit, self.settings.cases.statuses)
 
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""
@@ -165,13 +154,14 @@ class Desk:
                 subject=request.subject.strip(), description=request.body,
                 mailbox=self.settings.mailbox[0].address, contact=book.contact(email),
                 origin=origin, parent=parent, priority=priority_of(request.priority),
-                created_by=author.email,
+                created_by=author.actor,
             )
             if clipped:  # as for mail: the description holds 32 KB, a comment the rest
                 book.comment(case, request.body, author_email=author.email,
-                             author_name=author.name, author_kind="agent", public=True)
+                             author_name=author.name, author_kind="agent", public=True,
+                                   actor=author.actor)
             if request.resolution is not None:
-                book.close(case, request.resolution, author.email)
+                book.close(case, request.resolution, author.actor)
                 case.is_closed_on_create = True
             queued = 0
             if request.assign_using_rules:
@@ -211,7 +201,7 @@ class Desk:
             raise BadValue("the subject is empty")
         with self._book() as book:
             source = book.get(number)
-            return links.clone(book, source, subject and subject.strip(), author.email).number
+            return links.clone(book, source, subject and subject.strip(), author.actor).number
 
     def merge(self, source: int, target: int, author: Author) -> tuple[links.Merged, int]:
         """Merge case ``source`` into case ``target`` and tell both contacts once; returns
@@ -219,7 +209,7 @@ class Desk:
         with self._book() as book:
             # Both rows locked, the lower number first, as every merge takes them.
             locked = {n: book.get(n) for n in sorted({source, target})}
-            merged = links.merge(book, locked[source], locked[target], author.email)
+            merged = links.merge(book, locked[source], locked[target], author.actor)
             sent = self.notifier.merged(book.session, locked[source], locked[target],
                                         book.now)
             return merged, sent.queued
@@ -233,9 +223,10 @@ class Desk:
             case = book.get(number)
             self._agent(book.session, author)
             comment = book.comment(case, body, author_email=author.email,
-                                   author_name=author.name, author_kind="agent", public=True)
+                                   author_name=author.name, author_kind="agent", public=True,
+                                   actor=author.actor)
             if hold or (hold is None and replies.holds_on_reply(self.settings, case)):
-                replies.hold(book, case, author.email)
+                replies.hold(book, case, author.actor)
             return self.notifier.comment(book.session, case, comment,
                                                       book.now).queued
 
@@ -247,9 +238,39 @@ class Desk:
             case = book.get(number)
             self._agent(book.session, author)
             comment = book.comment(case, body, author_email=author.email,
-                                   author_name=author.name, author_kind="agent", public=False)
+                                   author_name=author.name, author_kind="agent", public=False,
+                                   actor=author.actor)
             return self.notifier.comment(book.session, case, comment,
                                                       book.now).queued
+
+    def add_collaborator(self, number: int, email: str, name: str,
+                         author: Author | None) -> bool:
+        """Keep ``email`` informed of case ``number``, if the mailbox's policy lets them
+        (at most 20); a new collaborator gets one mail with the public history. Whether
+        they were added (False: they already were)."""
+        address = single_address(email)
+        if address is None:
+            raise BadValue(f"{email!r} is not one plain email address")
+        with self._book() as book:
+            case = book.get(number)
+            mailbox = self.settings.mailbox_for(case.mailbox) or self.settings.mailbox[0]
+            refusal = eligibility.refusal(self.settings, mailbox, case.supplied_email or "",
+                                          address)
+            if refusal is not None:
+                raise CaseError(f"{address} cannot collaborate on case "
+                                f"{case.display_number}: {refusal}")
+            added = book.add_collaborator(case, address, name,
+                                          author.actor if author else None)
+            if added is not None:
+                self.notifier.welcome(book.session, case, added, book.now)
+            return added is not None
+
+    def remove_collaborator(self, number: int, email: str, author: Author | None) -> None:
+        """Stop keeping ``email`` informed of case ``number``; ``author`` None: nobody
+        named (the history says mailcase)."""
+        with self._book() as book:
+            book.remove_collaborator(book.get(number), email,
+                                     author.actor if author else None)
 
     def update(self, number: int, *, status: str | None, priority: str | None,
                owner: str | None, author: Author, parent: str | None = None) -> None:
@@ -259,27 +280,27 @@ class Desk:
             if parent is not None:
                 new_parent = (None if parent.strip().lower() == "none"
                               else book.get(parse_number(parent), lock=False))
-                links.set_parent(book, case, new_parent, author.email)
+                links.set_parent(book, case, new_parent, author.actor)
             if status is not None:
-                book.set_status(case, status, author.email)
+                book.set_status(case, status, author.actor)
             if priority is not None:
-                book.set_priority(case, priority, author.email)
+                book.set_priority(case, priority, author.actor)
             if owner is not None:
                 wanted = None if owner.strip().lower() == "none" else owner.strip()
-                alerted = book.assign(case, wanted, author.email, why="by hand")
+                alerted = book.assign(case, wanted, author.actor, why="by hand")
                 self.notifier.assigned(book.session, case, alerted, book.now,
-                                       why=f"{author.email} assigned it")
+                                       why=f"{author.actor} assigned it")
 
     def close(self, number: int, resolution: str, author: Author) -> int:
         """Close with a resolution, which goes to the contact and collaborators."""
         with self._book() as book:
             case = book.get(number)
-            book.close(case, resolution, author.email)
+            book.close(case, resolution, author.actor)
             return self.notifier.closed(book.session, case, book.now).queued
 
     def reopen(self, number: int, author: Author) -> None:
         with self._book() as book:
-            book.reopen(book.get(number), author.email)
+            book.reopen(book.get(number), author.actor)
 
     @staticmethod
     def _agent(session: Session, author: Author) -> Agent:

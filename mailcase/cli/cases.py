@@ -9,6 +9,7 @@ from typing import Any
 
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
+from mailcase.cases.finder import CaseFilter
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
 from mailcase.cli.output import capped, emit_json, indent, minute, shown, table
 from mailcase.config import Duration
@@ -138,10 +139,9 @@ def _desk(args: argparse.Namespace) -> Iterator[Desk]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
-        rows = capped(desk.list(status=args.status, open_only=args.open,
-                                limit=args.limit + 1, owner=args.owner, queue=args.queue,
-                                unassigned=args.unassigned, clock=args.clock),
-                      args.limit, "cases")
+        wanted = CaseFilter(status=args.status, open_only=args.open, owner=args.owner,
+                            queue=args.queue, unassigned=args.unassigned, clock=args.clock)
+        rows = capped(desk.list(wanted, args.limit + 1), args.limit, "cases")
     if args.json:
         emit_json(rows)
         return 0

@@ -10,11 +10,8 @@ import argparse
 from typing import Any
 
 from mailcase.cases.book import CaseBook, parse_number
-from mailcase.cases.errors import CaseError
-from mailcase.cli.common import UsageError, changing, opened
+from mailcase.cli.common import opened
 from mailcase.cli.output import emit_json, table
-from mailcase.identity import eligibility
-from mailcase.reading.commands import single_address
 
 
 def register(commands: Any) -> None:
@@ -39,29 +36,22 @@ def register(commands: Any) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    number, email = parse_number(args.number), single_address(args.email)
-    if email is None:
-        raise UsageError(f"{args.email!r} is not one plain email address")
-    with changing(args) as (app, session):
-        book = CaseBook(session, app.settings.cases, app.clock(), app.services.targets)
-        case = book.get(number)
-        mailbox = app.settings.mailbox_for(case.mailbox) or app.settings.mailbox[0]
-        refusal = eligibility.refusal(app.settings, mailbox, case.supplied_email or "", email)
-        if refusal is not None:
-            raise CaseError(f"{email} cannot collaborate on case {case.display_number}: "
-                            f"{refusal}")
-        added = book.add_collaborator(case, email, args.name, args.author)
-        if added is not None:  # one welcome mail with the case's public history
-            app.services.notifier.welcome(session, case, added, book.now)
+    number = parse_number(args.number)
+    with opened(args) as app:
+        desk = app.desk()
+        added = desk.add_collaborator(number, args.email, args.name,
+                                      desk.author(args.author) if args.author else None)
+    email = args.email.strip().lower()
     print(f"{email} {'added to' if added else 'already collaborates on'} case {number:08d}")
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     number = parse_number(args.number)
-    with changing(args) as (app, session):
-        book = CaseBook(session, app.settings.cases, app.clock(), app.services.targets)
-        book.remove_collaborator(book.get(number), args.email, args.author)
+    with opened(args) as app:
+        desk = app.desk()
+        desk.remove_collaborator(number, args.email,
+                                 desk.author(args.author) if args.author else None)
     print(f"{args.email.lower()} removed from case {number:08d}")
     return 0
 

@@ -466,6 +466,17 @@ class HttpSettings(Section):
     max_poll_age_seconds: Seconds = 1800.0
 
 
+class ApiSettings(Section):
+    """The HTTP API (JSON under /api/v1, for other programs, with API keys): off unless
+    enabled, on its own address so it can stay private while other doors are public."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 8026
+    # The most cases one page of GET /api/v1/cases holds (a request may ask for fewer).
+    max_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
 class LoggingSettings(Section):
     """How much the daemon says, and how: text lines, or JSON lines for a log shipper."""
 
@@ -487,6 +498,7 @@ class Settings(Section):
     processing: ProcessingSettings = ProcessingSettings()
     service: ServiceSettings = ServiceSettings()
     http: HttpSettings = HttpSettings()
+    api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()
     business_hours: tuple[BusinessHoursSettings, ...] = ()
