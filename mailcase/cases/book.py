@@ -76,8 +76,12 @@ class CaseBook:
         self.session = session
         self.settings = settings
         self.now = now
+        # Set while an archive's mail is recorded at its own Date (self.now): when it
+        # really is, so targets that ran out before are history (cases.targets).
+        self.history_until: datetime | None = None
         # The service targets' bookkeeping (cases.targets); no [[sla]] rules, no targets.
-        self.clock = CaseClock(session, targets or TargetRules(), now, self.record)
+        self.clock = CaseClock(session, targets or TargetRules(), lambda: self.now,
+                               self.record)
 
     def get(self, number: int, *, lock: bool = True) -> Case:
         """The case, locked for this transaction (unless reading) so changes queue behind it."""
@@ -120,13 +124,11 @@ class CaseBook:
         created_by: str | None = None,
         type: str | None = None,
         reason: str | None = None,
-        created_at: datetime | None = None,
     ) -> tuple[Case, bool]:
         """A new case with the next number; returns it and whether the description was cut.
 
         The feed names ``created_by`` as who opened it (an agent, for a case opened by
-        hand), else the contact. ``created_at`` is when the case began, if not now (an
-        imported mail's Date): its targets are counted from then.
+        hand), else the contact.
         """
         text, clipped = clip_description(description)
         case = Case(
@@ -145,7 +147,7 @@ class CaseBook:
             parent=parent,
             type=type,
             reason=reason,
-            created_at=created_at or self.now,
+            created_at=self.now,
             updated_at=self.now,
             collaborators=[],  # known to be empty: no query when notifications look
         )
@@ -156,7 +158,7 @@ class CaseBook:
             self.record(case, "created", opener, origin=origin)
         else:
             self.record(case, "created", opener, origin=origin, parent=parent.display_number)
-        self.clock.fit(case)
+        self.clock.fit(case, history_until=self.history_until)
         return case, clipped
 
     def _next_number(self) -> int:
@@ -186,10 +188,13 @@ class CaseBook:
         public: bool,
         message_id: int | None = None,
         actor: str | None = None,
+        answers: bool = True,
     ) -> Comment:
         """Add a comment; anything not written by the owner marks the case unread for
         them, and the owner's own comment marks it read. The history names ``actor``
-        (who acted, e.g. through an API key), else the author."""
+        (who acted, e.g. through an API key), else the author. ``answers``: whether it
+        is someone's answer now, which moves the case's clock (a merged case's old
+        text is not)."""
         self.not_merged(case)
         comment = Comment(
             case=case, body=body, author_email=author_email, author_name=author_name,
@@ -203,7 +208,7 @@ class CaseBook:
         self.session.flush()
         self.record(case, "comment", actor or author_email, public=public,
                     comment_id=comment.id)
-        if public:
+        if public and answers:
             self._answered(case, author_email, author_kind)
         return comment
 

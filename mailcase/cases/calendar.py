@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from mailcase.config.durations import Duration
 from mailcase.config.hours import WEEKDAYS, HoursError, Span, parse_hours
 
-SEARCH_DAYS = 3660  # a calendar open on no day in ten years is never open
+SEARCH_DAYS = 3660  # a calendar closed ten years in a row is never open
 
 
 class CalendarError(HoursError):
@@ -95,8 +95,11 @@ class Calendar:
         """Open intervals that end after ``start``, in order, clipped to begin no
         earlier than it."""
         day = start.astimezone(self.zone).date() - timedelta(days=1)
-        for _ in range(SEARCH_DAYS):
-            for opens, closes in self._day(day):
+        closed_days = 0  # in a row: only a calendar closed for ten years is never open
+        while closed_days < SEARCH_DAYS:
+            intervals = self._day(day)
+            closed_days = 0 if intervals else closed_days + 1
+            for opens, closes in intervals:
                 if closes > start:
                     yield max(opens, start), closes
             day += timedelta(days=1)

@@ -61,8 +61,9 @@ def clone(book: CaseBook, source: Case, subject: str | None, actor: str | None) 
         subject=subject or source.subject, description=source.description,
         mailbox=source.mailbox, contact=source.contact, origin=source.origin,
         parent=source.parent, priority=source.priority, created_by=actor,
+        type=source.type, reason=source.reason,  # before its targets are chosen by them
     )
-    case.type, case.reason, case.account = source.type, source.reason, source.account
+    case.account = source.account
     case.supplied_email, case.supplied_name = source.supplied_email, source.supplied_name
     case.supplied_company, case.supplied_phone = source.supplied_company, source.supplied_phone
     for person in source.collaborators:
@@ -139,7 +140,7 @@ def _opening(book: CaseBook, source: Case, target: Case) -> Comment:
         target, f"{header}\n\n{source.description}".rstrip(), author_email=email,
         author_name=source.supplied_name,
         author_kind="contact" if source.contact_id == target.contact_id else "participant",
-        public=True, message_id=first,
+        public=True, message_id=first, answers=False,  # old text: the clock stays
     )
     comment.created_at = source.created_at
     return comment

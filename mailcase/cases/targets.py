@@ -84,12 +84,16 @@ class CaseClock:
     """Keeps one case's targets in step with its changes, inside the case rules'
     transaction (CaseBook calls it; nothing else should)."""
 
-    def __init__(self, session: Session, rules: TargetRules, now: datetime,
+    def __init__(self, session: Session, rules: TargetRules, now: Callable[[], datetime],
                  record: Record) -> None:
         self.session = session
         self.rules = rules
-        self.now = now
+        self._now = now  # the book's time: an imported mail's Date while it is recorded
         self.record = record
+
+    @property
+    def now(self) -> datetime:
+        return self._now()
 
     def targets(self, case: Case) -> list[CaseTarget]:
         """Every target the case has had, oldest first."""
@@ -102,20 +106,26 @@ class CaseClock:
 
     # -- which rule ------------------------------------------------------------------
 
-    def fit(self, case: Case) -> None:
+    def fit(self, case: Case, *, history_until: datetime | None = None) -> None:
         """Hold ``case`` to the first rule that matches it now: on opening, and again
         when what rules look at (priority, queue, type) changes. A different rule
         replaces the targets not yet met, counted from the case's start — except one
         already breached, which stays until met: a breach that reassigns the case to a
-        queue another rule covers must not start (and breach, and reassign) again."""
+        queue another rule covers must not start (and breach, and reassign) again.
+
+        ``history_until``: the case is an archive's (imported), recorded now: a target
+        whose time ran out before this is recorded as breached then, without alerts or
+        escalation — history, not news."""
         rule = self.rules.rule_for(case)
         if (rule.name if rule else None) == case.sla:
             return
+        replaced: dict[str, CaseTarget] = {}
         breached = set()
         for target in self._open(case):
             if target.breached_at is not None:
                 breached.add(target.name)
             else:
+                replaced[target.name] = target
                 self.session.delete(target)
         if case.sla is not None or rule is not None:
             self.record(case, "sla", None, old=case.sla, new=rule.name if rule else None)
@@ -128,8 +138,30 @@ class CaseClock:
                     name == FIRST_RESPONSE and case.first_response_seconds is not None):
                 continue  # a next response starts with a customer's reply
             target = self._add(case, rule, name, duration, case.created_at)
-            if paused:
+            if name in replaced:
+                self._carry(replaced[name], target)
+            elif paused:
                 target.paused_at = self.now
+            if history_until is not None and target.due_at <= history_until:
+                target.breached_at = target.due_at
+            if (history_until is not None and target.warn_at is not None
+                    and target.warn_at <= history_until):
+                target.warned_at = target.warn_at
+
+    def _carry(self, old: CaseTarget, new: CaseTarget) -> None:
+        """What a replaced target had lived through, onto its successor: the business
+        time it stood still (its due time had been pushed on by that much), a pause
+        under way, and a warning already given (not given twice)."""
+        calendar = self.rules.calendar(old.calendar)
+        length = Duration(old.target_days, old.target_seconds)
+        stood = (calendar.between(old.started_at, old.due_at)
+                 - calendar.between(old.started_at, calendar.add(old.started_at, length)))
+        if stood > 0:
+            later = self.rules.calendar(new.calendar)
+            new.due_at = later.add(new.due_at, Duration(0, round(stood)))
+            if new.warn_at is not None:
+                new.warn_at = later.add(new.warn_at, Duration(0, round(stood)))
+        new.paused_at, new.warned_at = old.paused_at, old.warned_at
 
     def _add(self, case: Case, rule: SlaSettings, name: str, duration: Duration,
              start: datetime) -> CaseTarget:

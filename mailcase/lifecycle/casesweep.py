@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,7 +17,8 @@ from mailcase.outbound.notify import Notifier
 
 log = logging.getLogger(__name__)
 
-BATCH = 200  # rows looked at per sweep; the next sweep takes the rest
+BATCH = 200  # rows acted on per sweep; the next sweep takes the rest
+RETRY_AFTER = timedelta(minutes=5)  # a row whose action failed waits this long
 
 
 class CaseSweep:
@@ -28,27 +30,35 @@ class CaseSweep:
         self.sessions = sessions
         self.notifier = notifier
         self.targets = targets
+        # Rows whose action failed, and when to try them again: until then the query
+        # looks past them, so a row that always fails never holds the others back.
+        self.failed: dict[int, datetime] = {}
 
-    def each(self, ids: Iterable[int],
-             act: Callable[[Session, int], str | None]) -> Counter[str]:
+    def each(self, ids: Iterable[int], act: Callable[[Session, int], str | None],
+             now: datetime) -> Counter[str]:
         """Run ``act`` on each id in its own transaction; counts of what it returned. A
-        row whose action fails is rolled back, logged and left for the next sweep: it
-        never stops the others."""
+        row whose action fails is rolled back, logged and tried again after
+        RETRY_AFTER."""
         done: Counter[str] = Counter()
         for row_id in ids:
             try:
                 with self.sessions.begin() as session:
                     kind = act(session, row_id)
             except Exception:
-                log.exception("%s: acting on row %s failed; the next sweep tries again",
-                              type(self).__name__, row_id)
+                log.exception("%s: acting on row %s failed; trying it again in %s",
+                              type(self).__name__, row_id, RETRY_AFTER)
+                self.failed[row_id] = now + RETRY_AFTER
                 done["failed"] += 1
                 continue
+            self.failed.pop(row_id, None)
             if kind is not None:
                 done[kind] += 1
         return done
 
-    def due(self, query: Select[int]) -> list[int]:
-        """The ids ``query`` finds, read before acting (the actions lock row by row)."""
+    def due(self, query: Select[int], now: datetime) -> list[int]:
+        """Up to BATCH ids ``query`` finds (in its order), past those waiting to be
+        tried again; read before acting (the actions lock row by row)."""
+        waiting = {row for row, when in self.failed.items() if when > now}
         with self.sessions() as session:
-            return list(session.scalars(query))
+            ids = session.scalars(query.limit(BATCH + len(waiting)))
+            return [row for row in ids if row not in waiting][:BATCH]

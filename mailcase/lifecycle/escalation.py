@@ -23,7 +23,7 @@ from mailcase.cases.book import CaseBook
 from mailcase.cases.errors import CaseError
 from mailcase.cases.staff import Staff
 from mailcase.config import Duration
-from mailcase.lifecycle.casesweep import BATCH, CaseSweep
+from mailcase.lifecycle.casesweep import CaseSweep
 from mailcase.store.db import changed_rows
 from mailcase.store.models import Agent, Case, CaseTarget
 
@@ -41,7 +41,7 @@ def due_targets(now: datetime) -> Select[int]:
             .where(running, or_(CaseTarget.due_at <= now,
                                 and_(CaseTarget.warned_at.is_(None),
                                      CaseTarget.warn_at <= now)))
-            .order_by(CaseTarget.due_at).limit(BATCH))
+            .order_by(CaseTarget.due_at, CaseTarget.id))
 
 
 class Escalation(CaseSweep):
@@ -49,30 +49,37 @@ class Escalation(CaseSweep):
 
     def sweep(self, now: datetime) -> Counter[str]:
         """Warn and breach what is due at ``now``; counts of what was done."""
-        return self.each(self.due(due_targets(now)),
-                         lambda session, target_id: self._act(session, target_id, now))
+        return self.each(self.due(due_targets(now), now),
+                         lambda session, target_id: self._act(session, target_id, now), now)
 
     def _act(self, session: Session, target_id: int, now: datetime) -> str | None:
         """Claim one target's warning or breach and carry it out; None when another
-        sweep got there first or the target moved on (met, paused) meanwhile."""
-        target = session.get(CaseTarget, target_id)
-        if target is None:
+        sweep got there first, or the target moved on (met, paused, pushed later).
+
+        The case is locked first, as every change to a case takes its lock before its
+        targets' rows: the other order deadlocks with an agent's reply on PostgreSQL.
+        The claim checks every condition again under that lock, the time included."""
+        case_id = session.scalar(select(CaseTarget.case_id).where(CaseTarget.id == target_id))
+        if case_id is None:
+            return None
+        case = session.scalar(select(Case).where(Case.id == case_id).with_for_update())
+        target = session.get(CaseTarget, target_id, populate_existing=True)
+        if case is None or target is None:
             return None
         breach = target.due_at <= now
         claim = [CaseTarget.id == target_id, CaseTarget.met_at.is_(None),
                  CaseTarget.paused_at.is_(None), CaseTarget.breached_at.is_(None)]
         if breach:  # a breach supersedes a warning not yet given
+            claim.append(CaseTarget.due_at <= now)
             values = {"breached_at": now}
         else:
-            claim.append(CaseTarget.warned_at.is_(None))
+            claim += [CaseTarget.warned_at.is_(None), CaseTarget.warn_at <= now]
             values = {"warned_at": now}
         claimed = changed_rows(session, update(CaseTarget).where(*claim).values(**values)
                                .execution_options(synchronize_session=False))
         if claimed != 1:
             return None
         session.refresh(target)
-        case = session.scalar(select(Case).where(Case.id == target.case_id).with_for_update())
-        assert case is not None
         book = CaseBook(session, self.settings.cases, now, self.targets)
         view = self._view(target)
         if breach:

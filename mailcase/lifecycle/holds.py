@@ -14,11 +14,11 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from mailcase.cases.book import CaseBook
-from mailcase.lifecycle.casesweep import BATCH, CaseSweep
+from mailcase.lifecycle.casesweep import CaseSweep
 from mailcase.store.db import changed_rows
 from mailcase.store.models import Case
 
@@ -37,12 +37,16 @@ class Holds(CaseSweep):
         close_after = timedelta(seconds=rules.auto_close_after.wall_seconds)
         remind = timedelta(seconds=rules.remind_before.wall_seconds
                            if rules.remind_before else 0)
-        ids = self.due(select(Case.id).where(Case.status == rules.hold_status,
-                                             Case.is_closed.is_(False),
-                                             Case.waiting_since <= now - close_after + remind)
-                       .order_by(Case.waiting_since).limit(BATCH))
+        # Reminded cases not yet due to close are left out: they would fill every
+        # batch ahead of the cases still to remind.
+        ids = self.due(select(Case.id).where(
+            Case.status == rules.hold_status, Case.is_closed.is_(False),
+            Case.waiting_since <= now - close_after + remind,
+            or_(Case.reminded_at.is_(None), Case.waiting_since <= now - close_after))
+            .order_by(Case.waiting_since, Case.id), now)
         return self.each(ids, lambda session, case_id: self._act(session, case_id, now,
-                                                                  close_after, remind))
+                                                                  close_after, remind),
+                         now)
 
     def _act(self, session: Session, case_id: int, now: datetime, close_after: timedelta,
              remind: timedelta) -> str | None:

@@ -2,16 +2,20 @@
 and the open cases marked escalated.
 
 The times are frozen on each case when they happen (cases.targets), so the histograms
-are counted from the database at each scrape, in one statement: exact across restarts
-and across instances, with nothing kept in memory between scrapes.
+are counted from the database, in one statement: exact across restarts and instances.
+They are gauge histograms (Prometheus' ``gaugehistogram``): the distribution of the
+cases there are now, which may shrink (a reopened case's resolution time is no longer
+frozen), not a counter. The statement reads every case, so its answer is reused for a
+minute rather than run on every scrape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +34,21 @@ TIMES = {
 }
 
 
+REUSE_SECONDS = 60.0
+
+
+class CaseTimes:
+    """The case-time metrics, counted at most once a ``REUSE_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._last: tuple[datetime, list[Metric]] | None = None
+
+    def collect(self, session: Session, now: datetime) -> list[Metric]:
+        if self._last is None or (now - self._last[0]).total_seconds() >= REUSE_SECONDS:
+            self._last = (now, list(case_time_metrics(session)))
+        return self._last[1]
+
+
 def case_time_metrics(session: Session) -> Iterator[Metric]:
     """The two histograms (label ``time``: ``wall`` or ``business``) and the gauge."""
     columns: list[Any] = []
@@ -41,7 +60,7 @@ def case_time_metrics(session: Session) -> Iterator[Metric]:
     row = list(session.execute(select(*columns)).one())
     width = len(BUCKETS) + 2
     for index, (name, (text, *_pair)) in enumerate(TIMES.items()):
-        family = HistogramMetricFamily(name, text, labels=["time"])
+        family = GaugeHistogramMetricFamily(name, text, labels=["time"])
         for offset, label in enumerate(("wall", "business")):
             start = (index * 2 + offset) * width
             counts = [int(v or 0) for v in row[start:start + len(BUCKETS)]]

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailcase.monitoring.casetimes import case_time_metrics
+from mailcase.monitoring.casetimes import CaseTimes
 from mailcase.monitoring.health import pending_since
 from mailcase.store.models import Bounce, InboundMail, OutboundMail
 
@@ -65,6 +65,7 @@ class StoreCollector(Collector):
         self.metrics = metrics
         self._lock = threading.Lock()  # one scrape at a time advances the watermarks
         self._seen: dict[str, int] | None = None
+        self.case_times = CaseTimes()
 
     def describe(self) -> list[Metric]:
         return []  # read from the database only when scraped
@@ -75,7 +76,7 @@ class StoreCollector(Collector):
             inbound = _by_status(session, InboundMail)
             yield from self._counters(session, inbound)
             yield from self._queues(session, now, inbound)
-            yield from case_time_metrics(session)
+            yield from self.case_times.collect(session, now)
             self._observe_latencies(session)
         yield from self.metrics.process_seconds.collect()
         yield from self.metrics.send_seconds.collect()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 
 from sqlalchemy import select, text
 
@@ -42,7 +41,9 @@ def parse(ctx: Context) -> None:
     ctx.notes.extend(ctx.mail.notes)
     date = ctx.mail.date
     if ctx.inbound.source == "import" and date is not None and date < ctx.now:
-        # An archive's cases and comments keep the time they were written.
+        # An archive's cases and comments keep the time they were written; its cases'
+        # targets that ran out before today are history (cases.targets).
+        ctx.book.history_until = ctx.now
         ctx.now = ctx.book.now = date
 
 
@@ -198,7 +199,6 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
         contact=sender, parent=parent, origin=box.origin if box else "Email",
         priority=(box.priority if box else None) or _priority(mail),
         type=box.type if box else None, reason=box.reason if box else None,
-        created_at=_started(ctx),
     )
     ctx.case, ctx.new_case = case, True
     _assign(ctx, case, mail)
@@ -212,16 +212,6 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
             message_id=ctx.message.id,
         ).id
     _store_attachments(ctx, case, ctx.message, comment_id)
-
-
-def _started(ctx: Context) -> datetime | None:
-    """When an imported mail's case began: its Date, so an old archive's cases are held
-    to their own time (None, now, for live mail and for a Date that is missing or in
-    the future)."""
-    date = ctx.parsed.date
-    if ctx.inbound.source != "import" or date is None or date.tzinfo is None:
-        return None
-    return date if date <= ctx.now else None
 
 
 def _assign(ctx: Context, case: Case, mail: parsing.ParsedMail) -> None:

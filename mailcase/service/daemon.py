@@ -420,9 +420,12 @@ class Daemon:
             self.group_commit.intake = app.intake
         if self.monitor is not None:
             self.monitor.health = app.health
-        seconds = app.settings.processing.poll_seconds
-        if seconds != before.processing.poll_seconds and self.scheduler.get_job("retries"):
-            self.scheduler.reschedule_job("retries", trigger="interval", seconds=seconds)
+        for job, seconds, was in (
+                ("retries", app.settings.processing.poll_seconds,
+                 before.processing.poll_seconds),
+                ("sweeps", app.settings.cases.sweep_seconds, before.cases.sweep_seconds)):
+            if seconds != was and self.scheduler.get_job(job):
+                self.scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
         self._wake_all()
 
     async def _keep_alive(self) -> None:

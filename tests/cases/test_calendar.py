@@ -3,7 +3,7 @@ several days, all on fixed instants (no clock is read)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -130,3 +130,12 @@ def test_a_countrys_public_holidays_close_the_calendar(tmp_path: Path) -> None:
     assert calendar.add(start, Duration(0, 7200)) == datetime(2026, 12, 28, 10, 0,
                                                               tzinfo=BERLIN)
     assert not calendar.is_open(datetime(2026, 12, 25, 10, 0, tzinfo=BERLIN))
+
+
+def test_spans_longer_than_the_search_limit_still_count() -> None:
+    """Business time across twelve years (a case imported from an old archive) is
+    counted, not taken for a calendar that is never open."""
+    start, end = at(2014, 3, 3, 9), at(2026, 3, 2, 9)  # Mondays, twelve years apart
+    days = (end.date() - start.date()).days
+    weekdays = sum(1 for n in range(days) if (start.date() + timedelta(n)).weekday() < 5)
+    assert OFFICE.between(start, end) == weekdays * 8 * 3600  # no holiday in between

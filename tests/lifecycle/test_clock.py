@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from mailcase.app import App
 from mailcase.cli import main
-from mailcase.store.models import Case, Event, OutboundMail
+from mailcase.store.models import Case, CaseTarget, Event, OutboundMail
 from tests.support.mailsink import Sink
 from tests.support.servers import mail
 
@@ -279,7 +279,7 @@ def test_replies_meet_targets_and_the_close_freezes_the_times(
     metrics = app.metrics.exposition().decode()
     assert ('mailcase_case_resolution_seconds_bucket{le="86400.0",time="business"} 1.0'
             in metrics)
-    assert 'mailcase_case_resolution_seconds_count{time="wall"} 1.0' in metrics
+    assert 'mailcase_case_resolution_seconds_gcount{time="wall"} 1.0' in metrics
     for bound, count in (("1800.0", "0.0"), ("3600.0", "1.0")):
         assert (f'mailcase_case_first_response_seconds_bucket{{le="{bound}",time="business"}} '
                 f'{count}') in metrics
@@ -359,27 +359,36 @@ def test_lists_of_due_escalated_and_breached_cases(make_app: Callable[..., App],
 def test_an_imported_case_is_held_to_its_own_time(make_app: Callable[..., App],
                                                   tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """A case from `mailcase import` starts at its mail's Date, so an old archive's case
-    is judged against its own time (and `mailcase process`, which runs the due sweeps,
-    finds it long overdue)."""
+    """A case from an archive import starts at its mail's Date and is judged against its
+    own time: a target that ran out before the import shows as breached then, with no
+    alert and no escalation (history, not news), and a later archived mail on the case
+    is recorded at its own Date."""
     clock = Clock(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
-    app = staffed(make_app, tmp_path, clock, sla=[{"name": "day", "resolution": "1d"}])
-    old = mail(sender=CARL, subject="Old problem", body="From the archive.\n",
-               Date="Tue, 03 Nov 2026 10:00:00 +0000")
-    mbox = tmp_path / "archive.mbox"
-    mbox.write_bytes(b"From carl@customer.org Tue Nov  3 10:00:00 2026\n" + old.as_bytes()
-                     + b"\n")
-    assert cli(tmp_path, "import", str(mbox)) == 0
-    app.processor.drain()
+    app = staffed(make_app, tmp_path, clock, sla=[
+        {"name": "day", "first_response": "4h", "resolution": "1d"}])
+    archive = [
+        mail(sender=CARL, subject="Old problem", body="From the archive.\n",
+             message_id="<old@customer.org>", Date="Tue, 03 Nov 2026 10:00:00 +0000"),
+        mail(sender=CARL, subject="Re: Old problem", body="Any news?\n",
+             message_id="<again@customer.org>", in_reply_to="<old@customer.org>",
+             Date="Wed, 04 Nov 2026 09:00:00 +0000"),
+    ]
+    for message in archive:
+        app.intake.accept(message.as_bytes(), mail_from=message["From"],
+                          rcpt_to=["support@example.com"], source="import")
+        app.processor.drain()
     with app.sessions() as session:
         number = session.scalars(select(Case)).one().display_number
     case = shown(tmp_path, number, capsys)
     assert case["created_at"] == "2026-11-03T10:00:00+00:00"
-    assert case["targets"][0]["due_at"] == "2026-11-04T10:00:00+00:00"
-    capsys.readouterr()
-    assert cli(tmp_path, "process") == 0  # runs the due sweeps too (on the real clock)
-    assert "cases: 1 breached" in capsys.readouterr().out
-
+    targets = {t["name"]: t for t in case["targets"]}
+    assert targets["resolution"]["due_at"] == "2026-11-04T10:00:00+00:00"
+    assert targets["resolution"]["state"] == "breached"
+    assert targets["first_response"]["state"] == "breached"
+    assert case["comments"][-1]["created_at"] == "2026-11-04T09:00:00+00:00"
+    assert case["is_escalated"] is False
+    assert app.sweeps.run() == {}
+    assert templates_sent(app, "sla_breach") == []
 
 def test_the_mailbox_picks_the_calendar_when_the_rule_does_not(
         make_app: Callable[..., App], tmp_path: Path,
@@ -426,7 +435,7 @@ def test_a_case_whose_escalation_fails_does_not_hold_up_the_others(
         make_app: Callable[..., App], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An action that fails (here: composing the alert of the first case) is rolled back
-    and tried again by the next sweep; the other cases are escalated meanwhile."""
+    and tried again five minutes later; the other cases are escalated meanwhile."""
     clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     app = staffed(make_app, tmp_path, clock,
                   sla=[{"name": "quick", "first_response": "1h", "warning": 0}])
@@ -444,5 +453,82 @@ def test_a_case_whose_escalation_fails_does_not_hold_up_the_others(
     assert kinds(app, first).count("target breached") == 0  # rolled back whole
     assert kinds(app, second).count("target breached") == 1
     monkeypatch.setattr(app.sweeps.escalation.notifier, "target_alert", alert)
+    assert app.sweeps.run() == {}  # it waits before it is tried again
+    clock.advance(minutes=5)
     assert app.sweeps.run() == {"breached": 1}
     assert kinds(app, first).count("target breached") == 1
+
+
+def test_a_claim_acts_only_on_what_is_due_and_only_once(make_app: Callable[..., App],
+                                                        tmp_path: Path) -> None:
+    """Acting on a target read as due (by a sweep, or a second instance) claims it only
+    if its time has really come and nobody claimed it first: the claim itself, not the
+    query before it, makes an alert happen once."""
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    app = staffed(make_app, tmp_path, clock,
+                  sla=[{"name": "quick", "first_response": "4h", "warning": 0.5}])
+    number = new_case(app)
+    with app.sessions() as session:
+        [target_id] = session.scalars(select(CaseTarget.id)).all()
+    escalation = app.sweeps.escalation
+
+    def act_now() -> str | None:
+        with app.sessions.begin() as session:
+            return escalation._act(session, target_id, clock.now)
+
+    assert act_now() is None  # read as due, but pushed later meanwhile: nothing yet
+    clock.advance(hours=2)
+    assert act_now() == "warned"
+    assert act_now() is None
+    clock.advance(hours=2)
+    assert act_now() == "breached"
+    assert act_now() is None
+    assert kinds(app, number).count("target breached") == 1
+    assert templates_sent(app, "sla_warning") == [BOB]
+    assert templates_sent(app, "sla_breach") == [BOB]
+
+
+def test_a_merge_into_a_case_on_hold_leaves_its_clock_alone(
+        make_app: Callable[..., App], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Merging a duplicate into a case waiting on the customer moves old text, not a
+    new answer: the case stays On Hold, paused, with its reminder count running."""
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    app = staffed(make_app, tmp_path, clock, sla=[{"name": "day", "resolution": "1d"}],
+                  cases={"auto_close_after": "7d"})
+    target, duplicate = new_case(app, subject="Printer"), new_case(app, subject="Printer 2")
+    act(app, "update", target, status="On Hold")
+    clock.advance(hours=1)
+    app.desk().merge(int(duplicate), int(target), app.desk().author(BOB))
+    case = shown(tmp_path, target, capsys)
+    assert case["status"] == "On Hold"
+    assert [t["state"] for t in case["targets"]] == ["paused"]
+    with app.sessions() as session:
+        held = session.scalars(select(Case).where(Case.number == int(target))).one()
+        assert held.waiting_since == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_a_new_rule_keeps_the_time_stood_still_and_the_warning_given(
+        make_app: Callable[..., App], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Raising the priority moves the case to a stricter rule: its target keeps the five
+    days the case spent On Hold, and a warning already given is not given again."""
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    clock = Clock(start)
+    slas = [{"name": "urgent", "priority": ["High"], "resolution": "3d", "warning": 0.1},
+            {"name": "normal", "resolution": "10d", "warning": 0.1}]
+    app = staffed(make_app, tmp_path, clock, sla=slas)
+    number = new_case(app)
+    clock.advance(days=1, hours=1)  # past 10 % of ten days: warned
+    assert app.sweeps.run() == {"warned": 1}
+    act(app, "update", number, status="On Hold")
+    clock.advance(days=5)
+    customer_reply(app, number)  # back to Working: five days stood still
+    app.desk().update(int(number), status=None, priority="High", owner=None,
+                      author=app.desk().author(BOB))
+    [target] = [t for t in shown(tmp_path, number, capsys)["targets"]
+                if t["state"] != "met"]
+    assert (target["sla"], target["state"]) == ("urgent", "warned")
+    assert target["due_at"] == (start + timedelta(days=3 + 5)).isoformat()
+    assert app.sweeps.run() == {}
+    assert templates_sent(app, "sla_warning") == [BOB]

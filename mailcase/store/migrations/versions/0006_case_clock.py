@@ -50,6 +50,10 @@ def upgrade() -> None:
     for name, kind in _CASE_COLUMNS:
         op.add_column("cases", sa.Column(name, kind, nullable=True))
     op.create_index("ix_cases_waiting", "cases", ["waiting_since"])
+    # Cases already on hold (the default hold status) wait since their last change, so
+    # reminders and auto-close reach them too. Targets start with cases opened later.
+    op.execute("UPDATE cases SET waiting_since = updated_at "
+               "WHERE status = 'On Hold' AND is_closed = false")
 
 
 def downgrade() -> None:
