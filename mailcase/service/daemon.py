@@ -42,6 +42,8 @@ from mailcase.service import preflight, reload
 from mailcase.service.systemd import ServiceManager
 from mailcase.service.worker import WAKE_ALL, WorkerProcess
 from mailcase.store.doorbell import Listening
+from mailcase.web.api import make_api
+from mailcase.web.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,14 @@ def _address(name: object) -> str:
 
 class ListenError(Exception):
     """The SMTP listener could not bind its address (in use, or not permitted)."""
+
+
+def _serving(start: Callable[[], None], what: str, host: str, port: int) -> None:
+    """Start a server that binds ``host:port``; ListenError saying why when it cannot."""
+    try:
+        start()
+    except OSError as exc:
+        raise ListenError(f"cannot serve {what} on {host}:{port}: {_reason(exc)}") from None
 
 
 class Worker:
@@ -136,6 +146,7 @@ class Daemon:
         self.sessions = Sessions()
         self.factory: ListenerFactory | None = None
         self.monitor: Monitor | None = None
+        self.api: ApiServer | None = None
         self.watchers: list[threading.Thread] = []
         self.doorbell: Listening | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -166,6 +177,8 @@ class Daemon:
             self.doorbell = self.app.doorbell.listen(self._rung)
         if self.listen and settings.http.enabled:
             self._start_monitor()
+        if self.listen and settings.api.enabled:
+            self._start_api()
         self.scheduler.start()
         if self.listen and settings.smtp.enabled:
             self.group_commit = GroupCommit(self.app.intake, source=settings.smtp.protocol)
@@ -198,13 +211,17 @@ class Daemon:
 
     def _start_monitor(self) -> None:
         http = self.app.settings.http
-        self.monitor = Monitor(self.app.health, self.app.metrics, http.host, http.port)
-        try:
-            self.monitor.start()
-        except OSError as exc:
-            self.monitor = None
-            raise ListenError(f"cannot serve http on {http.host}:{http.port}: "
-                              f"{_reason(exc)}") from None
+        monitor = Monitor(self.app.health, self.app.metrics, http.host, http.port)
+        _serving(monitor.start, "http", http.host, http.port)
+        self.monitor = monitor
+
+    def _start_api(self) -> None:
+        """The HTTP API on its own address, over this daemon's App of the moment."""
+        api = self.app.settings.api
+        server = ApiServer(make_api(lambda: self.app), api.host, api.port)
+        _serving(server.start, "the API", api.host, api.port)
+        self.api = server
+        log.info("API listening on %s:%s", api.host, server.port)
 
     def _start_workers(self) -> None:
         for worker in (self.processor, self.sender):
@@ -305,6 +322,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.stop)
+        if self.api is not None:
+            await self.api.stop()
         for worker in (self.processor, self.sender):
             if worker.task is not None:
                 worker.task.cancel()

@@ -117,6 +117,8 @@ def _ports(settings: Settings) -> list[str]:
         wanted.append(("smtp", settings.smtp.host, settings.smtp.port))
     if settings.http.enabled:
         wanted.append(("http", settings.http.host, settings.http.port))
+    if settings.api.enabled:
+        wanted.append(("api", settings.api.host, settings.api.port))
     return [problem for key, host, port in wanted if (problem := _port_free(key, host, port))]
 
 

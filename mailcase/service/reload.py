@@ -19,7 +19,7 @@ from mailcase.config import Settings
 RESTART_KEYS = (
     "database",
     "smtp.enabled", "smtp.host", "smtp.port", "smtp.protocol", "smtp.proxy_protocol",
-    "http.enabled", "http.host", "http.port",
+    "http.enabled", "http.host", "http.port", "api.enabled", "api.host", "api.port",
     "processing.worker_process",
 )
 """Keys (or whole sections) a running daemon keeps until it is restarted."""

@@ -1,0 +1,238 @@
+"""The HTTP API, version 1: cases for other programs, as JSON under ``/api/v1``.
+
+Each route checks the caller's key (web.auth), turns its request into a call on the
+Desk — the same case rules the command line uses — and answers with the same views
+(`cases show --json` is ``GET /cases/{number}``). The OpenAPI document is generated from
+these routes and models and served at ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mailcase.app import App
+from mailcase.cases.book import parse_number
+from mailcase.cases.desk import Author, Desk, NewCase
+from mailcase.cases.errors import BadValue, CaseError, NotFound
+from mailcase.cases.finder import CaseFilter
+from mailcase.cases.staff import Staff
+from mailcase.store.models import ApiKey
+from mailcase.web.auth import caller
+
+PREFIX = "/api/v1"
+
+
+class Acting(BaseModel):
+    """Who acts, besides the key: an active agent's address (None: the key itself, in
+    the mailbox's name). The history names both."""
+
+    agent: str | None = Field(None, description="an active agent's address to act as")
+
+
+class NewCaseIn(Acting):
+    email: str = Field(description="the contact's address")
+    subject: str
+    description: str = ""
+    priority: str = "Medium"
+    origin: str = "API"
+    parent: str | None = Field(None, description="the parent case's number")
+    notify_contact: bool = Field(
+        False, description="mail the contact the acknowledgement with their reply address")
+    assign_using_rules: bool = Field(
+        True, description="give it the owner its mail would have got, who is alerted")
+
+
+class CommentIn(Acting):
+    body: str
+    public: bool = Field(True, description="a reply mailed to the customer, else an "
+                                           "internal note for agents only")
+    hold: bool | None = Field(None, description="put the case on hold (a public reply "
+                                                "only); null: as the mailbox says")
+
+
+class CaseChangeIn(Acting):
+    status: str | None = None
+    priority: str | None = None
+    owner: str | None = Field(None, description="an agent's address, queue:NAME or none")
+    parent: str | None = Field(None, description="a case number, or none")
+
+
+class CloseIn(Acting):
+    resolution: str
+
+
+class CaseQuery(BaseModel):
+    """Which cases ``GET /cases`` lists; every filter given must hold."""
+
+    model_config = {"extra": "forbid"}
+
+    status: str | None = None
+    owner: str | None = Field(None, description="an agent's address")
+    queue: str | None = None
+    contact: str | None = Field(None, description="the contact's address")
+    unassigned: bool = False
+    open: bool = Field(False, description="only cases that are not closed")
+    escalated: bool = False
+    breached: bool = Field(False, description="a service target overdue and not met")
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    limit: int = Field(50, ge=1, description="at most this many (capped by the server's "
+                                             "api.max_page_size)")
+    cursor: str | None = Field(None, description="next_cursor of the page before")
+
+
+class CollaboratorIn(Acting):
+    email: str
+    name: str = ""
+
+
+def make_api(current: Callable[[], App]) -> FastAPI:
+    """The API over ``current()`` — the daemon's App of the moment (a reload swaps it)."""
+    api = FastAPI(title="mailcase", version="1", openapi_url=f"{PREFIX}/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="Cases for other programs. Authenticate with "
+                              "`Authorization: Bearer <key>` (mailcase api-keys create).")
+    for error, status in ((NotFound, 404), (BadValue, 422), (CaseError, 409)):
+        api.add_exception_handler(error, _answer_with(status))
+    api.include_router(_routes(current))
+    return api
+
+
+def _answer_with(status: int) -> Callable[[Request, Exception], Any]:
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+    return handler
+
+
+def _routes(current: Callable[[], App]) -> APIRouter:
+    router = APIRouter(prefix=PREFIX)
+
+    def key_for(scope: str) -> Callable[[Request], ApiKey]:
+        def dependency(request: Request) -> ApiKey:
+            return caller(current, request, scope)
+        return dependency
+
+    # Defaults, not Annotated aliases: this module's annotations are strings, which
+    # FastAPI resolves in the module, where a local alias does not exist.
+    reader: Any = Depends(key_for("read"))
+    writer: Any = Depends(key_for("write"))
+
+    def acting(desk: Desk, key: ApiKey, body: Acting) -> Author:
+        """The author of a write: the agent named (who must be active), through the key."""
+        if body.agent is None:
+            return desk.author(None, via=key.name)
+        app = current()
+        with app.readers() as session:
+            if Staff(session).agent(body.agent) is None:
+                raise BadValue(f"{body.agent} is not an active agent")
+        return desk.author(body.agent, via=key.name)
+
+    @router.get("/cases", summary="list cases, newest first")
+    def list_cases(query: Annotated[CaseQuery, Query()], key: ApiKey = reader) -> dict[str, Any]:
+        app = current()
+        size = min(query.limit, app.settings.api.max_page_size)
+        clock = "escalated" if query.escalated else "breached" if query.breached else None
+        wanted = CaseFilter(
+            status=query.status, open_only=query.open, owner=query.owner, queue=query.queue,
+            contact=query.contact, unassigned=query.unassigned, clock=clock,
+            created_after=query.created_after, created_before=query.created_before,
+            updated_after=query.updated_after, updated_before=query.updated_before,
+            before=_before(query.cursor))
+        rows = app.desk().list(wanted, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        return {"cases": rows,
+                "next_cursor": _cursor(int(rows[-1]["number"])) if more else None}
+
+    @router.get("/cases/{number}", summary="one case: comments, collaborators, files, "
+                                           "children, targets and history")
+    def show_case(number: str, key: ApiKey = reader) -> dict[str, Any]:
+        return current().desk().show(parse_number(number))
+
+    @router.post("/cases", status_code=201, summary="open a case")
+    def open_case(body: NewCaseIn, response: Response, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        opened = desk.new(NewCase(
+            email=body.email, subject=body.subject, body=body.description,
+            origin=body.origin, priority=body.priority,
+            parent=parse_number(body.parent) if body.parent else None,
+            notify_contact=body.notify_contact,
+            assign_using_rules=body.assign_using_rules), acting(desk, key, body))
+        number = f"{opened.number:08d}"
+        response.headers["Location"] = f"{PREFIX}/cases/{number}"
+        return {"number": number, "queued": opened.queued}
+
+    @router.post("/cases/{number}/comments", status_code=201,
+                 summary="a public reply (mailed) or an internal note")
+    def comment(number: str, body: CommentIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        author = acting(desk, key, body)
+        if body.public:
+            queued = desk.reply(parse_number(number), body.body, author, hold=body.hold)
+        else:
+            queued = desk.note(parse_number(number), body.body, author)
+        return {"queued": queued}
+
+    @router.patch("/cases/{number}", summary="change status, priority, owner or parent")
+    def change(number: str, body: CaseChangeIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        desk.update(parse_number(number), status=body.status, priority=body.priority,
+                    owner=body.owner, parent=body.parent, author=acting(desk, key, body))
+        return desk.show(parse_number(number))
+
+    @router.post("/cases/{number}/close", summary="close with a resolution")
+    def close(number: str, body: CloseIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        queued = desk.close(parse_number(number), body.resolution, acting(desk, key, body))
+        return {"queued": queued}
+
+    @router.post("/cases/{number}/reopen", summary="reopen a closed case")
+    def reopen(number: str, body: Acting, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        desk.reopen(parse_number(number), acting(desk, key, body))
+        return desk.show(parse_number(number))
+
+    @router.post("/cases/{number}/collaborators", status_code=201,
+                 summary="keep someone informed (the mailbox's policy; at most 20)")
+    def add_collaborator(number: str, body: CollaboratorIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        added = desk.add_collaborator(parse_number(number), body.email, body.name,
+                                      acting(desk, key, body))
+        return {"added": added}
+
+    @router.delete("/cases/{number}/collaborators/{email}", status_code=204,
+                   summary="stop keeping someone informed")
+    def remove_collaborator(number: str, email: str, key: ApiKey = writer) -> Response:
+        desk = current().desk()
+        desk.remove_collaborator(parse_number(number), email, desk.author(None, via=key.name))
+        return Response(status_code=204)
+
+    return router
+
+
+def _cursor(number: int) -> str:
+    """An opaque cursor: the last case number of a page."""
+    return base64.urlsafe_b64encode(f"before:{number}".encode()).decode().rstrip("=")
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind == "before" and number.isdigit():
+            return int(number)
+    except (binascii.Error, UnicodeDecodeError):
+        pass
+    raise HTTPException(422, "cursor: not a cursor this API gave")

@@ -1,0 +1,67 @@
+"""Serving the API on the daemon's own event loop (uvicorn), beside the SMTP listener.
+
+The socket is bound here, so a port in use is the daemon's clear start-up error rather
+than uvicorn's exit; the daemon keeps its own signal handling (uvicorn's is switched
+off) and stops the server when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 10  # seconds requests under way get to finish
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: SIGTERM and SIGINT are the daemon's."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """One HTTP server for ``api`` on ``host``:``port`` (0: a free port)."""
+
+    def __init__(self, api: FastAPI, host: str, port: int) -> None:
+        self.api = api
+        self.host = host
+        self.port = port
+        self.server: _Server | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Bind (OSError if the address cannot be had) and serve in the background."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.api, log_config=None, access_log=False,
+                                lifespan="off", server_header=False,
+                                timeout_graceful_shutdown=STOP_SECONDS)
+        self.server = _Server(config)
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="api")
+
+    async def stop(self) -> None:
+        if self.server is None or self.task is None:
+            return
+        self.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task

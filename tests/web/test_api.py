@@ -1,0 +1,176 @@
+"""The HTTP API over real HTTP: the daemon serves it on a free port and httpx calls it,
+on both engines. Keys are refused or admitted by scope; every route changes cases
+through the case rules (the history names the key, and the agent acting through it);
+pages stay stable while cases arrive; mistakes get the right status and one sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mailcase.app import App
+from mailcase.cases.apikeys import ApiKeys
+from mailcase.cli import main
+from tests.support.mailsink import Sink
+from tests.support.servers import running_daemon, wait_for
+
+BOB = "bob@example.com"
+CARL = "carl@customer.org"
+
+
+@dataclass
+class Api:
+    """The running API: a client per key, and the app behind it."""
+
+    app: App
+    url: str
+    keys: dict[str, str]
+
+    def client(self, key: str | None = "writer") -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
+        return httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=10)
+
+
+@pytest.fixture
+def api(make_app: Callable[..., App], tmp_path: Path) -> Iterator[Api]:
+    app = make_app(api={"enabled": True, "port": 0})
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "agents", "add", BOB]) == 0
+    with app.sessions.begin() as session:
+        keys = {name: ApiKeys(session, app.clock()).create(name, scope).text
+                for name, scope in (("reader", "read"), ("writer", "write"))}
+    with running_daemon(app, workers=True) as daemon:
+        assert daemon.api is not None
+        yield Api(app, f"http://127.0.0.1:{daemon.api.port}", keys)
+
+
+def opened(client: httpx.Client, **fields: Any) -> str:
+    body = {"email": CARL, "subject": "Printer on fire", "description": "Smoke.", **fields}
+    answer = client.post("/cases", json=body)
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Location"] == f"/api/v1/cases/{answer.json()['number']}"
+    return str(answer.json()["number"])
+
+
+def test_keys_are_checked_and_scopes_enforced(api: Api) -> None:
+    """No key, a wrong key or a revoked one is 401 with a Bearer challenge; a read key
+    reads but gets 403 on a write; the OpenAPI document is public."""
+    with httpx.Client(base_url=f"{api.url}/api/v1") as anonymous:
+        refused = anonymous.get("/cases")
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        wrong = anonymous.get("/cases", headers={"Authorization": "Bearer mck_nope"})
+        assert wrong.status_code == 401
+        spec = anonymous.get("/openapi.json").json()
+        assert {"/api/v1/cases", "/api/v1/cases/{number}"} <= set(spec["paths"])
+    with api.client("reader") as reader:
+        assert reader.get("/cases").status_code == 200
+        forbidden = reader.post("/cases", json={"email": CARL, "subject": "x"})
+        assert forbidden.status_code == 403
+        assert "needs write" in forbidden.json()["detail"]
+    with api.app.sessions.begin() as session:
+        ApiKeys(session, api.app.clock()).revoke("reader")
+    with api.client("reader") as reader:
+        assert reader.get("/cases").status_code == 401
+
+
+def test_a_case_opened_answered_and_closed_through_the_api(api: Api, sink: Sink) -> None:
+    """A case opened by a program (origin API) acknowledges its contact; a public reply
+    reaches the customer and an internal note does not; the close mails the
+    resolution; the history names the key and the agent acting through it."""
+    with api.client() as client:
+        number = opened(client, notify_contact=True)
+        case = client.get(f"/cases/{number}").json()
+        assert (case["origin"], case["contact"], case["status"]) == ("API", CARL, "New")
+        assert client.post(f"/cases/{number}/comments",
+                           json={"body": "We are on it.", "agent": BOB}).status_code == 201
+        assert client.post(f"/cases/{number}/comments",
+                           json={"body": "Fuser again.", "public": False,
+                                 "agent": BOB}).status_code == 201
+        closed = client.post(f"/cases/{number}/close", json={"resolution": "New fuser."})
+        assert closed.status_code == 200, closed.text
+        case = client.get(f"/cases/{number}").json()
+    assert case["is_closed"] and case["resolution"] == "New fuser."
+    assert [(c["body"], c["public"]) for c in case["comments"]] == [
+        ("We are on it.", True), ("Fuser again.", False)]
+    actors = {(e["kind"], e["actor"]) for e in case["events"]}
+    assert ("created", "api:writer") in actors
+    assert ("comment", f"{BOB} (api:writer)") in actors
+    assert ("closed", "api:writer") in actors
+    wait_for(lambda: len([m for m in sink.messages if CARL in m.rcpt_tos]) >= 3, timeout=20,
+             what="the acknowledgement, the reply and the resolution")
+    to_customer = [m for m in sink.messages if CARL in m.rcpt_tos]
+    assert len(to_customer) == 3
+    assert all("Fuser again." not in m.text for m in to_customer)
+    assert any("We are on it." in m.text for m in to_customer)
+
+
+def test_changes_mistakes_and_their_status_codes(api: Api) -> None:
+    """PATCH changes status, priority and owner; an unknown case is 404, a value the
+    rules cannot take 422, a change they refuse 409 — each with one sentence."""
+    with api.client() as client:
+        number = opened(client)
+        changed = client.patch(f"/cases/{number}", json={
+            "status": "Working", "priority": "high", "owner": BOB})
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["status"], changed.json()["priority"],
+                changed.json()["owner"]) == ("Working", "High", BOB)
+        missing = client.get("/cases/99999999")
+        assert (missing.status_code, missing.json()["detail"]) == (
+            404, "there is no case 99999999")
+        bad = client.patch(f"/cases/{number}", json={"status": "Sleeping"})
+        assert bad.status_code == 422 and "unknown status" in bad.json()["detail"]
+        assert client.post(f"/cases/{number}/close", json={"resolution": "Done"}
+                           ).status_code == 200
+        refused = client.patch(f"/cases/{number}", json={"status": "Working"})
+        assert refused.status_code == 409 and "reopen it first" in refused.json()["detail"]
+        stranger = client.post(f"/cases/{number}/comments",
+                               json={"body": "x", "agent": "eve@evil.example"})
+        assert stranger.status_code == 422
+        assert "not an active agent" in stranger.json()["detail"]
+        reopened = client.post(f"/cases/{number}/reopen", json={})
+        assert reopened.json()["status"] == "Working"
+
+
+def test_collaborators_by_the_api_follow_the_mailbox_policy(api: Api) -> None:
+    """Collaborators are added under the mailbox's eligibility policy and removed; one
+    from another domain is refused (409)."""
+    with api.client() as client:
+        number = opened(client)
+        added = client.post(f"/cases/{number}/collaborators",
+                            json={"email": "dora@customer.org", "name": "Dora"})
+        assert (added.status_code, added.json()) == (201, {"added": True})
+        outsider = client.post(f"/cases/{number}/collaborators",
+                               json={"email": "eve@elsewhere.example"})
+        assert outsider.status_code == 409
+        assert client.get(f"/cases/{number}").json()["collaborators"] == [
+            {"email": "dora@customer.org", "name": "Dora"}]
+        assert client.delete(f"/cases/{number}/collaborators/dora@customer.org"
+                             ).status_code == 204
+        assert client.get(f"/cases/{number}").json()["collaborators"] == []
+
+
+def test_pages_stay_stable_while_cases_arrive(api: Api) -> None:
+    """Walking the list by cursor gives every case that was there exactly once, though
+    new cases arrive between pages; filters narrow it; a forged cursor is 422."""
+    with api.client() as client:
+        first = [opened(client, subject=f"Case {n}") for n in range(7)]
+        page = client.get("/cases", params={"limit": 3}).json()
+        seen = [c["number"] for c in page["cases"]]
+        for _ in range(2):
+            opened(client, subject="Arrived meanwhile")
+        while page["next_cursor"] is not None:
+            page = client.get("/cases", params={"limit": 3,
+                                                "cursor": page["next_cursor"]}).json()
+            seen += [c["number"] for c in page["cases"]]
+        assert seen == sorted(first, reverse=True)
+        mine = client.get("/cases", params={"contact": CARL, "status": "New",
+                                            "unassigned": True}).json()["cases"]
+        assert len(mine) == 9
+        assert client.get("/cases", params={"cursor": "nonsense"}).status_code == 422
+        assert client.get("/cases", params={"status": "Sleeping"}).status_code == 422
+        assert client.get("/cases", params={"limit": 0}).status_code == 422
