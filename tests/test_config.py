@@ -384,3 +384,47 @@ def test_clock_settings_load_and_hold_follows_the_status_list(tmp_path: Path) ->
                     'reopen_status = "Open"\n' + MAILBOX)
     settings = config.load(path)
     assert (settings.cases.pauses_sla, settings.cases.hold_status) == ((), None)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[web_to_case]\nmailbox = "other@example.com"\n',
+     "web_to_case.mailbox: other@example.com is not a configured [[mailbox]]"),
+    ('[web_to_case]\nallowed_origins = ["https://www.example.com/contact"]\n',
+     "web_to_case.allowed_origins: 'https://www.example.com/contact': give a host like"),
+    ('[web_to_case]\nredirect_hosts = ["exa mple.com"]\n',
+     "web_to_case.redirect_hosts: 'exa mple.com' is not a host like"),
+    ('[web_to_case]\nhoneypot = "email"\n',
+     "web_to_case.honeypot: 'email' is one of the form's own fields"),
+    ('[web_to_case]\nrate_window = "0s"\n', "web_to_case.rate_window: must be longer than 0s"),
+    ('[web_to_case]\nrate_window = "an hour"\n',
+     "web_to_case.rate_window: 'an hour' is not a duration like"),
+    ('[web_to_case]\ntrusted_proxies = ["proxy.example.com"]\n',
+     "web_to_case.trusted_proxies: 'proxy.example.com' is not an IP address or network"),
+    ('[web_to_case]\nper_address = 0\n', "web_to_case.per_address: "),
+    ('[web_to_case]\nmax_size = 0\n', "web_to_case.max_size: "),
+])
+def test_web_to_case_mistakes_are_refused_with_their_key(tmp_path: Path, text: str,
+                                                         problem: str) -> None:
+    """A Web-to-Case setting that cannot work stops the start with its key and why."""
+    found = refusal(tmp_path, text + MAILBOX)
+    assert found[0].startswith(problem), found
+
+
+def test_web_to_case_defaults_and_the_mailbox_it_files_into(tmp_path: Path) -> None:
+    """Web-to-Case is off by default with the documented limits, and files into the first
+    mailbox unless one is named."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(MAILBOX + '[[mailbox]]\naddress = "sales@example.com"\n')
+    settings = config.load(path)
+    web = settings.web_to_case
+    assert (web.enabled, web.host, web.port, web.max_size) == (False, "127.0.0.1", 8027,
+                                                                10 * 1024 * 1024)
+    assert (web.per_address, web.per_client, web.rate_window.wall_seconds) == (5, 20, 3600)
+    assert (web.honeypot, web.allowed_origins, web.redirect_hosts) == ("website", (), ())
+    assert settings.web_mailbox.address == "support@example.com"
+    path.write_text(MAILBOX + '[[mailbox]]\naddress = "sales@example.com"\n'
+                    '[web_to_case]\nmailbox = "Sales@Example.com"\n'
+                    'allowed_origins = ["WWW.Example.com", "*.example.org:8443"]\n')
+    settings = config.load(path)
+    assert settings.web_mailbox.address == "sales@example.com"
+    assert settings.web_to_case.allowed_origins == ("www.example.com", "*.example.org:8443")

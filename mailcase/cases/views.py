@@ -203,6 +203,8 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "type": case.type,
         "resolution": case.resolution,
         "supplied_name": case.supplied_name,
+        "supplied_company": case.supplied_company,
+        "supplied_phone": case.supplied_phone,
         "account": case.account.name if case.account else None,
         "mailbox": case.mailbox,
         "is_closed_on_create": case.is_closed_on_create,

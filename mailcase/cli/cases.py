@@ -174,6 +174,9 @@ def _render(case: dict[str, Any]) -> str:
         f"    Children: {', '.join(case['children']) or '-'}",
         f"Created:  {case['created_at']}    Closed: {case['closed_at'] or '-'}",
     ]
+    if case["supplied_company"] or case["supplied_phone"]:
+        lines.append(f"Company:  {case['supplied_company'] or '-'}    "
+                     f"Phone: {case['supplied_phone'] or '-'}")
     if case["merged_into"]:
         lines.append(f"Merged into: {case['merged_into']} (its mail goes there)")
     if case["sender_auth"]:

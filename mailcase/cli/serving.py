@@ -124,6 +124,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         boxes = ", ".join(m.address for m in settings.mailbox)
         listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:"
                      f"{settings.smtp.port}" if settings.smtp.enabled else "no listener")
+        for name, door in (("API", settings.api), ("Web-to-Case", settings.web_to_case)):
+            if door.enabled:
+                listening += f"; {name} on {door.host}:{door.port}"
         print(f"config OK: mailboxes {boxes}; {listening}; database "
               f"{findings.database_state}; outbound via {settings.outbound.transport}; "
               f"{_template_sources(settings)}")

@@ -18,10 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from mailcase.config.base import QUEUE_PREFIX as QUEUE_PREFIX
-from mailcase.config.base import Priority, Section, check_address, check_owner
+from mailcase.config.base import Port, Priority, Section, check_address, check_owner
 from mailcase.config.clock import ALWAYS_OPEN, BusinessHoursSettings, SlaSettings
 from mailcase.config.durations import Duration as Duration
 from mailcase.config.durations import DurationText
+from mailcase.config.webform import WebToCaseSettings
 
 DEFAULT_CONFIG_NAME = "mailcase.toml"
 CONFIG_ENV = "MAILCASE_CONFIG"
@@ -30,7 +31,6 @@ CONFIG_ENV = "MAILCASE_CONFIG"
 # "postgresql://" here); other drivers are not installed with mailcase.
 SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
-Port = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
 
 
@@ -499,6 +499,7 @@ class Settings(Section):
     service: ServiceSettings = ServiceSettings()
     http: HttpSettings = HttpSettings()
     api: ApiSettings = ApiSettings()
+    web_to_case: WebToCaseSettings = WebToCaseSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()
     business_hours: tuple[BusinessHoursSettings, ...] = ()
@@ -511,7 +512,16 @@ class Settings(Section):
             if rule.mailbox is not None and rule.mailbox not in known:
                 raise ValueError(f"assignment_rule[{index}].mailbox: {rule.mailbox} is not "
                                  "a configured [[mailbox]]")
+        web = self.web_to_case.mailbox
+        if web is not None and web not in known:
+            raise ValueError(f"web_to_case.mailbox: {web} is not a configured [[mailbox]]")
         return self
+
+    @property
+    def web_mailbox(self) -> MailboxSettings:
+        """The mailbox Web-to-Case files its forms into: the one named, else the first."""
+        named = self.web_to_case.mailbox
+        return next((box for box in self.mailbox if box.address == named), self.mailbox[0])
 
     @model_validator(mode="after")
     def _slas_name_what_exists(self) -> Settings:

@@ -22,7 +22,7 @@ from mailcase.pipeline.context import Context, Drop, Park
 from mailcase.pipeline.matching import find_case, landing, recipient_addresses, role_of
 from mailcase.pipeline.respond import acknowledge, held_back, notify
 from mailcase.pipeline.writer import authenticate, authorize
-from mailcase.reading import commands, parsing, replytext, screen
+from mailcase.reading import commands, parsing, replytext, screen, webform
 from mailcase.reading.thanks import only_thanks
 from mailcase.store.db import insert_unless_present
 from mailcase.store.models import Attachment, Blob, Case, Message
@@ -128,7 +128,13 @@ def identify(ctx: Context) -> None:
 
 
 def match(ctx: Context) -> None:
-    """Find the case this mail replies to, if any (whether it may join: writer.authorize)."""
+    """Find the case this mail replies to, if any (whether it may join: writer.authorize).
+
+    A Web-to-Case form always opens a case of its own: its writer typed a subject, not a
+    reply, and a case tag in it proves no part in that case.
+    """
+    if ctx.inbound.source == webform.SOURCE:
+        return
     services = ctx.services
     ctx.match = find_case(
         ctx.session, ctx.parsed, ctx.inbound.rcpt_to, services.settings, services.signer,
@@ -194,12 +200,18 @@ def _open_case(ctx: Context, parent: Case | None = None) -> None:
     # A follow-up starts from what the reply adds, not from the history it quotes.
     description = replytext.comment_text(mail) if parent is not None else mail.text
     box = ctx.services.settings.mailbox_for(mailbox)
+    web = ctx.inbound.source == webform.SOURCE
     case, clipped = ctx.book.open(
         subject=mail.subject or "(no subject)", description=description, mailbox=mailbox,
-        contact=sender, parent=parent, origin=box.origin if box else "Email",
+        contact=sender, parent=parent,
+        origin=webform.ORIGIN if web else box.origin if box else "Email",
         priority=(box.priority if box else None) or _priority(mail),
         type=box.type if box else None, reason=box.reason if box else None,
     )
+    if web:
+        # Only the Web-to-Case door stores rows of this source: the same headers in a
+        # mail from anywhere else are anyone's words and set nothing.
+        case.supplied_company, case.supplied_phone = webform.supplied(mail)
     ctx.case, ctx.new_case = case, True
     _assign(ctx, case, mail)
     ctx.message = _store_message(ctx, case)

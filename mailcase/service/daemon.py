@@ -43,7 +43,8 @@ from mailcase.service.systemd import ServiceManager
 from mailcase.service.worker import WAKE_ALL, WorkerProcess
 from mailcase.store.doorbell import Listening
 from mailcase.web.api import make_api
-from mailcase.web.server import ApiServer
+from mailcase.web.server import HttpServer
+from mailcase.web.webtocase import make_web_to_case
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ class Daemon:
         self.sessions = Sessions()
         self.factory: ListenerFactory | None = None
         self.monitor: Monitor | None = None
-        self.api: ApiServer | None = None
+        self.api: HttpServer | None = None
+        self.web_to_case: HttpServer | None = None
         self.watchers: list[threading.Thread] = []
         self.doorbell: Listening | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -179,6 +181,8 @@ class Daemon:
             self._start_monitor()
         if self.listen and settings.api.enabled:
             self._start_api()
+        if self.listen and settings.web_to_case.enabled:
+            self._start_web_to_case()
         self.scheduler.start()
         if self.listen and settings.smtp.enabled:
             self.group_commit = GroupCommit(self.app.intake, source=settings.smtp.protocol)
@@ -218,10 +222,21 @@ class Daemon:
     def _start_api(self) -> None:
         """The HTTP API on its own address, over this daemon's App of the moment."""
         api = self.app.settings.api
-        server = ApiServer(make_api(lambda: self.app), api.host, api.port)
+        server = HttpServer(make_api(lambda: self.app), api.host, api.port)
         _serving(server.start, "the API", api.host, api.port)
         self.api = server
         log.info("API listening on %s:%s", api.host, server.port)
+
+    def _start_web_to_case(self) -> None:
+        """The public Web-to-Case form on an address of its own; a stored form wakes the
+        processor as a mail does."""
+        web = self.app.settings.web_to_case
+        door = make_web_to_case(lambda: self.app, self.wake_processor)
+        server = HttpServer(door, web.host, web.port, name="web-to-case",
+                            trusted_proxies=web.trusted_proxies)
+        _serving(server.start, "Web-to-Case", web.host, web.port)
+        self.web_to_case = server
+        log.info("Web-to-Case listening on %s:%s", web.host, server.port)
 
     def _start_workers(self) -> None:
         for worker in (self.processor, self.sender):
@@ -322,8 +337,9 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.stop)
-        if self.api is not None:
-            await self.api.stop()
+        for door in (self.api, self.web_to_case):
+            if door is not None:
+                await door.stop()
         for worker in (self.processor, self.sender):
             if worker.task is not None:
                 worker.task.cancel()

@@ -1,8 +1,11 @@
-"""Serving the API on the daemon's own event loop (uvicorn), beside the SMTP listener.
+"""Serving an HTTP door (the API, Web-to-Case) on the daemon's own event loop (uvicorn),
+beside the SMTP listener, each on an address of its own.
 
 The socket is bound here, so a port in use is the daemon's clear start-up error rather
 than uvicorn's exit; the daemon keeps its own signal handling (uvicorn's is switched
-off) and stops the server when it stops.
+off) and stops the server when it stops. X-Forwarded-For is believed only from the
+proxies named (uvicorn's default would trust it from 127.0.0.1, so any local client
+could claim any address).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
@@ -30,13 +33,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-class ApiServer:
-    """One HTTP server for ``api`` on ``host``:``port`` (0: a free port)."""
+class HttpServer:
+    """One HTTP server for ``api`` on ``host``:``port`` (0: a free port); ``name`` names
+    its task; ``trusted_proxies`` (addresses or networks) may say who the client is."""
 
-    def __init__(self, api: FastAPI, host: str, port: int) -> None:
+    def __init__(self, api: FastAPI, host: str, port: int, *, name: str = "api",
+                 trusted_proxies: Sequence[str] = ()) -> None:
         self.api = api
         self.host = host
         self.port = port
+        self.name = name
+        self.trusted_proxies = list(trusted_proxies)
         self.server: _Server | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -55,9 +62,11 @@ class ApiServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.api, log_config=None, access_log=False,
                                 lifespan="off", server_header=False,
-                                timeout_graceful_shutdown=STOP_SECONDS)
+                                timeout_graceful_shutdown=STOP_SECONDS,
+                                proxy_headers=bool(self.trusted_proxies),
+                                forwarded_allow_ips=self.trusted_proxies or None)
         self.server = _Server(config)
-        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name="api")
+        self.task = asyncio.create_task(self.server.serve(sockets=[sock]), name=self.name)
 
     async def stop(self) -> None:
         if self.server is None or self.task is None:
