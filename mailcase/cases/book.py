@@ -20,6 +20,7 @@ from mailcase.cases.routing import queue_name
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import CaseClock, TargetRules
 from mailcase.config import CaseSettings
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.store.db import insert_or_nothing
 from mailcase.store.models import (
     DESCRIPTION_MAX_BYTES,
@@ -72,10 +73,11 @@ class CaseBook:
     """The case rules, applied within one session and one transaction."""
 
     def __init__(self, session: Session, settings: CaseSettings, now: datetime,
-                 targets: TargetRules | None = None) -> None:
+                 targets: TargetRules | None = None, hooks: Webhooks | None = None) -> None:
         self.session = session
         self.settings = settings
         self.now = now
+        self.hooks = hooks  # the webhooks told of the feed's entries, in this transaction
         # Set while an archive's mail is recorded at its own Date (self.now): when it
         # really is, so targets that ran out before are history (cases.targets).
         self.history_until: datetime | None = None
@@ -351,5 +353,8 @@ class CaseBook:
                             f"work on case {into}")
 
     def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
-        """Append an entry to the case's feed."""
+        """Append an entry to the case's feed, and queue it for the webhooks that want it."""
         self.session.add(Event.of(case.id, kind, actor, self.now, **detail))
+        if self.hooks is not None:
+            self.hooks.queue(self.session, case, kind, actor=actor, detail=detail,
+                             now=self.now)

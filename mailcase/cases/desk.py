@@ -28,6 +28,7 @@ from mailcase.config import Settings
 from mailcase.identity import eligibility
 from mailcase.identity.addresses import OwnAddresses
 from mailcase.outbound.notify import Notifier
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.reading.commands import single_address
 from mailcase.store.models import Agent, Case
 
@@ -97,6 +98,7 @@ class Desk:
         clock: Callable[[], datetime],
         ring: Callable[[], None] = lambda: None,
         targets: TargetRules | None = None,
+        hooks: Webhooks | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -105,11 +107,13 @@ class Desk:
         self.clock = clock
         self.ring = ring  # wakes a running daemon after a commit (see store.doorbell)
         self.targets = targets or TargetRules.of(settings)
+        self.hooks = hooks or Webhooks.of(settings)
 
     @contextmanager
     def _book(self) -> Iterator[CaseBook]:
         with self.sessions.begin() as session:
-            yield CaseBook(session, self.settings.cases, self.clock(), self.targets)
+            yield CaseBook(session, self.settings.cases, self.clock(), self.targets,
+                           self.hooks)
         self.ring()
 
     def author(self, email: str | None, via: str | None = None) -> Author:

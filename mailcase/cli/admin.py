@@ -171,8 +171,9 @@ def cmd_process(args: argparse.Namespace) -> int:
         inbound = app.processor.drain()
         swept = app.sweeps.run()
         outbound = app.sender.drain()
+        hooks = app.webhook_sender.drain()
     print(f"inbound: {_counts(inbound)}; cases: {_counts(swept)}; outbound: "
-          f"{_counts(outbound)}")
+          f"{_counts(outbound)}" + (f"; webhooks: {_counts(hooks)}" if hooks else ""))
     failed = inbound["pending"] + inbound["parked"] + outbound["failed"]
     if failed:
         print(f"mailcase: {failed} message(s) failed; see the log and 'mailcase inbound list'",

@@ -22,6 +22,7 @@ from mailcase.config.base import Priority, Section, check_address, check_owner
 from mailcase.config.clock import ALWAYS_OPEN, BusinessHoursSettings, SlaSettings
 from mailcase.config.durations import Duration as Duration
 from mailcase.config.durations import DurationText
+from mailcase.config.webhooks import WebhookSettings
 
 DEFAULT_CONFIG_NAME = "mailcase.toml"
 CONFIG_ENV = "MAILCASE_CONFIG"
@@ -503,6 +504,7 @@ class Settings(Section):
     assignment_rule: tuple[AssignmentRule, ...] = ()
     business_hours: tuple[BusinessHoursSettings, ...] = ()
     sla: tuple[SlaSettings, ...] = ()
+    webhook: tuple[WebhookSettings, ...] = ()
 
     @model_validator(mode="after")
     def _rules_name_mailboxes(self) -> Settings:
@@ -512,6 +514,16 @@ class Settings(Section):
                 raise ValueError(f"assignment_rule[{index}].mailbox: {rule.mailbox} is not "
                                  "a configured [[mailbox]]")
         return self
+
+    @field_validator("webhook")
+    @classmethod
+    def _distinct_webhooks(
+        cls, hooks: tuple[WebhookSettings, ...]
+    ) -> tuple[WebhookSettings, ...]:
+        names = [hook.name for hook in hooks]
+        if len(set(names)) != len(names):
+            raise ValueError("a webhook name is used twice")
+        return hooks
 
     @model_validator(mode="after")
     def _slas_name_what_exists(self) -> Settings:
@@ -644,6 +656,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "tokens": settings.tokens.model_copy(
             update={"secret_file": rooted(settings.tokens.secret_file)}
         ),
+        "webhook": tuple(hook.model_copy(update={"secret_file": rooted(hook.secret_file)})
+                         for hook in settings.webhook),
         "mailbox": tuple(
             box.model_copy(update={"imap": box.imap.model_copy(update={
                 "password_file": (rooted(box.imap.password_file)

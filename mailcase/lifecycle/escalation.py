@@ -80,7 +80,7 @@ class Escalation(CaseSweep):
         if claimed != 1:
             return None
         session.refresh(target)
-        book = CaseBook(session, self.settings.cases, now, self.targets)
+        book = CaseBook(session, self.settings.cases, now, self.targets, self.hooks)
         view = self._view(target)
         if breach:
             self._breach(book, case, target, view)

@@ -138,9 +138,12 @@ class Daemon:
         self.sender = Worker("outbox sender",
                              lambda: self.app.sender.drain(self.stopping.is_set),
                              lambda: None)
+        self.webhooks = Worker("webhook sender",
+                               lambda: self.app.webhook_sender.drain(self.stopping.is_set),
+                               lambda: None)
         self.processor = Worker("processor",
                                 lambda: self.app.processor.drain(self.stopping.is_set),
-                                self.sender.wake)
+                                self._wake_senders)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions = Sessions()
@@ -224,7 +227,7 @@ class Daemon:
         log.info("API listening on %s:%s", api.host, server.port)
 
     def _start_workers(self) -> None:
-        for worker in (self.processor, self.sender):
+        for worker in (self.processor, self.sender, self.webhooks):
             worker.task = asyncio.create_task(worker.run(), name=worker.name)
             worker.wake()  # catch up on whatever was left from the last run
         self.scheduler.add_job(
@@ -252,7 +255,7 @@ class Daemon:
             log.exception("sweep failed; the next one tries again")
             return
         if done:
-            self.sender.wake()
+            self._wake_senders()
 
     def _start_pollers(self) -> None:
         for mailbox in self.app.settings.mailbox:
@@ -301,7 +304,12 @@ class Daemon:
 
     def _wake_all(self) -> None:
         self.processor.wake()
+        self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        """Mail and webhook events may have been queued: send them."""
         self.sender.wake()
+        self.webhooks.wake()
 
     async def stop(self) -> None:
         """Drain the listener, let in-flight work finish, then stop the workers."""
@@ -324,7 +332,7 @@ class Daemon:
             await asyncio.to_thread(self.monitor.stop)
         if self.api is not None:
             await self.api.stop()
-        for worker in (self.processor, self.sender):
+        for worker in (self.processor, self.sender, self.webhooks):
             if worker.task is not None:
                 worker.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
