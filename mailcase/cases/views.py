@@ -43,6 +43,7 @@ def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:
 
 def _attachment(attachment: Attachment) -> dict[str, Any]:
     return {
+        "id": attachment.id,  # for `cases attachment NUMBER ID`
         "filename": attachment.filename,
         "size": attachment.size,
         "content_type": attachment.content_type,
