@@ -18,7 +18,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.errors import BadValue, CaseError, NotFound
 from mailcase.reading.parsing import safe_filename
 from mailcase.store.db import blob_slices, insert_unless_present, raw_slices
 from mailcase.store.models import Attachment, Blob, Case, InboundMail, Message
@@ -95,7 +95,7 @@ def case_file(session: Session, case: Case, attachment_id: int) -> StoredFile:
     this one; a file over attachments.max_size when it came is kept only in its mail."""
     attachment = session.get(Attachment, attachment_id)
     if attachment is None or attachment.case_id != case.id:
-        raise CaseError(f"no such attachment {attachment_id} on case {case.display_number}")
+        raise NotFound(f"no such attachment {attachment_id} on case {case.display_number}")
     if attachment.blob_sha256 is None:
         raise CaseError(_unstored(session, attachment))
     size = session.scalar(select(Blob.size).where(Blob.sha256 == attachment.blob_sha256))
@@ -119,6 +119,6 @@ def raw_mail(session: Session, inbound_id: int) -> StoredFile:
     """The bytes of accepted mail ``inbound_id`` exactly as stored, a slice at a time."""
     size = session.scalar(select(InboundMail.size).where(InboundMail.id == inbound_id))
     if size is None:
-        raise CaseError(f"there is no inbound mail {inbound_id}")
+        raise NotFound(f"there is no inbound mail {inbound_id}")
     return StoredFile(f"inbound-{inbound_id}.eml", "message/rfc822", size,
                       raw_slices(session, inbound_id, size))
