@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
 from mailcase.cases.staff import Staff
+from mailcase.cases.survey import Surveys
 from mailcase.cases.targets import TargetRules
 from mailcase.config import Settings
 from mailcase.identity.authentication import DkimVerifier, TxtLookup
@@ -181,6 +182,12 @@ class App:
                     notifier=self.services.notifier, clock=self.clock,
                     ring=self.doorbell.ring, targets=self.services.targets,
                     hooks=self.services.webhooks)
+
+    def surveys(self) -> Surveys:
+        """The answers to satisfaction surveys, over this app's store and notifier."""
+        return Surveys(settings=self.settings, sessions=self.sessions,
+                       notifier=self.services.notifier, clock=self.clock,
+                       ring=self.doorbell.ring)
 
     def owner_problems(self) -> list[str]:
         """Owners the settings name (rules, mailboxes, the default) that the store does

@@ -36,6 +36,8 @@ from mailcase.store.models import (
 )
 
 PRIORITIES = ("High", "Medium", "Low")
+RATINGS = ("good", "bad")
+COMMENT_MAX = 4000  # a satisfaction comment is a few lines, not a new case
 MAX_COLLABORATORS = 20
 _NUMBER = re.compile(r"^#?0*([0-9]{1,8})$")
 
@@ -344,6 +346,23 @@ class CaseBook:
         if agent is not None:
             return [agent]
         return [m.agent for m in queue.members if m.agent.active] if queue else []
+    def rate(self, case: Case, rating: str, comment: str | None = None) -> bool:
+        """The contact's satisfaction: ``good`` or ``bad`` (a later click changes it),
+        and an optional comment; whether the rating changed to bad (the owner is then
+        told)."""
+        if rating not in RATINGS:
+            raise BadValue(f"unknown rating {rating!r}; known: {', '.join(RATINGS)}")
+        turned_bad = rating == "bad" and case.satisfaction != "bad"
+        if rating != case.satisfaction:
+            self.record(case, "satisfaction", case.supplied_email, old=case.satisfaction,
+                        new=rating)
+            case.satisfaction, case.satisfaction_at = rating, self.now
+        if comment is not None and comment.strip():
+            text = comment.strip()[:COMMENT_MAX]
+            self.record(case, "satisfaction comment", case.supplied_email, comment=text)
+            case.satisfaction_comment, case.satisfaction_at = text, self.now
+        return turned_bad
+
     @staticmethod
     def not_merged(case: Case) -> None:
         """Refuse to change a case merged into another: its mail and work go there."""

@@ -150,6 +150,9 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "target warning": lambda d: f"{_target(d)} due soon (by {_short(d.get('due_at'))})",
     "target breached": lambda d: (f"{_target(d)} overdue (was due {_short(d.get('due_at'))}); "
                                   "escalated"),
+    "satisfaction": lambda d: f"the contact rated it {d.get('new')}"
+                              + (f" (was {d['old']})" if d.get("old") else ""),
+    "satisfaction comment": lambda d: f"the contact commented: {d.get('comment')}",
     "reminded": lambda d: f"customer reminded; closes {_short(d.get('closes_at'))} "
                           "without a reply",
 }
@@ -197,6 +200,8 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "business_first_response_seconds": case.business_first_response_seconds,
         "resolution_seconds": case.resolution_seconds,
         "business_resolution_seconds": case.business_resolution_seconds,
+        "satisfaction": ({"rating": case.satisfaction, "comment": case.satisfaction_comment,
+                          "at": _when(case.satisfaction_at)} if case.satisfaction else None),
         "children": [f"{number:08d}" for number in children],
         "merged_into": case.merged_into.display_number if case.merged_into else None,
         "description": case.description,

@@ -267,6 +267,9 @@ class MailboxSettings(Section):
     # The calendar ([[business_hours]] name, or "24x7") of this address's cases'
     # targets, where their [[sla]] rule names none.
     business_hours: str | None = None
+    # On close, the contact gets a satisfaction survey (template satisfaction_survey)
+    # with signed one-click links to [satisfaction] link_base.
+    satisfaction_survey: bool = False
     origin: str = "Email"
     priority: Priority | None = None
     owner: str | None = None
@@ -478,6 +481,24 @@ class ApiSettings(Section):
     max_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+class SatisfactionSettings(Section):
+    """The survey a closed case's contact may get (per mailbox: satisfaction_survey):
+    one-click links, signed, served by the Web-to-Case listener."""
+
+    # Where those links point: the public address of the Web-to-Case listener, e.g.
+    # "https://support.example.com" (the links are link_base/satisfaction/…).
+    link_base: str | None = None
+    valid_days: Annotated[float, Field(gt=0)] = 30.0  # a link older than this is refused
+
+    @field_validator("link_base")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) address like "
+                             "\"https://support.example.com\"")
+        return value.rstrip("/") if value else value
+
+
 class LoggingSettings(Section):
     """How much the daemon says, and how: text lines, or JSON lines for a log shipper."""
 
@@ -500,6 +521,7 @@ class Settings(Section):
     service: ServiceSettings = ServiceSettings()
     http: HttpSettings = HttpSettings()
     api: ApiSettings = ApiSettings()
+    satisfaction: SatisfactionSettings = SatisfactionSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()
     business_hours: tuple[BusinessHoursSettings, ...] = ()
@@ -538,6 +560,10 @@ class Settings(Section):
             if name is not None and name != ALWAYS_OPEN and name not in calendars:
                 raise ValueError(f"{where}.business_hours: {name!r} is neither "
                                  f"\"{ALWAYS_OPEN}\" nor a [[business_hours]] name")
+        surveyed = [box.address for box in self.mailbox if box.satisfaction_survey]
+        if surveyed and self.satisfaction.link_base is None:
+            raise ValueError(f"satisfaction.link_base: set it, where the survey links of "
+                             f"{surveyed[0]} point (the Web-to-Case listener)")
         for index, rule in enumerate(self.sla):
             where = f"sla[{index}]"
             for address in rule.mailbox:
