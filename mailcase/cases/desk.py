@@ -15,14 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases import links, replies, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.search import SearchPage
+from mailcase.cases.search import search as search_cases
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import TargetRules, clock_filtered, next_due_query
-from mailcase.cases.views import case_detail, case_summary
+from mailcase.cases.views import SUMMARY_LOADS, case_detail, case_summary
 from mailcase.config import Settings
 from mailcase.identity.addresses import OwnAddresses
 from mailcase.outbound.notify import Notifier
@@ -122,9 +124,7 @@ class Desk:
             next_due = next_due_query()
             query = (
                 select(Case, next_due.c.due_at).outerjoin(next_due, next_due.c.case_id == Case.id)
-                .order_by(Case.number.desc()).limit(limit)
-                .options(selectinload(Case.contact), selectinload(Case.parent),
-                         selectinload(Case.owner_agent), selectinload(Case.owner_queue))
+                .order_by(Case.number.desc()).limit(limit).options(*SUMMARY_LOADS)
             )
             query = clock_filtered(query, clock, next_due)
             if status is not None:
@@ -138,6 +138,16 @@ class Desk:
             if unassigned:
                 query = query.where(Case.owner_agent_id.is_(None), Case.owner_queue_id.is_(None))
             return [case_summary(case, due) for case, due in session.execute(query)]
+
+    def search(self, query: str, *, limit: int = 20, cursor: str | None = None,
+               open_only: bool = False, internal: bool = True) -> SearchPage:
+        """The cases holding every word of ``query`` (words, "phrases", prefix*, an
+        address or domain: cases.searchtext), best first, then newest; ``limit`` rows
+        (1-200) from ``cursor``, the previous page's ``next_cursor``. ``internal=False``
+        searches no internal notes. BadValue for an empty query, a bad limit or cursor."""
+        with self.readers() as session:
+            return search_cases(session, query, limit=limit, cursor=cursor,
+                                open_only=open_only, internal=internal)
 
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""
