@@ -23,6 +23,8 @@ from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.files import NewFile, StoredFile, case_file, prepared, raw_mail, store
 from mailcase.cases.finder import CaseFilter, find
+from mailcase.cases.search import SearchPage
+from mailcase.cases.search import search as search_cases
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import TargetRules
 from mailcase.cases.views import case_detail
@@ -133,6 +135,16 @@ class Desk:
         first); each row says when its next running target is due."""
         with self.readers() as session:
             return find(session, wanted, limit, self.settings.cases.statuses)
+
+    def search(self, query: str, *, limit: int = 20, cursor: str | None = None,
+               open_only: bool = False, internal: bool = True) -> SearchPage:
+        """The cases holding every word of ``query`` (words, "phrases", prefix*, an
+        address or domain: cases.searchtext), best first, then newest; ``limit`` rows
+        (1-200) from ``cursor``, the previous page's ``next_cursor``. ``internal=False``
+        searches no internal notes. BadValue for an empty query, a bad limit or cursor."""
+        with self.readers() as session:
+            return search_cases(session, query, limit=limit, cursor=cursor,
+                                open_only=open_only, internal=internal)
 
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailcase.cases.targets import describe
 from mailcase.store.models import Attachment, Case, CaseTarget, Comment, Event, Message
@@ -18,6 +18,11 @@ from mailcase.store.models import Attachment, Case, CaseTarget, Comment, Event, 
 
 def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# What case_summary reads beyond the case's row, loaded for a whole list at once.
+SUMMARY_LOADS = (selectinload(Case.contact), selectinload(Case.parent),
+                 selectinload(Case.owner_agent), selectinload(Case.owner_queue))
 
 
 def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Agent commands: ``cases list|show|new|clone|reply|note|update|close|reopen|merge|attachment``."""
+"""Agent commands: ``cases list|search|show|new|clone|reply|note|update|close|reopen|merge|
+attachment``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
 from mailcase.cases.files import NewFile
 from mailcase.cases.finder import CaseFilter
+from mailcase.cases.search import MAX_LIMIT
 from mailcase.cli import files
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
-from mailcase.cli.output import capped, emit_json, indent, minute, shown, table
+from mailcase.cli.output import capped, emit_json, indent, minute, shown, table, tell_more
 from mailcase.config import Duration
 
 
@@ -22,6 +24,7 @@ def register(commands: Any) -> None:
     actions = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
 
     _register_list(actions)
+    _register_search(actions)
 
     show = actions.add_parser("show", help="one case with its comments")
     show.add_argument("number")
@@ -109,6 +112,20 @@ def _register_list(actions: Any) -> None:
     listing.set_defaults(handler=cmd_list)
 
 
+def _register_search(actions: Any) -> None:
+    search = actions.add_parser(
+        "search", help="find cases by words, \"phrases\", prefix*, an address or a domain",
+        description="Cases whose subject, description, comments (internal notes too) or "
+                    "senders hold every word, best match first, then newest.")
+    search.add_argument("query", help='what to look for: printer toner, "on fire", '
+                                      "print*, ann@customer.org, @customer.org")
+    search.add_argument("--open", action="store_true", help="only cases that are not closed")
+    search.add_argument("--limit", type=positive_int, default=20,
+                        help=f"at most this many (default 20, at most {MAX_LIMIT})")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=cmd_search)
+
+
 def _register_new(actions: Any) -> None:
     new = actions.add_parser("new", help="open a case by hand (a call, a visit)")
     new.add_argument("--email", required=True, help="the contact's address")
@@ -157,6 +174,23 @@ def cmd_list(args: argparse.Namespace) -> int:
           ["NUMBER", "STATUS", "PRIORITY", "CREATED", "DUE", "FROM", "OWNER", "SUBJECT"])
     return 0
 
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        page = desk.search(args.query, limit=args.limit, open_only=args.open)
+    if page.next_cursor is not None:
+        tell_more(args.limit, "matches", order="best")
+    if args.json:
+        emit_json(page.rows)
+        return 0
+    for row in page.rows:
+        print(shown(f"{row['number']}  [{row['status']}]  {minute(row['created_at'])}  "
+                    f"{row['supplied_email'] or '-'}  matched: {', '.join(row['matched'])}",
+                    lines=False))
+        print(indent(shown(row["subject"], lines=False)))
+        print(indent(shown(row["snippet"], lines=False)) + "\n")
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
