@@ -152,7 +152,7 @@ def _routes(current: Callable[[], App]) -> APIRouter:
                 raise BadValue(f"{body.agent} is not an active agent")
         return desk.author(body.agent, via=key.name)
 
-    _file_routes(router, current, reader)
+    _lookup_routes(router, current, reader)
 
     @router.get("/cases", summary="list cases, newest first")
     def list_cases(query: Annotated[CaseQuery, Query()], key: ApiKey = reader) -> dict[str, Any]:
@@ -239,8 +239,15 @@ def _routes(current: Callable[[], App]) -> APIRouter:
     return router
 
 
-def _file_routes(router: APIRouter, current: Callable[[], App], reader: Any) -> None:
-    """The routes that hand files out: a case's attachments and accepted mail."""
+def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -> None:
+    """The routes that look things up: search, a case's attachments, accepted mail."""
+
+    @router.get("/search", summary="cases holding every word of q, best first")
+    def search(q: str, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+               cursor: str | None = None, open: bool = False,
+               key: ApiKey = reader) -> dict[str, Any]:
+        page = current().desk().search(q, limit=limit, cursor=cursor, open_only=open)
+        return {"cases": page.rows, "next_cursor": page.next_cursor}
 
     @router.get("/cases/{number}/attachments/{attachment_id}",
                 summary="one of a case's files, as it came",

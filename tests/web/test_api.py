@@ -209,3 +209,17 @@ def test_files_go_in_with_a_reply_and_come_out_as_they_were(api: Api, sink: Sink
     wait_for(lambda: any(m.message.get_content_maintype() == "multipart"
                          and "driver.bin" in str(m.message) for m in sink.messages),
              timeout=20, what="the reply with its file at the relay")
+
+
+def test_search_finds_a_word_of_a_comment(api: Api) -> None:
+    """GET /search finds a case by a word of a later comment, with where it matched; an
+    empty query is 422."""
+    with api.client() as client:
+        number = opened(client)
+        opened(client, subject="Unrelated")
+        assert client.post(f"/cases/{number}/comments",
+                           json={"body": "The flux capacitor overheated."}).status_code == 201
+        found = client.get("/search", params={"q": "capacitor"}).json()
+        assert [c["number"] for c in found["cases"]] == [number]
+        assert "comment" in found["cases"][0]["matched"]
+        assert client.get("/search", params={"q": "  "}).status_code == 422
