@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import signal
 import smtplib
 import socket
@@ -33,7 +34,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from bench import load, seed
+from bench import load, search, seed
 from bench.corpus import generate, write_mbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +200,8 @@ level = "WARNING"
                     self.fanout(engine)
                 if "wake" not in args.skip:
                     self.wake(engine)
+                if args.search_cases and "search" not in args.skip:
+                    self.search(engine)
             if "bigmail" not in args.skip:
                 self.big_mail(bare_port)
 
@@ -384,6 +387,58 @@ level = "WARNING"
                              total / command, "< command + 1,000 ms",
                              total < command + 1000))
 
+    def search(self, engine: str) -> None:
+        """``Desk.search`` on a store of ``--search-cases`` cases (bench/search.py):
+        p50 and p99 of the query mix and of each kind, beside the first page of
+        ``Desk.list`` on the same store."""
+        from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
+        from mailcase.app import App  # noqa: PLC0415
+        from mailcase.cases.finder import CaseFilter  # noqa: PLC0415
+        from mailcase.store import db  # noqa: PLC0415
+
+        args = self.args
+        url = self.database(engine, f"search_{engine}")
+        path, _ = self.config(f"search_{engine}", url, free_port())
+        engine_ = db.create(url)
+        store = search.Store(random.Random(22))
+        started = time.perf_counter()
+
+        def progress(done: int) -> None:
+            if done % 100_000 == 0:
+                print(f"search {engine}: {done:,} cases written in "
+                      f"{time.perf_counter() - started:,.0f} s", file=sys.stderr)
+
+        inserted, indexed = search.seed(engine_, args.search_cases, args.search_comments,
+                                        store, progress)
+        engine_.dispose()
+        app = App.build(mailcase_config.load(path), create_secret=True)
+        desk = app.desk()
+        for _kind, query in search.queries(store, args.search_cases, 2):  # warm-up, not counted
+            desk.search(query)
+        took: dict[str, list[float]] = {kind: [] for kind in search.QUERY_KINDS}
+        found: dict[str, int] = dict.fromkeys(search.QUERY_KINDS, 0)
+        for kind, query in search.queries(store, args.search_cases,
+                                                 args.search_queries):
+            took[kind] += search.timed(lambda query=query: desk.search(query))  # type: ignore[misc]
+            found[kind] += bool(desk.search(query, limit=1).rows)
+        listing = search.timed(lambda: desk.list(CaseFilter(), 20), 50)
+        app.close()
+        every = [seconds for kind in took.values() for seconds in kind]
+        base = statistics.median(listing) * 1000
+        texts = args.search_cases * (1 + args.search_comments)
+        self.rows.append(Row(
+            f"search p50 / p99, {args.search_cases:,} cases, {texts:,} texts (written in "
+            f"{inserted:,.0f} s, indexed by 0008 in {indexed:,.0f} s)", engine,
+            search.percentile(every, 0.99) * 1000, "ms p99",
+            f"p50 {statistics.median(every) * 1000:,.1f} ms; cases list p50 {base:,.1f} ms",
+            statistics.median(every) * 1000 / base, "p99 < 1,000 ms",
+            search.percentile(every, 0.99) < 1.0))
+        for kind, seconds in took.items():
+            self.rows.append(Row(
+                f"… search for {kind} ({found[kind]} of {len(seconds)} found cases)", engine,
+                search.percentile(seconds, 0.99) * 1000, "ms p99",
+                f"p50 {statistics.median(seconds) * 1000:,.1f} ms", None, "", None))
+
     def big_mail(self, bare_port: int) -> None:
         """Peak memory of the daemon while it accepts and processes one large mail."""
         url = self.database("sqlite", "bigmail")
@@ -533,6 +588,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-messages", type=int, default=10_000)
     parser.add_argument("--scale-cases", type=int, default=1_000_000,
                         help="cases seeded for the scale measure (0 skips it)")
+    parser.add_argument("--search-cases", type=int, default=1_000_000,
+                        help="cases written for the search measure (0 skips it)")
+    parser.add_argument("--search-comments", type=int, default=3,
+                        help="comments of each case for the search measure (default 3)")
+    parser.add_argument("--search-queries", type=int, default=30,
+                        help="queries of each kind timed by the search measure")
     parser.add_argument("--concurrency", type=int, default=8, help="SMTP client processes")
     parser.add_argument("--engines", type=lambda s: s.split(","), default=["sqlite", "postgresql"])
     parser.add_argument("--pg-url", default=PG_ADMIN_URL,
@@ -541,7 +602,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
                         help="leave out measures: accept (with end to end and scale), import, "
-                             "fanout, wake, bigmail (comma-separated)")
+                             "fanout, wake, search, bigmail (comma-separated)")
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) here")
     return parser.parse_args(argv)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailcase.cases.desk import Desk
 from mailcase.cases.staff import Staff
+from mailcase.cases.survey import Surveys
 from mailcase.cases.targets import TargetRules
 from mailcase.config import Settings
 from mailcase.identity.authentication import DkimVerifier, TxtLookup
@@ -31,6 +32,7 @@ from mailcase.outbound.notify import Notifier
 from mailcase.outbound.outbox import OutboxSender
 from mailcase.outbound.templates import Templates
 from mailcase.outbound.transports import MaildirTransport, Relay, SmtpTransport, Transport
+from mailcase.outbound.webhooks import Webhooks, WebhookSender
 from mailcase.pipeline.context import Services
 from mailcase.pipeline.processor import Processor
 from mailcase.store import db, migrate
@@ -52,13 +54,13 @@ def _services(settings: Settings, create_secret: bool, dns: TxtLookup | None) ->
     return Services(settings=settings, signer=signer, composer=composer,
                     notifier=Notifier(composer, settings.attachments.notify_max_size),
                     own=composer.own, dkim=DkimVerifier(dns),
-                    targets=TargetRules.of(settings))
+                    targets=TargetRules.of(settings), webhooks=Webhooks.of(settings))
 
 
 def _sweeps(settings: Settings, engine: Engine, sessions: sessionmaker[Session],
             services: Services, clock: Clock) -> Sweeps:
     return Sweeps(settings, engine, sessions, notifier=services.notifier,
-                  targets=services.targets, clock=clock)
+                  targets=services.targets, hooks=services.webhooks, clock=clock)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -107,6 +109,7 @@ class App:
     metrics: Metrics
     doorbell: Doorbell
     sweeps: Sweeps
+    webhook_sender: WebhookSender
     clock: Clock
 
     @classmethod
@@ -144,6 +147,7 @@ class App:
             metrics=Metrics(readers, clock),
             doorbell=Doorbell.for_engine(engine),
             sweeps=_sweeps(settings, engine, sessions, services, clock),
+            webhook_sender=WebhookSender(sessions, services.webhooks, clock),
             clock=clock,
         )
 
@@ -169,13 +173,21 @@ class App:
                                 jitter=self.sender.jitter),
             health=HealthCheck(self.readers, settings, self.clock),
             sweeps=_sweeps(settings, self.engine, self.sessions, services, self.clock),
+            webhook_sender=WebhookSender(self.sessions, services.webhooks, self.clock),
         )
 
     def desk(self) -> Desk:
         """What agents do to cases, over this app's store, settings, notifier and clock."""
         return Desk(settings=self.settings, sessions=self.sessions, readers=self.readers,
                     notifier=self.services.notifier, clock=self.clock,
-                    ring=self.doorbell.ring, targets=self.services.targets)
+                    ring=self.doorbell.ring, targets=self.services.targets,
+                    hooks=self.services.webhooks)
+
+    def surveys(self) -> Surveys:
+        """The answers to satisfaction surveys, over this app's store and notifier."""
+        return Surveys(settings=self.settings, sessions=self.sessions,
+                       notifier=self.services.notifier, clock=self.clock,
+                       ring=self.doorbell.ring)
 
     def owner_problems(self) -> list[str]:
         """Owners the settings name (rules, mailboxes, the default) that the store does

@@ -23,6 +23,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     """Every measure produces a row with a positive figure, and no mail was refused."""
     output = tmp_path / "result.md"
     rows = run.main(["--messages", "24", "--import-messages", "30", "--scale-cases", "500",
+                     "--search-cases", "300", "--search-queries", "2",
                      "--concurrency", "2", "--engines", "sqlite",
                      "--big-mail-bytes", "300000", "--timeout", "120",
                      "--output", str(output)])
@@ -32,6 +33,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "DATA→250 p99 at half the peak rate", "SMTP accept with 500 cases",
                      "import of a 30-mail mbox", "fan-out: one reply to 21 people",
                      "agent reply from the command line until at the relay",
+                     "search p50 / p99, 300 cases", "… search for phrase",
                      "peak RSS growth of the listener", "peak RSS growth of the processing",
                      "listener process RSS", "processing process RSS"):
         assert any(m.startswith(expected) for m in measures), f"no row for {expected}"

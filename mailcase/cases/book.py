@@ -20,6 +20,7 @@ from mailcase.cases.routing import queue_name
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import CaseClock, TargetRules
 from mailcase.config import CaseSettings
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.store.db import insert_or_nothing
 from mailcase.store.models import (
     DESCRIPTION_MAX_BYTES,
@@ -35,6 +36,8 @@ from mailcase.store.models import (
 )
 
 PRIORITIES = ("High", "Medium", "Low")
+RATINGS = ("good", "bad")
+COMMENT_MAX = 4000  # a satisfaction comment is a few lines, not a new case
 MAX_COLLABORATORS = 20
 _NUMBER = re.compile(r"^#?0*([0-9]{1,8})$")
 
@@ -72,10 +75,11 @@ class CaseBook:
     """The case rules, applied within one session and one transaction."""
 
     def __init__(self, session: Session, settings: CaseSettings, now: datetime,
-                 targets: TargetRules | None = None) -> None:
+                 targets: TargetRules | None = None, hooks: Webhooks | None = None) -> None:
         self.session = session
         self.settings = settings
         self.now = now
+        self.hooks = hooks  # the webhooks told of the feed's entries, in this transaction
         # Set while an archive's mail is recorded at its own Date (self.now): when it
         # really is, so targets that ran out before are history (cases.targets).
         self.history_until: datetime | None = None
@@ -342,6 +346,23 @@ class CaseBook:
         if agent is not None:
             return [agent]
         return [m.agent for m in queue.members if m.agent.active] if queue else []
+    def rate(self, case: Case, rating: str, comment: str | None = None) -> bool:
+        """The contact's satisfaction: ``good`` or ``bad`` (a later click changes it),
+        and an optional comment; whether the rating changed to bad (the owner is then
+        told)."""
+        if rating not in RATINGS:
+            raise BadValue(f"unknown rating {rating!r}; known: {', '.join(RATINGS)}")
+        turned_bad = rating == "bad" and case.satisfaction != "bad"
+        if rating != case.satisfaction:
+            self.record(case, "satisfaction", case.supplied_email, old=case.satisfaction,
+                        new=rating)
+            case.satisfaction, case.satisfaction_at = rating, self.now
+        if comment is not None and comment.strip():
+            text = comment.strip()[:COMMENT_MAX]
+            self.record(case, "satisfaction comment", case.supplied_email, comment=text)
+            case.satisfaction_comment, case.satisfaction_at = text, self.now
+        return turned_bad
+
     @staticmethod
     def not_merged(case: Case) -> None:
         """Refuse to change a case merged into another: its mail and work go there."""
@@ -351,5 +372,8 @@ class CaseBook:
                             f"work on case {into}")
 
     def record(self, case: Case, kind: str, actor: str | None, **detail: Any) -> None:
-        """Append an entry to the case's feed."""
+        """Append an entry to the case's feed, and queue it for the webhooks that want it."""
         self.session.add(Event.of(case.id, kind, actor, self.now, **detail))
+        if self.hooks is not None:
+            self.hooks.queue(self.session, case, kind, actor=actor, detail=detail,
+                             now=self.now)

@@ -1,5 +1,6 @@
-"""What agents do to cases from the command line: open, clone, reply, note, update,
-close, reopen and merge.
+"""What agents do to cases from the command line (and the API to come): open, clone,
+reply and note with files, update, close, reopen and merge; read a case's files and the
+raw mail back out.
 
 Each action is one transaction: the case change, its comment, its feed entry and the
 mail it causes (through the outbox) commit together or not at all. After the commit the
@@ -8,7 +9,7 @@ Desk rings the daemon's doorbell, so the mail leaves now rather than at its next
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailcase.cases import links, replies, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
+from mailcase.cases.files import NewFile, StoredFile, case_file, prepared, raw_mail, store
 from mailcase.cases.finder import CaseFilter, find
+from mailcase.cases.search import SearchPage
+from mailcase.cases.search import search as search_cases
 from mailcase.cases.staff import Staff
 from mailcase.cases.targets import TargetRules
 from mailcase.cases.views import case_detail
@@ -28,8 +32,9 @@ from mailcase.config import Settings
 from mailcase.identity import eligibility
 from mailcase.identity.addresses import OwnAddresses
 from mailcase.outbound.notify import Notifier
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.reading.commands import single_address
-from mailcase.store.models import Agent, Case
+from mailcase.store.models import Agent, Case, Comment
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class Desk:
         clock: Callable[[], datetime],
         ring: Callable[[], None] = lambda: None,
         targets: TargetRules | None = None,
+        hooks: Webhooks | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -105,11 +111,13 @@ class Desk:
         self.clock = clock
         self.ring = ring  # wakes a running daemon after a commit (see store.doorbell)
         self.targets = targets or TargetRules.of(settings)
+        self.hooks = hooks or Webhooks.of(settings)
 
     @contextmanager
     def _book(self) -> Iterator[CaseBook]:
         with self.sessions.begin() as session:
-            yield CaseBook(session, self.settings.cases, self.clock(), self.targets)
+            yield CaseBook(session, self.settings.cases, self.clock(), self.targets,
+                           self.hooks)
         self.ring()
 
     def author(self, email: str | None, via: str | None = None) -> Author:
@@ -127,6 +135,16 @@ class Desk:
         first); each row says when its next running target is due."""
         with self.readers() as session:
             return find(session, wanted, limit, self.settings.cases.statuses)
+
+    def search(self, query: str, *, limit: int = 20, cursor: str | None = None,
+               open_only: bool = False, internal: bool = True) -> SearchPage:
+        """The cases holding every word of ``query`` (words, "phrases", prefix*, an
+        address or domain: cases.searchtext), best first, then newest; ``limit`` rows
+        (1-200) from ``cursor``, the previous page's ``next_cursor``. ``internal=False``
+        searches no internal notes. BadValue for an empty query, a bad limit or cursor."""
+        with self.readers() as session:
+            return search_cases(session, query, limit=limit, cursor=cursor,
+                                open_only=open_only, internal=internal)
 
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""
@@ -214,34 +232,64 @@ class Desk:
                                         book.now)
             return merged, sent.queued
 
-    def reply(self, number: int, body: str, author: Author, *, hold: bool | None = None) -> int:
-        """A public answer, mailed to the contact, collaborators and owner; returns the
-        number of mails queued. ``hold`` puts the case on hold (waiting on the customer),
-        False keeps its status, None does as its mailbox says (``hold_on_reply``)."""
+    def reply(self, number: int, body: str, author: Author, *, hold: bool | None = None,
+              files: Sequence[NewFile] = ()) -> int:
+        """A public answer, mailed to the contact, collaborators and owner with its
+        ``files``; returns the number of mails queued. ``hold`` puts the case on hold
+        (waiting on the customer), False keeps its status, None does as its mailbox says
+        (``hold_on_reply``)."""
         _need_text(body)
+        ready = self._prepared(files)
         with self._book() as book:
             case = book.get(number)
-            self._agent(book.session, author)
-            comment = book.comment(case, body, author_email=author.email,
-                                   author_name=author.name, author_kind="agent", public=True,
-                                   actor=author.actor)
+            comment = self._comment(book, case, body, author, ready, public=True)
             if hold or (hold is None and replies.holds_on_reply(self.settings, case)):
                 replies.hold(book, case, author.actor)
-            return self.notifier.comment(book.session, case, comment,
-                                                      book.now).queued
+            return self.notifier.comment(book.session, case, comment, book.now).queued
 
-    def note(self, number: int, body: str, author: Author) -> int:
-        """An internal note: recorded on the case, mailed to the owner only (never to the
-        customer or collaborators); returns the number of mails queued."""
+    def note(self, number: int, body: str, author: Author, *,
+             files: Sequence[NewFile] = ()) -> int:
+        """An internal note with its ``files``: recorded on the case, mailed to the owner
+        only (never to the customer or collaborators); returns the number of mails
+        queued."""
         _need_text(body)
+        ready = self._prepared(files)
         with self._book() as book:
             case = book.get(number)
-            self._agent(book.session, author)
-            comment = book.comment(case, body, author_email=author.email,
-                                   author_name=author.name, author_kind="agent", public=False,
-                                   actor=author.actor)
-            return self.notifier.comment(book.session, case, comment,
-                                                      book.now).queued
+            comment = self._comment(book, case, body, author, ready, public=False)
+            return self.notifier.comment(book.session, case, comment, book.now).queued
+
+    def _prepared(self, files: Sequence[NewFile]) -> tuple[NewFile, ...]:
+        """Every file cleaned and checked before anything is written: one refused, none
+        recorded."""
+        return tuple(prepared(file, self.settings.attachments.max_size) for file in files)
+
+    def _comment(self, book: CaseBook, case: Case, body: str, author: Author,
+                 files: Sequence[NewFile], *, public: bool) -> Comment:
+        """An agent's comment on ``case`` with its files listed on it and stored."""
+        self._agent(book.session, author)
+        comment = book.comment(case, body, author_email=author.email,
+                               author_name=author.name, author_kind="agent", public=public,
+                               actor=author.actor)
+        for file in files:
+            assert file.content_type is not None  # (prepared)
+            store(book.session, case, filename=file.filename, content_type=file.content_type,
+                  content=file.content, limit=self.settings.attachments.max_size,
+                  comment_id=comment.id)
+        return comment
+
+    @contextmanager
+    def attachment(self, number: int, attachment_id: int) -> Iterator[StoredFile]:
+        """File ``attachment_id`` of case ``number``, readable for the block."""
+        with self.readers() as session:
+            book = CaseBook(session, self.settings.cases, self.clock(), self.targets)
+            yield case_file(session, book.get(number, lock=False), attachment_id)
+
+    @contextmanager
+    def raw_mail(self, inbound_id: int) -> Iterator[StoredFile]:
+        """Accepted mail ``inbound_id`` exactly as stored, readable for the block."""
+        with self.readers() as session:
+            yield raw_mail(session, inbound_id)
 
     def add_collaborator(self, number: int, email: str, name: str,
                          author: Author | None) -> bool:

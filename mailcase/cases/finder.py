@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from mailcase.cases.errors import BadValue
 from mailcase.cases.targets import clock_filtered, next_due_query
-from mailcase.cases.views import case_summary
+from mailcase.cases.views import SUMMARY_LOADS, case_summary
 from mailcase.store.models import Agent, Case, Contact, Queue
 
 CLOCK_FILTERS = ("due", "escalated", "breached")
@@ -54,9 +54,7 @@ def find(session: Session, wanted: CaseFilter, limit: int,
     next_due = next_due_query()
     query = (
         select(Case, next_due.c.due_at).outerjoin(next_due, next_due.c.case_id == Case.id)
-        .order_by(Case.number.desc()).limit(limit)
-        .options(selectinload(Case.contact), selectinload(Case.parent),
-                 selectinload(Case.owner_agent), selectinload(Case.owner_queue))
+        .order_by(Case.number.desc()).limit(limit).options(*SUMMARY_LOADS)
     )
     query = clock_filtered(query, wanted.clock, next_due)
     for condition in _conditions(wanted):

@@ -12,7 +12,7 @@ frozen here (first response and resolution, wall and business seconds) are the c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -259,11 +259,15 @@ class CaseClock:
         return wall, round(calendar.between(case.created_at, self.now))
 
 
-def next_due_query() -> Subquery:
-    """Per case, when its soonest running (not met, not paused) target is due."""
-    return (select(CaseTarget.case_id, func.min(CaseTarget.due_at).label("due_at"))
-            .where(CaseTarget.met_at.is_(None), CaseTarget.paused_at.is_(None))
-            .group_by(CaseTarget.case_id).subquery())
+def next_due_query(cases: Sequence[int] | None = None) -> Subquery:
+    """Per case (of ``cases`` only, when given), when its soonest running (not met, not
+    paused) target is due."""
+    query = (select(CaseTarget.case_id, func.min(CaseTarget.due_at).label("due_at"))
+             .where(CaseTarget.met_at.is_(None), CaseTarget.paused_at.is_(None))
+             .group_by(CaseTarget.case_id))
+    if cases is not None:
+        query = query.where(CaseTarget.case_id.in_(cases))
+    return query.subquery()
 
 
 def clock_filtered(query: Select[Any], clock: str | None, next_due: Subquery) -> Select[Any]:

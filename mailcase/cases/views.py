@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailcase.cases.targets import describe
 from mailcase.store.models import Attachment, Case, CaseTarget, Comment, Event, Message
@@ -18,6 +18,11 @@ from mailcase.store.models import Attachment, Case, CaseTarget, Comment, Event, 
 
 def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# What case_summary reads beyond the case's row, loaded for a whole list at once.
+SUMMARY_LOADS = (selectinload(Case.contact), selectinload(Case.parent),
+                 selectinload(Case.owner_agent), selectinload(Case.owner_queue))
 
 
 def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:
@@ -43,6 +48,7 @@ def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:
 
 def _attachment(attachment: Attachment) -> dict[str, Any]:
     return {
+        "id": attachment.id,  # for `cases attachment NUMBER ID`
         "filename": attachment.filename,
         "size": attachment.size,
         "content_type": attachment.content_type,
@@ -149,6 +155,9 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "target warning": lambda d: f"{_target(d)} due soon (by {_short(d.get('due_at'))})",
     "target breached": lambda d: (f"{_target(d)} overdue (was due {_short(d.get('due_at'))}); "
                                   "escalated"),
+    "satisfaction": lambda d: f"the contact rated it {d.get('new')}"
+                              + (f" (was {d['old']})" if d.get("old") else ""),
+    "satisfaction comment": lambda d: f"the contact commented: {d.get('comment')}",
     "reminded": lambda d: f"customer reminded; closes {_short(d.get('closes_at'))} "
                           "without a reply",
 }
@@ -196,6 +205,8 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "business_first_response_seconds": case.business_first_response_seconds,
         "resolution_seconds": case.resolution_seconds,
         "business_resolution_seconds": case.business_resolution_seconds,
+        "satisfaction": ({"rating": case.satisfaction, "comment": case.satisfaction_comment,
+                          "at": _when(case.satisfaction_at)} if case.satisfaction else None),
         "children": [f"{number:08d}" for number in children],
         "merged_into": case.merged_into.display_number if case.merged_into else None,
         "description": case.description,

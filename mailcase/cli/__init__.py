@@ -18,7 +18,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mailcase import __version__
 from mailcase.cases.errors import BadValue, CaseError
-from mailcase.cli import admin, apikeys, cases, collaborators, mailboxes, outbox, serving, staff
+from mailcase.cli import (
+    admin,
+    apikeys,
+    cases,
+    collaborators,
+    mailboxes,
+    outbox,
+    serving,
+    staff,
+    webhooks,
+)
 from mailcase.cli.common import (
     EXIT_CONFIG,
     EXIT_PIPE,
@@ -66,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     mailboxes.register(commands)
     outbox.register(commands)
     staff.register(commands)
+    webhooks.register(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
 """Operator commands on the store: db upgrade, ingest, import, process, inbound
-list|replay|release."""
+list|replay|release (``inbound raw``: cli.files)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, defer
 from tqdm import tqdm
 
 from mailcase.app import App
+from mailcase.cli import files
 from mailcase.cli.common import (
     EXIT_DATAERR,
     EXIT_TEMPFAIL,
@@ -87,6 +88,7 @@ def register(commands: Any) -> None:
         "release", help="let held replies join their case (as comments, without commands)")
     release.add_argument("ids", nargs="+", type=positive_int, metavar="ID")
     release.set_defaults(handler=cmd_inbound_release)
+    files.register_raw(inbound_commands)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -171,8 +173,9 @@ def cmd_process(args: argparse.Namespace) -> int:
         inbound = app.processor.drain()
         swept = app.sweeps.run()
         outbound = app.sender.drain()
+        hooks = app.webhook_sender.drain()
     print(f"inbound: {_counts(inbound)}; cases: {_counts(swept)}; outbound: "
-          f"{_counts(outbound)}")
+          f"{_counts(outbound)}" + (f"; webhooks: {_counts(hooks)}" if hooks else ""))
     failed = inbound["pending"] + inbound["parked"] + outbound["failed"]
     if failed:
         print(f"mailcase: {failed} message(s) failed; see the log and 'mailcase inbound list'",

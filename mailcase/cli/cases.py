@@ -1,4 +1,5 @@
-"""Agent commands: ``cases list|show|new|clone|reply|note|update|close|reopen|merge``."""
+"""Agent commands: ``cases list|search|show|new|clone|reply|note|update|close|reopen|merge|
+attachment``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Any
 
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
+from mailcase.cases.files import NewFile
 from mailcase.cases.finder import CaseFilter
+from mailcase.cases.search import MAX_LIMIT
+from mailcase.cli import files
 from mailcase.cli.common import UsageError, opened, positive_int, read_text_arg
-from mailcase.cli.output import capped, emit_json, indent, minute, shown, table
+from mailcase.cli.output import capped, emit_json, indent, minute, shown, table, tell_more
 from mailcase.config import Duration
 
 
@@ -20,6 +24,7 @@ def register(commands: Any) -> None:
     actions = cases.add_subparsers(dest="cases_command", metavar="ACTION", required=True)
 
     _register_list(actions)
+    _register_search(actions)
 
     show = actions.add_parser("show", help="one case with its comments")
     show.add_argument("number")
@@ -29,6 +34,7 @@ def register(commands: Any) -> None:
     show.set_defaults(handler=cmd_show)
 
     _register_new(actions)
+    files.register_attachment(actions)
 
     clone = actions.add_parser("clone", help="a new case with this one's contact, fields "
                                "and collaborators (not its comments)")
@@ -52,6 +58,9 @@ def register(commands: Any) -> None:
         text.add_argument("--body", help="the text")
         text.add_argument("--body-file", metavar="PATH",
                           help="read the text from a file (- for stdin)")
+        parser.add_argument("--attach", action="append", default=[], metavar="FILE",
+                            help="a file to go with it, at most attachments.max_size "
+                                 "(repeatable)")
         _author(parser)
         parser.set_defaults(handler=cmd_reply if name == "reply" else cmd_note)
         if name == "reply":
@@ -101,6 +110,20 @@ def _register_list(actions: Any) -> None:
                          help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_list)
+
+
+def _register_search(actions: Any) -> None:
+    search = actions.add_parser(
+        "search", help="find cases by words, \"phrases\", prefix*, an address or a domain",
+        description="Cases whose subject, description, comments (internal notes too) or "
+                    "senders hold every word, best match first, then newest.")
+    search.add_argument("query", help='what to look for: printer toner, "on fire", '
+                                      "print*, ann@customer.org, @customer.org")
+    search.add_argument("--open", action="store_true", help="only cases that are not closed")
+    search.add_argument("--limit", type=positive_int, default=20,
+                        help=f"at most this many (default 20, at most {MAX_LIMIT})")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(handler=cmd_search)
 
 
 def _register_new(actions: Any) -> None:
@@ -153,6 +176,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    with _desk(args) as desk:
+        page = desk.search(args.query, limit=args.limit, open_only=args.open)
+    if page.next_cursor is not None:
+        tell_more(args.limit, "matches", order="best")
+    if args.json:
+        emit_json(page.rows)
+        return 0
+    for row in page.rows:
+        print(shown(f"{row['number']}  [{row['status']}]  {minute(row['created_at'])}  "
+                    f"{row['supplied_email'] or '-'}  matched: {', '.join(row['matched'])}",
+                    lines=False))
+        print(indent(shown(row["subject"], lines=False)))
+        print(indent(shown(row["snippet"], lines=False)) + "\n")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     with _desk(args) as desk:
         case = desk.show(parse_number(args.number),
@@ -187,21 +227,26 @@ def _render(case: dict[str, Any]) -> str:
         lines.append("Collaborators: " + ", ".join(c["email"] for c in case["collaborators"]))
     lines += _clock_lines(case)
     lines += ["", "Description:", indent(case["description"] or "(empty)")]
-    lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
-              for a in case["attachments"]]
+    lines += [_file_line(a) for a in case["attachments"]]
     for index, comment in enumerate(case["comments"], 1):
         kind = "public" if comment["public"] else "INTERNAL"
         lines += ["", f"#{index}  {comment['created_at']}  {comment['author'] or '-'}  ({kind})"]
         if comment["sender_auth"]:
             lines.append(f"    sender {comment['sender_auth']}")
         lines.append(indent(comment["body"]))
-        lines += [f"    [file] {a['filename']} ({a['content_type']}, {a['size']} bytes)"
-                  for a in comment["attachments"]]
+        lines += [_file_line(a) for a in comment["attachments"]]
     if case["events"]:
         lines += ["", "History:"]
         lines += [f"  {(e['at'] or '')[:19]}  {e['actor'] or 'mailcase'}  {e['summary']}"
                   for e in case["events"]]
     return "\n".join(lines)
+
+
+def _file_line(attachment: dict[str, Any]) -> str:
+    """A file under its text: its ID for `cases attachment`, or why it cannot be had."""
+    kept = "" if attachment["stored"] else ", over attachments.max_size: only in its mail"
+    return (f"    [file {attachment['id']}] {attachment['filename']} "
+            f"({attachment['content_type']}, {attachment['size']} bytes{kept})")
 
 
 def _clock_lines(case: dict[str, Any]) -> list[str]:
@@ -274,19 +319,28 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_reply(args: argparse.Namespace) -> int:
     body = read_text_arg(args.body, args.body_file)
+    number = parse_number(args.number)
     with _desk(args) as desk:
-        queued = desk.reply(parse_number(args.number), body, desk.author(args.author),
-                            hold=args.hold)
-    print(f"reply recorded on case {parse_number(args.number):08d}; {queued} mail(s) queued")
+        author = desk.author(args.author)
+        attached = files.read_files(args.attach, desk.settings.attachments.max_size)
+        queued = desk.reply(number, body, author, hold=args.hold, files=attached)
+    print(f"reply recorded on case {number:08d}{_with(attached)}; {queued} mail(s) queued")
     return 0
 
 
 def cmd_note(args: argparse.Namespace) -> int:
     body = read_text_arg(args.body, args.body_file)
+    number = parse_number(args.number)
     with _desk(args) as desk:
-        desk.note(parse_number(args.number), body, desk.author(args.author))
-    print(f"internal note recorded on case {parse_number(args.number):08d}")
+        author = desk.author(args.author)
+        attached = files.read_files(args.attach, desk.settings.attachments.max_size)
+        desk.note(number, body, author, files=attached)
+    print(f"internal note recorded on case {number:08d}{_with(attached)}")
     return 0
+
+
+def _with(attached: list[NewFile]) -> str:
+    return f" with {len(attached)} file(s)" if attached else ""
 
 
 def cmd_update(args: argparse.Namespace) -> int:

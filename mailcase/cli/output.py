@@ -60,9 +60,14 @@ def capped(rows: list[Any], limit: int, what: str) -> list[Any]:
     """The first ``limit`` of ``rows``, which were fetched with one row beyond the limit;
     when that row exists, stderr says the list is cut (stdout stays clean for scripts)."""
     if len(rows) > limit:
-        print(f"mailcase: showing the newest {limit} {what}; there are more "
-              "(--limit N shows more)", file=sys.stderr)
+        tell_more(limit, what)
     return rows[:limit]
+
+
+def tell_more(limit: int, what: str, order: str = "newest") -> None:
+    """Say on stderr that a list shows only its first ``limit`` (stdout stays clean)."""
+    print(f"mailcase: showing the {order} {limit} {what}; there are more "
+          "(--limit N shows more)", file=sys.stderr)
 
 
 def minute(when: str | None) -> str:

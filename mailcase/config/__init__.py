@@ -23,6 +23,7 @@ from mailcase.config.clock import ALWAYS_OPEN, BusinessHoursSettings, SlaSetting
 from mailcase.config.durations import Duration as Duration
 from mailcase.config.durations import DurationText
 from mailcase.config.webform import WebToCaseSettings
+from mailcase.config.webhooks import WebhookSettings
 
 DEFAULT_CONFIG_NAME = "mailcase.toml"
 CONFIG_ENV = "MAILCASE_CONFIG"
@@ -266,6 +267,9 @@ class MailboxSettings(Section):
     # The calendar ([[business_hours]] name, or "24x7") of this address's cases'
     # targets, where their [[sla]] rule names none.
     business_hours: str | None = None
+    # On close, the contact gets a satisfaction survey (template satisfaction_survey)
+    # with signed one-click links to [satisfaction] link_base.
+    satisfaction_survey: bool = False
     origin: str = "Email"
     priority: Priority | None = None
     owner: str | None = None
@@ -477,6 +481,24 @@ class ApiSettings(Section):
     max_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
 
+class SatisfactionSettings(Section):
+    """The survey a closed case's contact may get (per mailbox: satisfaction_survey):
+    one-click links, signed, served by the Web-to-Case listener."""
+
+    # Where those links point: the public address of the Web-to-Case listener, e.g.
+    # "https://support.example.com" (the links are link_base/satisfaction/…).
+    link_base: str | None = None
+    valid_days: Annotated[float, Field(gt=0)] = 30.0  # a link older than this is refused
+
+    @field_validator("link_base")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) address like "
+                             "\"https://support.example.com\"")
+        return value.rstrip("/") if value else value
+
+
 class LoggingSettings(Section):
     """How much the daemon says, and how: text lines, or JSON lines for a log shipper."""
 
@@ -500,10 +522,12 @@ class Settings(Section):
     http: HttpSettings = HttpSettings()
     api: ApiSettings = ApiSettings()
     web_to_case: WebToCaseSettings = WebToCaseSettings()
+    satisfaction: SatisfactionSettings = SatisfactionSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()
     business_hours: tuple[BusinessHoursSettings, ...] = ()
     sla: tuple[SlaSettings, ...] = ()
+    webhook: tuple[WebhookSettings, ...] = ()
 
     @model_validator(mode="after")
     def _rules_name_mailboxes(self) -> Settings:
@@ -522,6 +546,15 @@ class Settings(Section):
         """The mailbox Web-to-Case files its forms into: the one named, else the first."""
         named = self.web_to_case.mailbox
         return next((box for box in self.mailbox if box.address == named), self.mailbox[0])
+    @field_validator("webhook")
+    @classmethod
+    def _distinct_webhooks(
+        cls, hooks: tuple[WebhookSettings, ...]
+    ) -> tuple[WebhookSettings, ...]:
+        names = [hook.name for hook in hooks]
+        if len(set(names)) != len(names):
+            raise ValueError("a webhook name is used twice")
+        return hooks
 
     @model_validator(mode="after")
     def _slas_name_what_exists(self) -> Settings:
@@ -536,6 +569,10 @@ class Settings(Section):
             if name is not None and name != ALWAYS_OPEN and name not in calendars:
                 raise ValueError(f"{where}.business_hours: {name!r} is neither "
                                  f"\"{ALWAYS_OPEN}\" nor a [[business_hours]] name")
+        surveyed = [box.address for box in self.mailbox if box.satisfaction_survey]
+        if surveyed and self.satisfaction.link_base is None:
+            raise ValueError(f"satisfaction.link_base: set it, where the survey links of "
+                             f"{surveyed[0]} point (the Web-to-Case listener)")
         for index, rule in enumerate(self.sla):
             where = f"sla[{index}]"
             for address in rule.mailbox:
@@ -654,6 +691,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "tokens": settings.tokens.model_copy(
             update={"secret_file": rooted(settings.tokens.secret_file)}
         ),
+        "webhook": tuple(hook.model_copy(update={"secret_file": rooted(hook.secret_file)})
+                         for hook in settings.webhook),
         "mailbox": tuple(
             box.model_copy(update={"imap": box.imap.model_copy(update={
                 "password_file": (rooted(box.imap.password_file)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 MAC_CHARS = 20  # 20 base32 characters = 100 bits
 _BOUNCE = re.compile(r"^bounce-(?P<id>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
+_SURVEY = re.compile(r"^survey-(?P<case>[0-9]{1,8})-(?P<expires>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$")
 _TOKEN = re.compile(
     r"^(?P<case>[0-9]{1,9})-(?P<kind>[can])(?P<pid>[0-9]{1,12})-(?P<mac>[a-z2-7]+)$"
 )
@@ -80,6 +81,23 @@ class TokenSigner:
         if match is None:
             return None
         return int(match["id"]) if self._genuine(f"bounce-{match['id']}", match["mac"]) else None
+
+    def make_survey(self, case_number: int, expires: int) -> str:
+        """The token of a case's satisfaction links, valid until ``expires`` (Unix
+        seconds): ``survey-<case>-<expires>-<mac>``."""
+        payload = f"survey-{case_number}-{expires}"
+        return f"{payload}-{self._mac(self._secrets[0], payload)}"
+
+    def verify_survey(self, token: str) -> tuple[int, int] | None:
+        """The case number and expiry a genuine survey token names, else None (the
+        caller checks the expiry: a forged and an expired link are refused alike)."""
+        match = _SURVEY.match(token.lower())
+        if match is None:
+            return None
+        payload = f"survey-{match['case']}-{match['expires']}"
+        if not self._genuine(payload, match["mac"]):
+            return None
+        return int(match["case"]), int(match["expires"])
 
     def _genuine(self, payload: str, mac: str) -> bool:
         """Whether ``mac`` signs ``payload`` under any configured secret, in constant time.

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailcase.cases.targets import TargetRules
 from mailcase.config import Settings
 from mailcase.outbound.notify import Notifier
+from mailcase.outbound.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,12 @@ class CaseSweep:
     """A sweep's parts; its ``sweep(now)`` finds due rows (``due``) and acts on each."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session],
-                 notifier: Notifier, targets: TargetRules) -> None:
+                 notifier: Notifier, targets: TargetRules, hooks: Webhooks) -> None:
         self.settings = settings
         self.sessions = sessions
         self.notifier = notifier
         self.targets = targets
+        self.hooks = hooks
         # Rows whose action failed, and when to try them again: until then the query
         # looks past them, so a row that always fails never holds the others back.
         self.failed: dict[int, datetime] = {}

@@ -25,7 +25,7 @@ from mailcase.cases.staff import Staff
 from mailcase.config import Duration
 from mailcase.lifecycle.casesweep import CaseSweep
 from mailcase.store.db import changed_rows
-from mailcase.store.models import Agent, Case, CaseTarget
+from mailcase.store.models import Case, CaseTarget
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,14 @@ class Escalation(CaseSweep):
         if claimed != 1:
             return None
         session.refresh(target)
-        book = CaseBook(session, self.settings.cases, now, self.targets)
+        book = CaseBook(session, self.settings.cases, now, self.targets, self.hooks)
         view = self._view(target)
         if breach:
             self._breach(book, case, target, view)
         else:
             book.record(case, "target warning", None, target=target.name, sla=target.sla,
                         due_at=target.due_at.isoformat())
-            self.notifier.target_alert(session, case, _owners(case), now,
+            self.notifier.target_alert(session, case, self.notifier.owners(case), now,
                                        template="sla_warning", target=view)
         log.info("case %s: %s %s (rule %s, due %s)", case.display_number, target.name,
                  "breached" if breach else "warning", target.sla, view["due_at"])
@@ -115,7 +115,7 @@ class Escalation(CaseSweep):
         staff = Staff(session)
         extra = [agent for address in (rule.alert if rule else ())
                  if (agent := staff.agent(address)) is not None]
-        self.notifier.target_alert(session, case, [*_owners(case), *extra], now,
+        self.notifier.target_alert(session, case, [*self.notifier.owners(case), *extra], now,
                                    template="sla_breach", target=view)
 
     @staticmethod
@@ -126,11 +126,3 @@ class Escalation(CaseSweep):
                 "sla": target.sla, "state": target.state,
                 "due_at": target.due_at.strftime("%Y-%m-%d %H:%M UTC")}
 
-
-def _owners(case: Case) -> list[Agent]:
-    """Who hears of a case's targets: its agent, else its queue's active members."""
-    if case.owner_agent is not None:
-        return [case.owner_agent]
-    if case.owner_queue is not None:
-        return [m.agent for m in case.owner_queue.members if m.agent.active]
-    return []

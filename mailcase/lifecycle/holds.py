@@ -57,7 +57,7 @@ class Holds(CaseSweep):
                 or case.waiting_since is None):
             return None
         closes_at = case.waiting_since + close_after
-        book = CaseBook(session, rules, now, self.targets)
+        book = CaseBook(session, rules, now, self.targets, self.hooks)
         if now >= closes_at:
             log.info("case %s closed: no reply from the customer since %s",
                      case.display_number, case.waiting_since.isoformat())

@@ -22,6 +22,7 @@ from mailcase.config import Settings
 from mailcase.lifecycle.escalation import Escalation
 from mailcase.lifecycle.holds import Holds
 from mailcase.outbound.notify import Notifier
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.store.db import one_instance
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,12 @@ class Sweeps:
     """Runs every sweep once, on one instance at a time."""
 
     def __init__(self, settings: Settings, engine: Engine, sessions: sessionmaker[Session],
-                 *, notifier: Notifier, targets: TargetRules,
+                 *, notifier: Notifier, targets: TargetRules, hooks: Webhooks,
                  clock: Callable[[], datetime]) -> None:
         self.engine = engine
         self.clock = clock
-        self.escalation = Escalation(settings, sessions, notifier, targets)
-        self.holds = Holds(settings, sessions, notifier, targets)
+        self.escalation = Escalation(settings, sessions, notifier, targets, hooks)
+        self.holds = Holds(settings, sessions, notifier, targets, hooks)
 
     def run(self) -> Counter[str]:
         """Act on what is due now; counts of what was done (empty when another instance

@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from mailcase.cases.book import RATINGS
 from mailcase.store.models import Case
 
 # From five minutes to a month: support times, not request latencies.
@@ -57,6 +58,8 @@ def case_time_metrics(session: Session) -> Iterator[Metric]:
             columns += [func.sum(case((column <= bound, 1), else_=0)) for bound in BUCKETS]
             columns += [func.count(column), func.coalesce(func.sum(column), 0)]
     columns.append(func.sum(case((Case.is_escalated & ~Case.is_closed, 1), else_=0)))
+    columns += [func.sum(case((Case.satisfaction == rating, 1), else_=0))
+                for rating in RATINGS]
     row = list(session.execute(select(*columns)).one())
     width = len(BUCKETS) + 2
     for index, (name, (text, *_pair)) in enumerate(TIMES.items()):
@@ -70,6 +73,12 @@ def case_time_metrics(session: Session) -> Iterator[Metric]:
             buckets.append(("+Inf", total))
             family.add_metric([label], buckets, float(summed or 0))
         yield family
+    ratings = row[-len(RATINGS):]
     escalated = GaugeMetricFamily("mailcase_cases_escalated", "Open cases marked escalated")
-    escalated.add_metric([], int(row[-1] or 0))
+    escalated.add_metric([], int(row[-len(RATINGS) - 1] or 0))
     yield escalated
+    rated = GaugeMetricFamily("mailcase_satisfaction", "Cases by their contact's rating",
+                              labels=["rating"])
+    for rating, count in zip(RATINGS, ratings, strict=True):
+        rated.add_metric([rating], int(count or 0))
+    yield rated

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -152,9 +152,32 @@ class Notifier:
                            "auto_closed", now=now, extra={})
 
     def closed(self, session: Session, case: Case, now: datetime) -> Sent:
-        """Send the resolution to the contact and the collaborators."""
-        return self._queue(session, case, list(self._customers(session, case)), "case_closed",
-                           now=now, extra={})
+        """Send the resolution to the contact and the collaborators, and the contact the
+        satisfaction survey where the case's mailbox asks for one."""
+        sent = self._queue(session, case, list(self._customers(session, case)),
+                           "case_closed", now=now, extra={})
+        return Sent(sent.queued + self.survey(session, case, now).queued)
+
+    def survey(self, session: Session, case: Case, now: datetime) -> Sent:
+        """The satisfaction survey: two signed one-click links, valid for
+        satisfaction.valid_days."""
+        settings = self.composer.settings
+        box = settings.mailbox_for(case.mailbox)
+        base = settings.satisfaction.link_base
+        if box is None or not box.satisfaction_survey or base is None:
+            return Sent(0)
+        expires = int((now + timedelta(days=settings.satisfaction.valid_days)).timestamp())
+        link = f"{base}/satisfaction/{self.composer.signer.make_survey(case.number, expires)}"
+        return self._queue(session, case, list(self._contact(case)), "satisfaction_survey",
+                           now=now, extra={"good_url": f"{link}?rating=good",
+                                           "bad_url": f"{link}?rating=bad"})
+
+    def rated_bad(self, session: Session, case: Case, now: datetime) -> Sent:
+        """Alert the owner (or the queue's members) that the contact rated it bad."""
+        people = [Recipient(a.email, a.name, Participant("a", a.id))
+                  for a in self.owners(case)]
+        return self._queue(session, case, people, "satisfaction_bad", now=now,
+                           extra={"comment": case.satisfaction_comment})
 
     def welcome(self, session: Session, case: Case, collaborator: Collaborator,
                 now: datetime) -> Sent:
@@ -167,6 +190,15 @@ class Notifier:
         person = self._collaborator(session, collaborator)
         return self._queue(session, case, [person], "collaborator_welcome",
                            now=now, extra={"history": history})
+
+    @staticmethod
+    def owners(case: Case) -> list[Agent]:
+        """Who hears of a case's own news: its agent, else its queue's active members."""
+        if case.owner_agent is not None:
+            return [case.owner_agent] if case.owner_agent.active else []
+        if case.owner_queue is not None:
+            return [m.agent for m in case.owner_queue.members if m.agent.active]
+        return []
 
     def _queue(self, session: Session, case: Case, people: list[Recipient], template: str, *,
                now: datetime, extra: dict[str, Any],

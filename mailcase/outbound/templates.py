@@ -40,7 +40,8 @@ BUILT_IN = "built in"  # where a set comes from when the operator's folder lacks
 REQUIRED_SETS = (
     "acknowledgement", "agent_reply", "case_logged", "new_comment", "internal_note",
     "case_closed", "collaborator_welcome", "command_refused", "case_assigned", "case_merged",
-    "sla_warning", "sla_breach", "hold_reminder", "auto_closed",
+    "sla_warning", "sla_breach", "hold_reminder", "auto_closed", "satisfaction_survey",
+    "satisfaction_bad",
 )
 # Variables a set gets beyond case, recipient, mailbox and reply_address.
 EXTRA_VARIABLES = {
@@ -50,6 +51,7 @@ EXTRA_VARIABLES = {
     "case_assigned": ("why", "owner"), "case_merged": ("merged",),
     "sla_warning": ("target", "owner"), "sla_breach": ("target", "owner"),
     "hold_reminder": ("closes_at",),
+    "satisfaction_survey": ("good_url", "bad_url"), "satisfaction_bad": ("comment",),
 }
 
 
@@ -196,6 +198,10 @@ def sample_context(name: str) -> dict[str, Any]:
         "target": {"name": "first_response", "label": "first response", "target": "4h",
                    "sla": "standard", "due_at": "2026-11-23 14:00 UTC", "state": "warned"},
         "closes_at": "2026-11-30 10:00 UTC",
+        "good_url": "https://support.example.com/satisfaction/survey-1000-1800000000-x"
+                    "?rating=good",
+        "bad_url": "https://support.example.com/satisfaction/survey-1000-1800000000-x"
+                   "?rating=bad",
     }
     extra = EXTRA_VARIABLES.get(name, ())
     return {k: v for k, v in context.items() if k in BASE_VARIABLES or k in extra}

@@ -20,6 +20,7 @@ from mailcase.identity.trust import Standing
 from mailcase.logs import about
 from mailcase.outbound.compose import Composer
 from mailcase.outbound.notify import Notifier
+from mailcase.outbound.webhooks import Webhooks
 from mailcase.pipeline.matching import Match
 from mailcase.reading.parsing import ParsedMail
 from mailcase.store.db import raw_slices
@@ -79,6 +80,7 @@ class Services:
     own: OwnAddresses
     dkim: DkimVerifier
     targets: TargetRules = field(default_factory=TargetRules)  # [[sla]] rules, calendars
+    webhooks: Webhooks = field(default_factory=Webhooks)  # told of every case change
 
 
 @dataclass

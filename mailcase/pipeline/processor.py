@@ -209,7 +209,8 @@ class Processor:
     def _run(self, session: Session, row: InboundMail, now: datetime) -> None:
         ctx = Context(
             inbound=row, session=session, services=self.services,
-            book=CaseBook(session, self.services.settings.cases, now, self.services.targets),
+            book=CaseBook(session, self.services.settings.cases, now, self.services.targets,
+                          self.services.webhooks),
             now=now,
         )
         savepoint = session.begin_nested()

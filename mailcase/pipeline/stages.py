@@ -6,12 +6,11 @@ raising an Outcome (Drop or Park); any other exception is unexpected and retried
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from sqlalchemy import select, text
 
-from mailcase.cases import replies, routing
+from mailcase.cases import files, replies, routing
 from mailcase.cases.errors import CaseError
 from mailcase.cases.staff import Staff
 from mailcase.identity import eligibility
@@ -24,8 +23,7 @@ from mailcase.pipeline.respond import acknowledge, held_back, notify
 from mailcase.pipeline.writer import authenticate, authorize
 from mailcase.reading import commands, parsing, replytext, screen, webform
 from mailcase.reading.thanks import only_thanks
-from mailcase.store.db import insert_unless_present
-from mailcase.store.models import Attachment, Blob, Case, Message
+from mailcase.store.models import Case, Message
 from mailcase.store.models.base import clean_text
 
 log = logging.getLogger(__name__)
@@ -387,23 +385,12 @@ def _store_attachments(ctx: Context, case: Case, message: Message, comment_id: i
     per distinct content (the raw mail keeps them all)."""
     limit = ctx.services.settings.attachments.max_size
     for part in ctx.parsed.attachments:
-        digest: str | None = None
-        if len(part.content) <= limit:
-            digest = hashlib.sha256(part.content).hexdigest()
-            if ctx.session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
-                insert_unless_present(
-                    ctx.session, Blob,
-                    {"sha256": digest, "size": len(part.content), "content": part.content},
-                    ["sha256"],
-                )
-        else:
+        files.store(ctx.session, case, filename=part.filename, content_type=part.content_type,
+                    content=part.content, limit=limit, message_id=message.id,
+                    comment_id=comment_id, content_id=part.content_id)
+        if len(part.content) > limit:
             ctx.notes.append(f"{part.filename} ({len(part.content)} bytes) is over "
                              f"attachments.max_size; kept in the raw mail only")
-        ctx.session.add(Attachment(
-            case_id=case.id, message_id=message.id, comment_id=comment_id,
-            filename=part.filename, content_type=part.content_type,
-            content_id=part.content_id, size=len(part.content), blob_sha256=digest,
-        ))
 
 
 PIPELINE = (

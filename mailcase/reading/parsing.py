@@ -34,6 +34,7 @@ MESSAGE_ID_MAX = 500
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+NAME_MAX = 255  # octets in one filename (Linux, most filesystems)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ def _fallback_name(content_type: str) -> str:
 
 
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
-    """A filename with no folders, control or shell-special characters, at most 255 chars."""
+    """A filename with no folders, control or shell-special characters, at most 255 bytes
+    in UTF-8 (NAME_MAX on Linux filesystems, so it can be written as it is)."""
     name = unicodedata.normalize("NFC", name or "")
     # Control and format characters (C1 controls, bidi overrides that disguise
     # "invoice\u202efdp.exe", zero-width spaces) never belong in a name.
@@ -222,7 +224,15 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     name = _UNSAFE_FILENAME.sub("_", name).strip(" .")
     if not name.strip("_"):
         return fallback
-    stem, dot, ext = name.rpartition(".")
-    if len(name) > 255:
-        name = (stem[: 254 - len(ext)] + dot + ext) if dot and len(ext) < 16 else name[:255]
+    if len(name.encode()) > NAME_MAX:
+        stem, dot, ext = name.rpartition(".")
+        if dot and len(ext) < 16:  # an extension worth keeping: cut the stem instead
+            name = _clipped(stem, NAME_MAX - len(ext.encode()) - 1) + dot + ext
+        else:
+            name = _clipped(name, NAME_MAX).rstrip(" .")
     return name
+
+
+def _clipped(text: str, octets: int) -> str:
+    """The longest start of ``text`` that is at most ``octets`` long in UTF-8."""
+    return text.encode()[:octets].decode("utf-8", "ignore")

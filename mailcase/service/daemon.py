@@ -139,9 +139,12 @@ class Daemon:
         self.sender = Worker("outbox sender",
                              lambda: self.app.sender.drain(self.stopping.is_set),
                              lambda: None)
+        self.webhooks = Worker("webhook sender",
+                               lambda: self.app.webhook_sender.drain(self.stopping.is_set),
+                               lambda: None)
         self.processor = Worker("processor",
                                 lambda: self.app.processor.drain(self.stopping.is_set),
-                                self.sender.wake)
+                                self._wake_senders)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions = Sessions()
@@ -239,7 +242,7 @@ class Daemon:
         log.info("Web-to-Case listening on %s:%s", web.host, server.port)
 
     def _start_workers(self) -> None:
-        for worker in (self.processor, self.sender):
+        for worker in (self.processor, self.sender, self.webhooks):
             worker.task = asyncio.create_task(worker.run(), name=worker.name)
             worker.wake()  # catch up on whatever was left from the last run
         self.scheduler.add_job(
@@ -267,7 +270,7 @@ class Daemon:
             log.exception("sweep failed; the next one tries again")
             return
         if done:
-            self.sender.wake()
+            self._wake_senders()
 
     def _start_pollers(self) -> None:
         for mailbox in self.app.settings.mailbox:
@@ -316,7 +319,12 @@ class Daemon:
 
     def _wake_all(self) -> None:
         self.processor.wake()
+        self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        """Mail and webhook events may have been queued: send them."""
         self.sender.wake()
+        self.webhooks.wake()
 
     async def stop(self) -> None:
         """Drain the listener, let in-flight work finish, then stop the workers."""
@@ -340,7 +348,7 @@ class Daemon:
         for door in (self.api, self.web_to_case):
             if door is not None:
                 await door.stop()
-        for worker in (self.processor, self.sender):
+        for worker in (self.processor, self.sender, self.webhooks):
             if worker.task is not None:
                 worker.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

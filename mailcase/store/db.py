@@ -17,7 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Update, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    LargeBinary,
+    Update,
+    column,
+    create_engine,
+    event,
+    func,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -277,28 +290,40 @@ BLOB_SLICE = 1 << 20
 
 def raw_slices(session: Session, row_id: int, size: int) -> Iterator[bytes]:
     """The raw bytes of inbound mail ``row_id`` (``size`` octets long) a slice at a time,
-    in the session's transaction, so a 25 MB mail is never one 25 MB bytes object here.
+    in the session's transaction, so a 25 MB mail is never one 25 MB bytes object here."""
+    return _slices(session, "inbound_mail", "raw", column("id") == row_id, size)
 
-    SQLite reads through incremental blob I/O (``inbound_mail.id`` is the rowid);
-    PostgreSQL through ``substring`` of the bytea. A small mail is read in one go.
+
+def blob_slices(session: Session, sha256: str, size: int) -> Iterator[bytes]:
+    """The content of the stored file ``sha256`` (``size`` octets) a slice at a time, as
+    ``raw_slices`` reads a mail."""
+    return _slices(session, "blobs", "content", column("sha256") == sha256, size)
+
+
+def _slices(session: Session, table_name: str, column_name: str,
+            row: ColumnElement[bool], size: int) -> Iterator[bytes]:
+    """Column ``column_name`` of the ``row`` of ``table_name`` a slice at a time.
+
+    SQLite reads through incremental blob I/O (by the row's rowid); PostgreSQL through
+    ``substr`` of the bytea. A small value is read in one go.
     """
+    source, value = table(table_name), column(column_name, LargeBinary)
     if size <= BLOB_SLICE:
-        yield session.execute(text("SELECT raw FROM inbound_mail WHERE id = :id"),
-                              {"id": row_id}).scalar_one()
+        yield bytes(session.execute(select(value).select_from(source).where(row)).scalar_one())
         return
     connection = session.connection()
     if connection.dialect.name == "sqlite":
+        rowid: int = connection.execute(
+            select(column("rowid")).select_from(source).where(row)).scalar_one()
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
-        with dbapi.blobopen("inbound_mail", "raw", row_id, readonly=True) as blob:
+        with dbapi.blobopen(table_name, column_name, rowid, readonly=True) as blob:
             while piece := blob.read(BLOB_SLICE):
                 yield piece
         return
-    query = text("SELECT substring(raw FROM :start FOR :length) FROM inbound_mail "
-                 "WHERE id = :id")
     for start in range(1, size + 1, BLOB_SLICE):  # bytea positions count from 1
-        yield bytes(connection.execute(
-            query, {"start": start, "length": BLOB_SLICE, "id": row_id}).scalar_one())
+        piece = select(func.substr(value, start, BLOB_SLICE)).select_from(source).where(row)
+        yield bytes(connection.execute(piece).scalar_one())
 
 
 @contextmanager

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from mailcase.app import App
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Author, Desk, NewCase
 from mailcase.cases.errors import BadValue, CaseError, NotFound
+from mailcase.cases.files import NewFile, StoredFile
 from mailcase.cases.finder import CaseFilter
 from mailcase.cases.staff import Staff
 from mailcase.store.models import ApiKey
@@ -50,8 +53,20 @@ class NewCaseIn(Acting):
         True, description="give it the owner its mail would have got, who is alerted")
 
 
+class FileIn(BaseModel):
+    """A file sent with a comment: its name, type (guessed from the name when left
+    out) and content in base64."""
+
+    filename: str
+    content_type: str | None = None
+    content_base64: str
+
+
 class CommentIn(Acting):
     body: str
+    files: list[FileIn] = Field(default_factory=list,
+                                description="files stored on the comment and mailed "
+                                            "with a public reply")
     public: bool = Field(True, description="a reply mailed to the customer, else an "
                                            "internal note for agents only")
     hold: bool | None = Field(None, description="put the case on hold (a public reply "
@@ -137,6 +152,8 @@ def _routes(current: Callable[[], App]) -> APIRouter:
                 raise BadValue(f"{body.agent} is not an active agent")
         return desk.author(body.agent, via=key.name)
 
+    _lookup_routes(router, current, reader)
+
     @router.get("/cases", summary="list cases, newest first")
     def list_cases(query: Annotated[CaseQuery, Query()], key: ApiKey = reader) -> dict[str, Any]:
         app = current()
@@ -177,10 +194,12 @@ def _routes(current: Callable[[], App]) -> APIRouter:
     def comment(number: str, body: CommentIn, key: ApiKey = writer) -> dict[str, Any]:
         desk = current().desk()
         author = acting(desk, key, body)
+        files = [NewFile(f.filename, f.content_type, _decoded(f)) for f in body.files]
         if body.public:
-            queued = desk.reply(parse_number(number), body.body, author, hold=body.hold)
+            queued = desk.reply(parse_number(number), body.body, author, hold=body.hold,
+                                files=files)
         else:
-            queued = desk.note(parse_number(number), body.body, author)
+            queued = desk.note(parse_number(number), body.body, author, files=files)
         return {"queued": queued}
 
     @router.patch("/cases/{number}", summary="change status, priority, owner or parent")
@@ -218,6 +237,54 @@ def _routes(current: Callable[[], App]) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -> None:
+    """The routes that look things up: search, a case's attachments, accepted mail."""
+
+    @router.get("/search", summary="cases holding every word of q, best first")
+    def search(q: str, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+               cursor: str | None = None, open: bool = False,
+               key: ApiKey = reader) -> dict[str, Any]:
+        page = current().desk().search(q, limit=limit, cursor=cursor, open_only=open)
+        return {"cases": page.rows, "next_cursor": page.next_cursor}
+
+    @router.get("/cases/{number}/attachments/{attachment_id}",
+                summary="one of a case's files, as it came",
+                response_class=StreamingResponse)
+    def attachment(number: str, attachment_id: int,
+                   key: ApiKey = reader) -> StreamingResponse:
+        return _download(current().desk().attachment(parse_number(number), attachment_id))
+
+    @router.get("/inbound/{inbound_id}/raw", summary="an accepted mail's raw .eml",
+                response_class=StreamingResponse)
+    def raw(inbound_id: int, key: ApiKey = reader) -> StreamingResponse:
+        return _download(current().desk().raw_mail(inbound_id))
+
+
+def _decoded(file: FileIn) -> bytes:
+    try:
+        return base64.b64decode(file.content_base64, validate=True)
+    except binascii.Error:
+        raise BadValue(f"{file.filename}: content_base64 is not base64") from None
+
+
+def _download(opening: AbstractContextManager[StoredFile]) -> StreamingResponse:
+    """A stored file streamed a slice at a time, as a download: never shown inline (a
+    customer's HTML must not run on the API's origin), its name in RFC 6266 form."""
+    stack = ExitStack()
+    stored = stack.enter_context(opening)  # NotFound and the like before any byte
+
+    def body() -> Iterator[bytes]:
+        with stack:
+            yield from stored.chunks
+
+    ascii_name = stored.filename.encode("ascii", "replace").decode().replace('"', "_")
+    disposition = (f'attachment; filename="{ascii_name}"; '
+                   f"filename*=UTF-8''{quote(stored.filename)}")
+    return StreamingResponse(body(), media_type=stored.content_type, headers={
+        "Content-Length": str(stored.size), "Content-Disposition": disposition,
+        "X-Content-Type-Options": "nosniff"})
 
 
 def _cursor(number: int) -> str:

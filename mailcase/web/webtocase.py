@@ -1,4 +1,5 @@
-"""Web-to-Case: ``POST /web-to-case`` turns a form on a public site into a case.
+"""Web-to-Case: ``POST /web-to-case`` turns a form on a public site into a case; the same
+public listener serves the satisfaction survey's links (web.satisfaction).
 
 A form is stored exactly as a mail is — written as one (web.formmail) and committed by
 the same durable intake before the answer — and processed by the same pipeline (origin
@@ -30,6 +31,7 @@ from mailcase.reading import webform
 from mailcase.web import formmail
 from mailcase.web.guard import Limiter, Refused, check_origin, retry_after
 from mailcase.web.page import page
+from mailcase.web.satisfaction import survey_routes
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def make_web_to_case(current: Callable[[], App], wake: Callable[[], None]) -> Fa
     so a reload keeps them."""
     door = FastAPI(title="mailcase Web-to-Case", openapi_url=None, docs_url=None,
                    redoc_url=None)
+    door.include_router(survey_routes(current))  # the satisfaction links are public too
     limiter = Limiter()
 
     @door.post(PATH)

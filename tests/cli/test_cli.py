@@ -356,7 +356,8 @@ def test_cases_show_json_has_contract_fields(
     threaded_case: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`cases show N --json` gives every field of the public contract, with collaborators,
-    comments and their attachments in the promised shape."""
+    comments and their attachments in the promised shape (each with the ID `cases
+    attachment` takes)."""
     code, out, err = run(capsys, "-c", threaded_case, "cases", "show", "00001000", "--json")
     assert code == 0, err
     case = json.loads(out)
@@ -380,8 +381,9 @@ def test_cases_show_json_has_contract_fields(
     assert comment["body"] == "Here is the log."
     assert comment["public"] is True
     assert datetime.fromisoformat(comment["created_at"]).tzinfo is not None
+    [first_file] = case["attachments"]
     assert comment["attachments"] == [
-        {"filename": "printer.log", "size": len(ATTACHMENT),
+        {"id": first_file["id"] + 1, "filename": "printer.log", "size": len(ATTACHMENT),
          "content_type": "application/octet-stream", "content_id": None, "stored": True},
     ]
 

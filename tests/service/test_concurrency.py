@@ -13,6 +13,7 @@ from sqlalchemy import select
 from mailcase.app import App
 from mailcase.cases.book import CaseBook
 from mailcase.cases.errors import CaseError
+from mailcase.cases.finder import CaseFilter
 from mailcase.store import db, migrate
 from mailcase.store.models import Case, InboundMail
 from tests.support.servers import mail, running_daemon, send, wait_for
@@ -116,7 +117,7 @@ def test_readers_are_not_blocked_by_a_writer(app: App) -> None:
     with app.sessions.begin() as session:
         CaseBook(session, app.settings.cases, app.clock()).get(1000)  # locks it
         with ThreadPoolExecutor(1) as pool:
-            listed = pool.submit(desk.list, status=None, open_only=False, limit=10)
+            listed = pool.submit(desk.list, CaseFilter(), 10)
             shown = pool.submit(desk.show, 1000)
             assert [c["number"] for c in listed.result(timeout=3)] == ["00001000"]
             assert shown.result(timeout=3)["subject"] == "Printer on fire"

@@ -5,6 +5,7 @@ pages stay stable while cases arrive; mistakes get the right status and one sent
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +175,51 @@ def test_pages_stay_stable_while_cases_arrive(api: Api) -> None:
         assert client.get("/cases", params={"cursor": "nonsense"}).status_code == 422
         assert client.get("/cases", params={"status": "Sleeping"}).status_code == 422
         assert client.get("/cases", params={"limit": 0}).status_code == 422
+
+
+def test_files_go_in_with_a_reply_and_come_out_as_they_were(api: Api, sink: Sink) -> None:
+    """A reply's base64 file is stored, listed and mailed; it downloads byte-identical as
+    an attachment (never inline); a file of another case or an unknown mail is 404; an
+    accepted mail's raw .eml downloads as stored; bad base64 is 422."""
+    content = bytes(range(256)) * 40
+    raw = (b"From: carl@customer.org\r\nTo: support@example.com\r\nSubject: Log\r\n"
+           b"Message-ID: <log@customer.org>\r\n\r\nSee the log.\r\n")
+    api.app.intake.accept(raw, mail_from=CARL, rcpt_to=["support@example.com"],
+                          source="test")
+    api.app.processor.drain()
+    with api.client() as client:
+        other = opened(client)
+        answer = client.post("/cases/00001000/comments", json={
+            "body": "The fixed driver.", "files": [{
+                "filename": "<script>driver.bin", "content_base64":
+                    base64.b64encode(content).decode()}]})
+        assert answer.status_code == 201, answer.text
+        [comment] = client.get("/cases/00001000").json()["comments"]
+        [listed] = comment["attachments"]
+        got = client.get(f"/cases/00001000/attachments/{listed['id']}")
+        assert got.status_code == 200 and got.content == content
+        assert got.headers["Content-Disposition"].startswith("attachment;")
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+        assert client.get(f"/cases/{other}/attachments/{listed['id']}").status_code == 404
+        assert client.get("/inbound/1/raw").content == raw
+        assert client.get("/inbound/999/raw").status_code == 404
+        bad = client.post("/cases/00001000/comments", json={
+            "body": "x", "files": [{"filename": "a", "content_base64": "%%%"}]})
+        assert bad.status_code == 422
+    wait_for(lambda: any(m.message.get_content_maintype() == "multipart"
+                         and "driver.bin" in str(m.message) for m in sink.messages),
+             timeout=20, what="the reply with its file at the relay")
+
+
+def test_search_finds_a_word_of_a_comment(api: Api) -> None:
+    """GET /search finds a case by a word of a later comment, with where it matched; an
+    empty query is 422."""
+    with api.client() as client:
+        number = opened(client)
+        opened(client, subject="Unrelated")
+        assert client.post(f"/cases/{number}/comments",
+                           json={"body": "The flux capacitor overheated."}).status_code == 201
+        found = client.get("/search", params={"q": "capacitor"}).json()
+        assert [c["number"] for c in found["cases"]] == [number]
+        assert "comment" in found["cases"][0]["matched"]
+        assert client.get("/search", params={"q": "  "}).status_code == 422

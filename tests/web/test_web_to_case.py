@@ -14,6 +14,7 @@ import signal
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email import message_from_bytes, policy
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from sqlalchemy.engine import make_url
 
 from mailcase import config
 from mailcase.app import App
+from mailcase.cases.desk import NewCase
+from mailcase.cli import main
 from mailcase.config.webform import WebToCaseSettings
 from mailcase.intake.accept import Intake
 from mailcase.store import db
@@ -34,7 +37,7 @@ from tests.support.mailsink import Sink, free_port
 from tests.support.paths import ROOT
 from tests.support.servers import mail, running_daemon, send, wait_for, write_config
 
-CARL = "carl@customer.org"
+BOB, CARL = "bob@example.com", "carl@customer.org"
 FORM = {"email": CARL, "name": "Carl Customer", "company": "Customer Ltd",
         "phone": "+49 30 1234567", "subject": "Printer on fire",
         "description": "Smoke.\nLots of it."}
@@ -251,6 +254,36 @@ def test_web_headers_in_smtp_mail_set_nothing(make_app: Callable[..., App]) -> N
     case = app.desk().show(number)
     assert (case["origin"], case["supplied_company"], case["supplied_phone"]) == (
         "Email", None, None)
+
+
+def test_the_satisfaction_links_are_served_by_the_web_to_case_listener(
+        open_door: Callable[..., Door], tmp_path: Path) -> None:
+    """The survey mailed on a close is answered through the public listener: a click
+    records the rating, the comment form adds a comment, a forged link is refused."""
+    door = open_door({"mailbox": {"address": "support@example.com",
+                                  "satisfaction_survey": True},
+                      "satisfaction": {"link_base": "https://help.example.com/"}})
+    assert main(["-c", str(tmp_path / "mailcase.toml"), "agents", "add", BOB]) == 0
+    desk = door.app.desk()
+    desk.new(NewCase(email=CARL, subject="Printer"), desk.author(BOB))
+    desk.close(1000, "New fuser.", desk.author(BOB))
+    with door.app.readers() as session:
+        raws = session.scalars(select(OutboundMail.raw)).all()
+    texts = [message_from_bytes(raw, policy=policy.default).get_body(("plain",))
+             for raw in raws]
+    [path] = {link for text in texts if text is not None for link in re.findall(
+        r"https://help\.example\.com(/satisfaction/[^?\s]+)\?rating=good",
+        text.get_content())}
+    with httpx.Client(base_url=door.url, timeout=10) as client:
+        rated = client.get(path, params={"rating": "good"})
+        assert rated.status_code == 200, rated.text
+        assert "Your rating of case 00001000 is recorded" in rated.text
+        commented = client.post(path, data={"rating": "good", "comment": "Quick and kind."})
+        assert commented.status_code == 200, commented.text
+        forged = client.get(path[:-3] + "zzz", params={"rating": "bad"})
+        assert forged.status_code == 403
+    satisfaction = desk.show(1000)["satisfaction"]
+    assert satisfaction["rating"] == "good", satisfaction
 
 
 def readme_section() -> str:

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection
 
+from mailcase.store.migrate import COMPARE_OPTIONS
 from mailcase.store.models import Base
 
 connection = context.config.attributes.get("connection")
@@ -13,7 +14,7 @@ context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
-    compare_type=True,
+    **COMPARE_OPTIONS,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -13,6 +13,7 @@ from mailcase.store.models.case import (
     Event,
 )
 from mailcase.store.models.clock import CaseTarget
+from mailcase.store.models.hooks import WebhookDelivery
 from mailcase.store.models.mail import (
     MESSAGE_ID_MAX,
     Bounce,
@@ -50,4 +51,5 @@ __all__ = [
     "QueueMember",
     "RecipientStatus",
     "UTCDateTime",
+    "WebhookDelivery",
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, String, Text
+from sqlalchemy import DateTime, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints let Alembic migrations drop and alter them on both engines.
@@ -94,3 +94,16 @@ class Base(DeclarativeBase):
     """Every mailcase table."""
 
     metadata = MetaData(naming_convention=NAMING)
+
+
+class Delivery:
+    """The columns of something sent and retried until a deadline (outbound mail, a
+    webhook event): where it stands, its tries, and the far end's last answer."""
+
+    status: Mapped[str] = mapped_column(Clipped(20), default="pending")  # sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(CleanText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

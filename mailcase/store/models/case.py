@@ -83,6 +83,10 @@ class Case(Base):
     business_first_response_seconds: Mapped[int | None] = mapped_column(Integer)
     resolution_seconds: Mapped[int | None] = mapped_column(Integer)
     business_resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+    # The contact's answer to the satisfaction survey: good or bad, a comment, when.
+    satisfaction: Mapped[str | None] = mapped_column(Clipped(10))
+    satisfaction_comment: Mapped[str | None] = mapped_column(CleanText)
+    satisfaction_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact | None] = relationship()
     account: Mapped[Account | None] = relationship()

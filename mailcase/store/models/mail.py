@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailcase.store.models.base import Base, CleanText, Clipped, UTCDateTime
+from mailcase.store.models.base import Base, CleanText, Clipped, Delivery, UTCDateTime
 
 if TYPE_CHECKING:
     from mailcase.store.models.case import Case
@@ -82,7 +82,7 @@ class InboundMail(Base):
     case: Mapped[Case | None] = relationship()
 
 
-class OutboundMail(Base):
+class OutboundMail(Delivery, Base):
     """One mail to one recipient, rendered once and written in the transaction that caused it."""
 
     __tablename__ = "outbound_mail"
@@ -100,13 +100,6 @@ class OutboundMail(Base):
     rcpt_to: Mapped[str] = mapped_column(Clipped(320))
     message_id: Mapped[str] = mapped_column(Clipped(MESSAGE_ID_MAX))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    status: Mapped[str] = mapped_column(Clipped(20), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(CleanText)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     case: Mapped[Case | None] = relationship()
 
