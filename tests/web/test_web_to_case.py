@@ -193,6 +193,22 @@ def test_rates_per_address_and_per_client_are_limited(open_door: Callable[..., D
         CARL, "carl+2@customer.org", "dora@customer.org"]
 
 
+def test_a_trusted_proxy_names_the_client(open_door: Callable[..., Door]) -> None:
+    """Behind a proxy in trusted_proxies each client is counted by the X-Forwarded-For the
+    proxy sends, and the stored mail's Received line names it."""
+    door = open_door(per_client=1, trusted_proxies=["127.0.0.1"])
+
+    def sent_by(client: str, email: str) -> int:
+        return door.post({**FORM, "email": email},
+                         headers={"Origin": SITE, "X-Forwarded-For": client}).status_code
+    assert sent_by("203.0.113.1", "ann@customer.org") == 201
+    assert sent_by("203.0.113.1", "bea@customer.org") == 429
+    assert sent_by("198.51.100.7", "cid@customer.org") == 201
+    assert [row.raw.split(b"\r\n", 1)[0] for row in door.inbound()] == [
+        b"Received: from [203.0.113.1] by mailcase with HTTP (Web-to-Case);",
+        b"Received: from [198.51.100.7] by mailcase with HTTP (Web-to-Case);"]
+
+
 def test_a_store_that_cannot_be_reached_answers_503_and_keeps_nothing(
         open_door: Callable[..., Door], database_url: str, tmp_path: Path) -> None:
     """When the database cannot be reached the browser hears 503 with Retry-After and
