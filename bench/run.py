@@ -324,6 +324,7 @@ level = "WARNING"
         """One agent reply on a case with 20 collaborators, until all 21 mails arrived."""
         from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
         from mailcase.app import App  # noqa: PLC0415
+        from mailcase.cases.finder import CaseFilter  # noqa: PLC0415
         from mailcase.cases.book import CaseBook  # noqa: PLC0415
         from mailcase.store.models import InboundMail  # noqa: PLC0415
 
@@ -393,6 +394,7 @@ level = "WARNING"
         ``Desk.list`` on the same store."""
         from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
         from mailcase.app import App  # noqa: PLC0415
+        from mailcase.cases.finder import CaseFilter  # noqa: PLC0415
         from mailcase.store import db  # noqa: PLC0415
 
         args = self.args
@@ -420,7 +422,7 @@ level = "WARNING"
                                                  args.search_queries):
             took[kind] += search.timed(lambda query=query: desk.search(query))  # type: ignore[misc]
             found[kind] += bool(desk.search(query, limit=1).rows)
-        listing = search.timed(lambda: desk.list(status=None, open_only=False, limit=20), 50)
+        listing = search.timed(lambda: desk.list(CaseFilter(), 20), 50)
         app.close()
         every = [seconds for kind in took.values() for seconds in kind]
         base = statistics.median(listing) * 1000
