@@ -25,6 +25,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     rows = run.main(["--messages", "24", "--import-messages", "30", "--scale-cases", "500",
                      "--concurrency", "2", "--engines", "sqlite",
                      "--big-mail-bytes", "300000", "--timeout", "120",
+                     "--api-cases", "200", "--api-seconds", "1",
                      "--output", str(output)])
     measures = [row.measure for row in rows]
     for expected in ("SMTP accept, bare aiosmtpd, new connection each",
@@ -32,9 +33,13 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "DATA→250 p99 at half the peak rate", "SMTP accept with 500 cases",
                      "import of a 30-mail mbox", "fan-out: one reply to 21 people",
                      "agent reply from the command line until at the relay",
+                     "API GET, bare FastAPI hello-world", "API GET /cases/{n}, 2 clients: 12",
+                     "API GET /cases/{n} latency p50 / p99, 2 clients",
+                     "API GET /cases/{n} latency, one client",
                      "peak RSS growth of the listener", "peak RSS growth of the processing",
                      "listener process RSS", "processing process RSS"):
         assert any(m.startswith(expected) for m in measures), f"no row for {expected}"
     assert all(row.value > 0 for row in rows)
-    assert not any(m.startswith(("mail refused", "mail not processed")) for m in measures)
+    assert not any(m.startswith(("mail refused", "mail not processed", "API requests not"))
+                   for m in measures)
     assert "| measure | engine |" in output.read_text()
