@@ -111,6 +111,12 @@ def run(port: int, mails: list[bytes], *, concurrency: int, reuse: bool,
     with context.Pool(concurrency) as pool:
         results = pool.starmap(_client, [(port, share, recipient, reuse, interval, start_at)
                                          for share in shares])
+    return gather(results)
+
+
+def gather(results: list[ClientResult]) -> LoadResult:
+    """The clients' results as one: every latency, all refusals, from the first start to
+    the last end."""
     latencies = [value for result in results for value in result.latencies]
     return LoadResult(
         sent=len(latencies),

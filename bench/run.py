@@ -34,7 +34,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from bench import load, search, seed
+from bench import api, load, search, seed
 from bench.corpus import generate, write_mbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,11 +99,13 @@ class Bench:
     # -- servers ------------------------------------------------------------------
 
     @contextmanager
-    def bare(self) -> Iterator[int]:
-        """The baseline server (also the outbound relay mailcase sends its answers to)."""
+    def bare(self, module: str = "bench.bare") -> Iterator[int]:
+        """A baseline server in its own process on a free port: ``bench.bare``, the bare
+        aiosmtpd (also the outbound relay mailcase sends its answers to), or
+        ``bench.bare_api``, FastAPI's hello-world."""
         port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "bench.bare", str(port)], cwd=ROOT,
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, "-m", module, str(port)], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL)
         try:
             wait_port(port)
             yield port
@@ -133,8 +135,10 @@ class Bench:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
 
-    def config(self, name: str, url: str, relay_port: int) -> tuple[Path, int]:
-        """A config file for mailcase on ``url`` sending its mail to the relay."""
+    def config(self, name: str, url: str, relay_port: int,
+               extra: str = "") -> tuple[Path, int]:
+        """A config file for mailcase on ``url`` sending its mail to the relay, with the
+        ``extra`` sections given."""
         folder = self.workdir / name
         folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -160,7 +164,7 @@ dir = "{ROOT / 'templates'}"
 secret_file = "{folder / 'token-secret'}"
 [logging]
 level = "WARNING"
-""", encoding="utf-8")
+{extra}""", encoding="utf-8")
         return path, port
 
     @contextmanager
@@ -202,6 +206,8 @@ level = "WARNING"
                     self.wake(engine)
                 if args.search_cases and "search" not in args.skip:
                     self.search(engine)
+                if "api" not in args.skip:
+                    self.api_read(engine, bare_port)
             if "bigmail" not in args.skip:
                 self.big_mail(bare_port)
 
@@ -439,6 +445,66 @@ level = "WARNING"
                 search.percentile(seconds, 0.99) * 1000, "ms p99",
                 f"p50 {statistics.median(seconds) * 1000:,.1f} ms", None, "", None))
 
+    def api_read(self, engine: str, relay_port: int) -> None:
+        """``GET /api/v1/cases/{number}`` of a case with a dozen comments among
+        ``--api-cases`` others, from ``serve`` with the API on, against FastAPI's bare
+        hello-world measured just before by the same clients: all of them at once for
+        the rate, then one alone for the latency of a request that waits for no other."""
+        args = self.args
+        config, port, api_port = self.api_config(engine, relay_port)
+        number = api.prepare(config, args.api_cases)
+        key = subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config), "api-keys",
+                              "create", "bench", "--scope", "read"], check=True, cwd=ROOT,
+                             capture_output=True, text=True).stdout.strip()
+        alone = args.api_seconds / 3
+        with self.bare("bench.bare_api") as bare_port:
+            bare = api.run(bare_port, "/hello", seconds=args.api_seconds,
+                           concurrency=args.concurrency)
+            bare_one = api.run(bare_port, "/hello", seconds=alone, concurrency=1)
+        path = f"/api/v1/cases/{number:08d}"
+        with self.daemon(config, port):
+            wait_port(api_port)
+            shown = api.check(api_port, path, key)
+            served = api.run(api_port, path, seconds=args.api_seconds,
+                             concurrency=args.concurrency, key=key)
+            one = api.run(api_port, path, seconds=alone, concurrency=1, key=key)
+
+        def ms(result: load.LoadResult, share: float) -> float:
+            return result.percentile(share) * 1000
+
+        clients = f"{args.concurrency} clients"
+        self.rows += [
+            Row(f"API GET, bare FastAPI hello-world on uvicorn, {clients}", engine, bare.rate,
+                "req/s", f"p50 {ms(bare, 0.5):.1f} ms, p99 {ms(bare, 0.99):.1f} ms", None,
+                "(baseline)"),
+            Row(f"API GET /cases/{{n}}, {clients}: {shown.comments} comments, "
+                f"{shown.size / 1024:.0f} KB of JSON, among {args.api_cases:,} cases", engine,
+                served.rate, "req/s", f"{bare.rate:,.0f} req/s bare",
+                served.rate / bare.rate if bare.rate else None, "(no target)"),
+            Row(f"API GET /cases/{{n}} latency p50 / p99, {clients}", engine, ms(served, 0.99),
+                "ms p99", f"p50 {ms(served, 0.5):.1f} ms", None, "(no target)"),
+            Row("API GET /cases/{n} latency, one client alone", engine, ms(one, 0.5),
+                "ms p50", f"p99 {ms(one, 0.99):.1f} ms; bare p50 {ms(bare_one, 0.5):.1f} ms",
+                None, "(no target)"),
+        ]
+        refused = bare.refused + bare_one.refused + served.refused + one.refused
+        if refused:
+            self.rows.append(Row("API requests not answered 200 (bare and mailcase)", engine,
+                                 refused, "req", "", None, "0", False))
+
+    def api_config(self, engine: str, relay_port: int) -> tuple[Path, int, int]:
+        """A fresh database and a config for ``serve`` with the API on a free port: the
+        config, the SMTP port and the API's port."""
+        url = self.database(engine, f"api_{engine}")
+        api_port = free_port()
+        config, port = self.config(f"api_{engine}", url, relay_port, extra=f"""
+[api]
+enabled = true
+host = "127.0.0.1"
+port = {api_port}
+""")
+        return config, port, api_port
+
     def big_mail(self, bare_port: int) -> None:
         """Peak memory of the daemon while it accepts and processes one large mail."""
         url = self.database("sqlite", "bigmail")
@@ -600,6 +666,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a PostgreSQL server where databases may be created")
     parser.add_argument("--big-mail-bytes", type=int, default=25 * 10**6 - 100_000)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--api-cases", type=int, default=10_000,
+                        help="cases seeded beside the one the API measure reads")
+    parser.add_argument("--api-seconds", type=float, default=15.0,
+                        help="how long the HTTP clients read, for mailcase and the bare app")
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
                         help="leave out measures: accept (with end to end and scale), import, "
                              "fanout, wake, search, bigmail (comma-separated)")

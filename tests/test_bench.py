@@ -26,6 +26,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "--search-cases", "300", "--search-queries", "2",
                      "--concurrency", "2", "--engines", "sqlite",
                      "--big-mail-bytes", "300000", "--timeout", "120",
+                     "--api-cases", "200", "--api-seconds", "1",
                      "--output", str(output)])
     measures = [row.measure for row in rows]
     for expected in ("SMTP accept, bare aiosmtpd, new connection each",
@@ -34,9 +35,13 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "import of a 30-mail mbox", "fan-out: one reply to 21 people",
                      "agent reply from the command line until at the relay",
                      "search p50 / p99, 300 cases", "… search for phrase",
+                     "API GET, bare FastAPI hello-world", "API GET /cases/{n}, 2 clients: 12",
+                     "API GET /cases/{n} latency p50 / p99, 2 clients",
+                     "API GET /cases/{n} latency, one client",
                      "peak RSS growth of the listener", "peak RSS growth of the processing",
                      "listener process RSS", "processing process RSS"):
         assert any(m.startswith(expected) for m in measures), f"no row for {expected}"
     assert all(row.value > 0 for row in rows)
-    assert not any(m.startswith(("mail refused", "mail not processed")) for m in measures)
+    assert not any(m.startswith(("mail refused", "mail not processed", "API requests not"))
+                   for m in measures)
     assert "| measure | engine |" in output.read_text()

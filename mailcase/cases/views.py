@@ -192,8 +192,12 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
     verdicts, opening = _verdicts(session, case)
     children = session.scalars(
         select(Case.number).where(Case.parent_id == case.id).order_by(Case.number))
-    # In the order written: a merged case's comments keep their dates among these.
-    comments = sorted(case.comments, key=lambda c: (c.created_at, c.id))
+    # In the order written: a merged case's comments keep their dates among these. Their
+    # files come in one query for all of them, not one each.
+    comments = sorted(session.scalars(
+        select(Comment).where(Comment.case_id == case.id)
+        .options(selectinload(Comment.attachments))).all(),
+        key=lambda c: (c.created_at, c.id))
     targets = session.scalars(
         select(CaseTarget).where(CaseTarget.case_id == case.id).order_by(CaseTarget.id)).all()
     running = [t.due_at for t in targets if t.met_at is None and t.paused_at is None]

@@ -50,7 +50,11 @@ class HttpServer:
     def start(self) -> None:
         """Bind (OSError if the address cannot be had) and serve in the background."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, not left 0: asyncio turns Nagle's algorithm off (TCP_NODELAY)
+        # only on sockets whose proto says TCP, and with it on, the body of each answer
+        # after the first on a kept-alive connection waited ~40 ms for the client's
+        # delayed ACK of the headers (bench/README.md, the API rows).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))

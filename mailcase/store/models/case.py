@@ -62,7 +62,7 @@ class Case(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     owner_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id"))
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     # A case merged into another is closed; its mail threads into that one. No foreign
     # key in the schema (migration 0005 says why): the case rules alone set it.
     merged_into_id: Mapped[int | None] = mapped_column(Integer)
