@@ -84,6 +84,14 @@ class CloseIn(Acting):
     resolution: str
 
 
+class CloneIn(Acting):
+    subject: str | None = Field(None, description="the clone's subject (default: the same)")
+
+
+class MergeIn(Acting):
+    into: str = Field(description="the number of the case this one is merged into")
+
+
 class CaseQuery(BaseModel):
     """Which cases ``GET /cases`` lists; every filter given must hold."""
 
@@ -215,26 +223,13 @@ def _routes(current: Callable[[], App]) -> APIRouter:
         queued = desk.close(parse_number(number), body.resolution, acting(desk, key, body))
         return {"queued": queued}
 
+    _link_routes(router, current, writer, acting)
+
     @router.post("/cases/{number}/reopen", summary="reopen a closed case")
     def reopen(number: str, body: Acting, key: ApiKey = writer) -> dict[str, Any]:
         desk = current().desk()
         desk.reopen(parse_number(number), acting(desk, key, body))
         return desk.show(parse_number(number))
-
-    @router.post("/cases/{number}/collaborators", status_code=201,
-                 summary="keep someone informed (the mailbox's policy; at most 20)")
-    def add_collaborator(number: str, body: CollaboratorIn, key: ApiKey = writer) -> dict[str, Any]:
-        desk = current().desk()
-        added = desk.add_collaborator(parse_number(number), body.email, body.name,
-                                      acting(desk, key, body))
-        return {"added": added}
-
-    @router.delete("/cases/{number}/collaborators/{email}", status_code=204,
-                   summary="stop keeping someone informed")
-    def remove_collaborator(number: str, email: str, key: ApiKey = writer) -> Response:
-        desk = current().desk()
-        desk.remove_collaborator(parse_number(number), email, desk.author(None, via=key.name))
-        return Response(status_code=204)
 
     return router
 
@@ -260,6 +255,44 @@ def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -
                 response_class=StreamingResponse)
     def raw(inbound_id: int, key: ApiKey = reader) -> StreamingResponse:
         return _download(current().desk().raw_mail(inbound_id))
+
+
+def _link_routes(router: APIRouter, current: Callable[[], App], writer: Any,
+                 acting: Callable[[Desk, ApiKey, Acting], Author]) -> None:
+    """The routes that tie cases and people together: clone, merge, collaborators."""
+
+    @router.post("/cases/{number}/collaborators", status_code=201,
+                 summary="keep someone informed (the mailbox's policy; at most 20)")
+    def add_collaborator(number: str, body: CollaboratorIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        added = desk.add_collaborator(parse_number(number), body.email, body.name,
+                                      acting(desk, key, body))
+        return {"added": added}
+
+    @router.delete("/cases/{number}/collaborators/{email}", status_code=204,
+                   summary="stop keeping someone informed")
+    def remove_collaborator(number: str, email: str, key: ApiKey = writer) -> Response:
+        desk = current().desk()
+        desk.remove_collaborator(parse_number(number), email, desk.author(None, via=key.name))
+        return Response(status_code=204)
+
+    @router.post("/cases/{number}/clone", status_code=201,
+                 summary="a new case with the same contact, fields and collaborators")
+    def clone(number: str, body: CloneIn, response: Response,
+              key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        made = f"{desk.clone(parse_number(number), body.subject, acting(desk, key, body)):08d}"
+        response.headers["Location"] = f"{PREFIX}/cases/{made}"
+        return {"number": made}
+
+    @router.post("/cases/{number}/merge", summary="merge this case into another")
+    def merge(number: str, body: MergeIn, key: ApiKey = writer) -> dict[str, Any]:
+        desk = current().desk()
+        merged, queued = desk.merge(parse_number(number), parse_number(body.into),
+                                    acting(desk, key, body))
+        return {"into": f"{parse_number(body.into):08d}", "comments": merged.comments,
+                "files": merged.files, "collaborators": list(merged.collaborators),
+                "left_out": list(merged.left_out), "queued": queued}
 
 
 def _decoded(file: FileIn) -> bytes:

@@ -241,3 +241,26 @@ def test_search_finds_a_word_of_a_comment(api: Api) -> None:
         assert [c["number"] for c in found["cases"]] == [number]
         assert "comment" in found["cases"][0]["matched"]
         assert client.get("/search", params={"q": "  "}).status_code == 422
+
+
+def test_clone_and_merge_through_the_api(api: Api) -> None:
+    """A clone is a new case with the source's contact (201 and its Location); a merge
+    closes the source into the target, whose history gets its comment; merging into
+    itself is refused (409)."""
+    with api.client() as client:
+        source = opened(client, subject="Printer")
+        cloned = client.post(f"/cases/{source}/clone", json={"subject": "Printer, again"})
+        assert cloned.status_code == 201, cloned.text
+        copy = cloned.json()["number"]
+        assert cloned.headers["Location"] == f"/api/v1/cases/{copy}"
+        assert client.get(f"/cases/{copy}").json()["contact"] == CARL
+        assert client.post(f"/cases/{copy}/comments", json={"body": "Same fuser."}
+                           ).status_code == 201
+        merged = client.post(f"/cases/{copy}/merge", json={"into": source})
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["into"] == source and merged.json()["comments"] == 1
+        assert client.get(f"/cases/{copy}").json()["merged_into"] == source
+        assert "Same fuser." in [c["body"] for c in
+                                 client.get(f"/cases/{source}").json()["comments"]]
+        assert client.post(f"/cases/{source}/merge", json={"into": source}
+                           ).status_code == 409
