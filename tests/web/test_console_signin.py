@@ -23,6 +23,7 @@ import pytest
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
+from mailcase import config
 from mailcase.app import App
 from mailcase.cases.passwords import Passwords
 from mailcase.cases.signins import Signins
@@ -34,9 +35,11 @@ from mailcase.web.console.peers import client_address, from_proxy, proxied_email
 from mailcase.web.console.render import HEADERS
 from mailcase.web.console.signin import Visitor, csrf_checked, signed_in
 from tests.support.clock import Clock
+from tests.support.paths import ROOT
 from tests.support.servers import running_daemon
 
 BOB, ANN = "bob@example.com", "ann@example.com"
+MAILBOX_TOML = '[[mailbox]]\naddress = "support@example.com"\n'
 SECRET = "correct horse battery"
 CSP = ("default-src 'self'; img-src 'self' data:; frame-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -316,6 +319,26 @@ def test_with_passwords_off_only_the_proxy_signs_in(start: Callable[..., Console
                                                "csrf": "", "next": "/"})
         assert refused.status_code == 403
         assert "mailcase_session" not in browser.cookies
+
+
+def test_the_readme_console_block_works_as_pasted(start: Callable[..., Console],
+                                                  tmp_path: Path) -> None:
+    """The README's [console] block loads; with its trusted header and proxy the header
+    signs an agent in; its nginx block sets that header itself and passes Host on."""
+    section = (ROOT / "README.md").read_text(encoding="utf-8").partition(
+        "\n## The web console\n")[2].partition("\n## ")[0]
+    toml = section.partition("```toml\n")[2].partition("```")[0]
+    (tmp_path / "check.toml").write_text(toml + MAILBOX_TOML, encoding="utf-8")
+    settings = config.load(tmp_path / "check.toml").console
+    assert settings.enabled and settings.secure_cookies
+    nginx = section.partition("```\n# nginx")[2].partition("```")[0]
+    assert f"proxy_pass http://{settings.host}:{settings.port};" in nginx
+    assert f"proxy_set_header {settings.trusted_header} " in nginx
+    assert "proxy_set_header Host $host;" in nginx
+    console = start(trusted_header=settings.trusted_header,
+                    trusted_proxies=list(settings.trusted_proxies))
+    with console.browser() as browser:
+        assert browser.get("/", headers={settings.trusted_header or "": BOB}).status_code == 200
 
 
 def _request(peer: str, headers: dict[str, str]) -> Request:
