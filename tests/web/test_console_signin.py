@@ -194,6 +194,39 @@ def test_logout_ends_the_session(start: Callable[..., Console]) -> None:
         assert stale.get("/").headers["Location"] == "/login?next=%2F"
 
 
+def test_secure_cookies_are_sent_over_https_only(start: Callable[..., Console]) -> None:
+    """With secure_cookies both the sign-in form's cookie and the session's are Secure
+    (the browser sends them back over HTTPS only)."""
+    console = start(secure_cookies=True, trusted_header="X-Remote-User",
+                    trusted_proxies=["127.0.0.1"])
+    with console.browser() as browser:
+        form = browser.get("/login")
+        assert form.headers["set-cookie"].startswith("mailcase_login=")
+        assert form.headers["set-cookie"].endswith("; Secure")
+        home = browser.get("/", headers={"X-Remote-User": BOB})
+        assert home.headers["set-cookie"].startswith("mailcase_session=")
+        assert home.headers["set-cookie"].endswith("; Secure")
+
+
+def test_each_sign_in_opens_a_new_session(start: Callable[..., Console]) -> None:
+    """A sign-in sent with a session cookie ends that session and opens another: a
+    session never outlives a sign-in (a cookie planted before it signs no one in)."""
+    console = start()
+    with console.browser() as first:
+        console.sign_in(first)
+        old = first.cookies["mailcase_session"]
+    with console.browser() as browser:
+        form = browser.get("/login").text
+        browser.cookies.set("mailcase_session", old, domain="127.0.0.1")
+        answer = browser.post("/login", data={"csrf": field(form, "csrf"), "next": "/",
+                                              "email": BOB, "password": SECRET})
+        assert answer.status_code == 303
+        assert browser.cookies["mailcase_session"] != old
+        assert browser.get("/").status_code == 200
+    with console.browser(cookies={"mailcase_session": old}) as stale:
+        assert stale.get("/").status_code == 303
+
+
 def test_sessions_end_when_idle_and_when_old(start: Callable[..., Console]) -> None:
     """A session unused for session_idle ends; one used all along still ends at
     session_max after its sign-in; either way a page read goes to sign-in."""

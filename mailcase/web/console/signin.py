@@ -224,7 +224,8 @@ async def _login(console: Console, request: Request) -> Response:
         return again(429, f"Too many failed sign-ins for this address or from this network; "
                           f"try again in {minutes} minute{'s' if minutes > 1 else ''}.",
                      retry_after(wait))
-    opened = await run_in_threadpool(_check_and_open, app, email, password)
+    opened = await run_in_threadpool(_check_and_open, app, email, password,
+                                     request.cookies.get(COOKIE, ""))
     if opened is None:
         log.warning("console: sign-in failed for %r from %s", email, client)
         return again(401, "That email address and password do not match an agent's.")
@@ -239,14 +240,19 @@ async def _login(console: Console, request: Request) -> Response:
     return response
 
 
-def _check_and_open(app: App, email: str, password: str) -> tuple[str, SignedIn] | None:
-    """A new session if ``password`` is active agent ``email``'s (in a worker thread:
-    the hash takes its time and memory on purpose)."""
+def _check_and_open(app: App, email: str, password: str,
+                    before: str) -> tuple[str, SignedIn] | None:
+    """A new session if ``password`` is active agent ``email``'s, the browser's session
+    ``before`` (if any) ended: a session is never carried across a sign-in. In a worker
+    thread: the hash takes its time and memory on purpose."""
     with app.sessions.begin() as session:
         agent = Passwords(session).check(email, password)
         if agent is None:
             return None
-        return Signins(session, app.clock(), app.settings.console).open(agent)
+        signins = Signins(session, app.clock(), app.settings.console)
+        if before:
+            signins.close(before)
+        return signins.open(agent)
 
 
 async def _small_body(request: Request) -> bytes:
