@@ -35,10 +35,9 @@ PAGES = (
 def open_work(config: Path) -> tuple[str, int]:
     """Open a share of the seeded cases (see the module's docstring) and sign the agent
     in; the Cookie header that carries the session, and how many cases are open."""
-    from mailcase.cases.signins import Signins  # noqa: PLC0415
-
     from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
     from mailcase.app import App  # noqa: PLC0415
+    from mailcase.cases.signins import Signins  # noqa: PLC0415
     from mailcase.cases.staff import Staff  # noqa: PLC0415
     from mailcase.store.models.base import UTCDateTime  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from mailcase.cases.errors import BadValue
@@ -111,7 +111,7 @@ def _conditions(wanted: CaseFilter) -> list[Any]:
     return found
 
 
-def _sorted(query: Any, sort: Sort, due_at: ColumnElement[Any]) -> Any:
+def _sorted(query: Any, sort: Sort, due_at: Any) -> Any:
     """``query`` ordered by ``sort``, the case number breaking ties the same way."""
     number = Case.number.desc() if sort.descending else Case.number
     if sort.key == "number":
@@ -119,7 +119,7 @@ def _sorted(query: Any, sort: Sort, due_at: ColumnElement[Any]) -> Any:
     if sort.key == "contact":
         contact = aliased(Contact)
         query = query.outerjoin(contact, contact.id == Case.contact_id)
-        key: ColumnElement[Any] = contact.email
+        key: Any = contact.email
     elif sort.key == "owner":
         agent, queue = aliased(Agent), aliased(Queue)
         query = (query.outerjoin(agent, agent.id == Case.owner_agent_id)

@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 
 from mailcase.cli import main
+from mailcase.identity.tokens import load_secrets
 from tests.service.test_serve import serve_process
 from tests.support.mailsink import free_port
-from tests.support.servers import require, send, wait_for, write_config
+from tests.support.servers import mail, require, send, wait_for, write_config
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -39,6 +40,9 @@ PASSWORD = "correct horse battery staple"
 ANN = "ann@customer.org"
 SCRIPT = "<script>window.pwned = 1; document.title = 'pwned'</script>"
 NOTE_SECRET = "internal-only: refund approved by finance"
+OTHERS = (("Dana Lee <dana@shop.example>", "Invoice 2291 charged twice"),
+          ("Omar Haddad <omar@clinic.example>", "Cannot sign in since Monday"),
+          ("Lin Wu <lin@studio.example>", "Export to CSV loses accents"))
 
 
 def customer_mail() -> EmailMessage:
@@ -76,9 +80,11 @@ def test_an_agent_works_a_case_in_the_browser(tmp_path: Path, database_url: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     require(os.path.exists(CHROMIUM), "Chromium is not installed (apt-get install chromium)")
     smtp_port, console_port = free_port(), free_port()
-    outbound = tmp_path / "outbound"
+    outbound, secret = tmp_path / "outbound", tmp_path / "token-secret"
+    load_secrets(secret, create=True)
     config = write_config(tmp_path, database_url, None, smtp={"port": smtp_port},
                           outbound={"maildir": str(outbound)},
+                          tokens={"secret_file": str(secret)},
                           console={"enabled": True, "port": console_port})
     assert main(["-c", str(config), "agents", "add", BOB, "--name", "Bob Agent"]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
@@ -86,9 +92,11 @@ def test_an_agent_works_a_case_in_the_browser(tmp_path: Path, database_url: str,
     daemon = serve_process(config, smtp_port, tmp_path / "serve.log")
     shots = os.environ.get("MAILCASE_SCREENSHOTS")
     try:
+        for sender, subject in OTHERS:
+            send(smtp_port, mail(sender=sender, subject=subject))
         send(smtp_port, customer_mail())
-        wait_for(lambda: len(to_customer(delivered(outbound))) >= 1, timeout=30,
-                 what="the acknowledgement")
+        wait_for(lambda: len(delivered(outbound)) >= 1 + len(OTHERS), timeout=30,
+                 what="the acknowledgements")
         url = f"http://127.0.0.1:{console_port}"
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM,
@@ -135,7 +143,7 @@ def test_an_agent_works_a_case_in_the_browser(tmp_path: Path, database_url: str,
             page.wait_for_url("**done=close**")
             assert page.get_by_role("definition").filter(has_text="Closed").count() >= 1
             if shots:
-                page.get_by_role("heading", level=1).scroll_into_view_if_needed()
+                page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(Path(shots) / "console-case.png"))
             assert page.evaluate("window.pwned") is None
             browser.close()

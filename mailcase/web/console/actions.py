@@ -16,8 +16,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from mailcase.web.console.render import Pages
-from mailcase.web.console.signin import Visitor, csrf_checked
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -27,6 +25,8 @@ from mailcase.cases.desk import Author, Desk
 from mailcase.cases.errors import BadValue, CaseError, NotFound
 from mailcase.cases.files import NewFile
 from mailcase.web.console.casepage import case_page
+from mailcase.web.console.render import Pages
+from mailcase.web.console.signin import Visitor, csrf_checked
 
 # One action: the Desk, the case's number, the agent, the form and its files.
 Action = Callable[[Desk, int, Author, FormData, list[NewFile]], None]
@@ -126,8 +126,8 @@ def _endpoint(current: Callable[[], App], pages: Pages, name: str,
         try:
             files = await _read_files(form)
             # The Desk commits to the database: off the event loop, which serves mail.
-            await run_in_threadpool(action, desk, wanted, desk.author(visitor.email),
-                                    form, files)
+            await run_in_threadpool(action, desk, wanted,
+                                    Author(visitor.email.lower(), visitor.name), form, files)
         except NotFound:
             raise
         except (BadValue, CaseError) as exc:

@@ -3,34 +3,30 @@ and what a refusal looks like — put together over the daemon's App of the mome
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from mailcase.app import App
+from mailcase.cases.errors import BadValue, CaseError, NotFound
+from mailcase.web.console import actions, casepage, queues
 from mailcase.web.console.cookies import SessionCookies
 from mailcase.web.console.render import Pages
-from mailcase.web.console.signin import (
-    Console,
-    SignedOut,
-    Visitor,
-    signed_in,
-    signin_routes,
-)
+from mailcase.web.console.signin import Console, SignedOut, signin_routes
 from mailcase.web.guard import Limiter, Refused
 
 _TITLES = {401: "Please sign in again", 403: "Not allowed", 413: "Too large",
            429: "Please wait"}
 
 
-def make_console(app: Callable[[], App], routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The console over ``app()`` (a reload swaps it): sign-in, then ``routers`` (the
-    pages), and a placeholder ``GET /`` for as long as none of them has one. The failed
-    sign-ins it counts live as long as it does, so a reload keeps them."""
+def make_console(app: Callable[[], App]) -> FastAPI:
+    """The console over ``app()`` (a reload swaps it): sign-in, the lists, a case and
+    its forms. The failed sign-ins it counts live as long as it does, so a reload keeps
+    them."""
     console = Console(app, Pages(), Limiter(clock=lambda: app().clock().timestamp()))
     web = FastAPI(title="mailcase console", openapi_url=None, docs_url=None,
                   redoc_url=None)
@@ -38,24 +34,14 @@ def make_console(app: Callable[[], App], routers: Sequence[APIRouter] = ()) -> F
     web.add_middleware(SessionCookies, settings=lambda: app().settings.console)
     web.add_exception_handler(SignedOut, _to_sign_in(console))
     web.add_exception_handler(Refused, _refusal(console))
+    for error, status in ((NotFound, 404), (BadValue, 422), (CaseError, 409)):
+        web.add_exception_handler(error, _case_error(console, status))
     web.mount("/static", StaticFiles(packages=[("mailcase.web.console", "static")]),
               name="static")
     web.include_router(signin_routes(console))
-    for router in routers:
-        web.include_router(router)
-    web.include_router(placeholder_routes(console))  # last: a page's own "/" comes first
+    for part in (queues, casepage, actions):
+        web.include_router(part.routes(app, console.pages))
     return web
-
-
-def placeholder_routes(console: Console) -> APIRouter:
-    """``GET /``: who is signed in — until the console's own first page claims "/"."""
-    router = APIRouter()
-
-    @router.get("/", include_in_schema=False)
-    def home(request: Request, visitor: Annotated[Visitor, Depends(signed_in)]) -> Response:
-        return console.pages.render("home.html.j2", request, visitor=visitor)
-
-    return router
 
 
 def _to_sign_in(console: Console) -> Callable[[Request, Exception], Any]:
@@ -79,4 +65,15 @@ def _refusal(console: Console) -> Callable[[Request, Exception], Any]:
             "message.html.j2", request, status=exc.status, headers=exc.headers,
             title=_TITLES.get(exc.status, "Refused"), text=exc.reason, link=None,
             link_text="")
+    return handler
+
+
+def _case_error(console: Console, status: int) -> Callable[[Request, Exception], Any]:
+    """What the case rules refused outside a case's own forms (a case that is not
+    there, a list asked for wrongly): a page saying so, with the way back."""
+    async def handler(request: Request, exc: Exception) -> Response:
+        return console.pages.render(
+            "message.html.j2", request, status=status,
+            title={404: "Not found", 422: "Cannot do that"}.get(status, "Refused"),
+            text=str(exc), link="/", link_text="Back to the cases")
     return handler

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from mailcase.web.console.render import Pages
-from mailcase.web.console.signin import Visitor, signed_in
 
 from mailcase.app import App
 from mailcase.cases.book import PRIORITIES, parse_number
 from mailcase.cases.staff import Staff
+from mailcase.web.console.render import Pages
+from mailcase.web.console.signin import Visitor, signed_in
 from mailcase.web.downloads import file_response
 
 # Shown inline in the page; anything else (SVG included: it can hold script) is a download.
@@ -61,7 +61,7 @@ def _conversation(case: dict[str, Any]) -> list[dict[str, Any]]:
         files = [{**file, "href": f"/cases/{number}/files/{file['id']}"}
                  for file in entry["attachments"]]
         entries.append({
-            **entry,
+            "opening": False, **entry,
             "images": [f for f in files if f["stored"] and f["content_type"] in INLINE_IMAGES],
             "files": files,
         })

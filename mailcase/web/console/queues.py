@@ -17,8 +17,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from mailcase.web.console.render import Pages
-from mailcase.web.console.signin import Visitor, signed_in
 from pydantic import BaseModel, Field
 
 from mailcase.app import App
@@ -26,6 +24,8 @@ from mailcase.cases.errors import BadValue
 from mailcase.cases.finder import SORT_KEYS, CaseFilter, Sort
 from mailcase.cases.searchtext import MARK
 from mailcase.cases.staff import Staff
+from mailcase.web.console.render import Pages
+from mailcase.web.console.signin import Visitor, signed_in
 
 PAGE_SIZE = 50
 SEARCH_PAGE_SIZE = 25
