@@ -28,7 +28,8 @@ PAGES = (
     ("escalated", "/?view=escalated"),
     ("recently updated", "/?view=recent"),
     ("my open cases sorted by priority", "/?view=mine&sort=priority"),
-    ("search for a word", "/search?q=printer"),
+    ("search for a word of one case", "/search?q=printer"),
+    ("search for a word of every case", "/search?q=old"),
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from mailcase.cases.errors import BadValue
@@ -24,6 +24,7 @@ from mailcase.store.models import Agent, Case, Contact, Queue
 CLOCK_FILTERS = ("due", "escalated", "breached")
 # The columns a list may be sorted by, as the console names them.
 SORT_KEYS = ("number", "subject", "contact", "status", "priority", "owner", "due", "updated")
+NULLABLE = ("contact", "owner", "due")  # sorted with the cases lacking one last
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,14 @@ def find(session: Session, wanted: CaseFilter, limit: int, statuses: tuple[str, 
     not among ``statuses`` is refused, as an update to it is."""
     if wanted.status is not None and wanted.status not in statuses:
         raise BadValue(f"unknown status {wanted.status!r}; known: {', '.join(statuses)}")
+    query = list_query(wanted, limit, sort=sort, offset=offset)
+    return [case_summary(case, due) for case, due in session.execute(query)]
+
+
+def list_query(wanted: CaseFilter, limit: int, *, sort: Sort | None = None,
+               offset: int = 0) -> Select[Any]:
+    """The query ``find`` runs: cases with their next due time, filtered, ordered and
+    cut to a page (BadValue for a clock filter or sort key that is not one)."""
     if wanted.clock is not None and wanted.clock not in CLOCK_FILTERS:
         raise BadValue(f"unknown clock filter {wanted.clock!r}; known: "
                        f"{', '.join(CLOCK_FILTERS)}")
@@ -80,7 +89,7 @@ def find(session: Session, wanted: CaseFilter, limit: int, statuses: tuple[str, 
         query = query.offset(offset)
     for condition in _conditions(wanted):
         query = query.where(condition)
-    return [case_summary(case, due) for case, due in session.execute(query)]
+    return query
 
 
 def _conditions(wanted: CaseFilter) -> list[Any]:
@@ -131,4 +140,8 @@ def _sorted(query: Any, sort: Sort, due_at: Any) -> Any:
         key = {"subject": Case.subject, "status": Case.status, "due": due_at,
                "updated": Case.updated_at}[sort.key]
     ordered = key.desc() if sort.descending else key.asc()
-    return query.order_by(None).order_by(ordered.nulls_last(), number)
+    if sort.key in NULLABLE:
+        # Only where there are nulls: PostgreSQL reads an index backwards as DESC NULLS
+        # FIRST, so NULLS LAST on a column without nulls would sort the whole table.
+        ordered = ordered.nulls_last()
+    return query.order_by(None).order_by(ordered, number)

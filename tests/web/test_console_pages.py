@@ -272,3 +272,15 @@ def test_pages_are_readable_without_script_and_labelled(console: Console) -> Non
                 continue  # hidden fields need none; checkboxes sit inside their label
             found = re.search(r'id="([^"]+)"', control)
             assert (found and found.group(1) in ids) or "aria-label" in control, (path, control)
+
+
+@pytest.mark.parametrize(("snippet", "parts"), [
+    ("The [flamingo] jams", [("The ", False), ("flamingo", True), (" jams", False)]),
+    ("[a][b]", [("a", True), ("b", True)]),
+    ("no marks", [("no marks", False)]),
+    ("a lone [bracket", [("a lone [bracket", False)]),
+    ("", []),
+])
+def test_a_snippet_is_cut_into_marked_words(snippet: str,
+                                            parts: list[tuple[str, bool]]) -> None:
+    assert queues.marked(snippet) == parts
