@@ -18,12 +18,17 @@ from mailcase.store import db
 HISTORY = 20_000
 
 
+def _series(postgres: bool) -> str:
+    """A FROM item of the numbers 1 to HISTORY, as ``i``."""
+    return (f"generate_series(1, {HISTORY}) AS i" if postgres else
+            f"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+            f"WHERE i < {HISTORY}) SELECT i FROM n)")
+
+
 def fill(engine: Engine) -> None:
     """Mostly processed and sent history, a few pending mails of each kind."""
     postgres = engine.dialect.name == "postgresql"
-    series = (f"generate_series(1, {HISTORY}) AS i" if postgres else
-              f"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-              f"WHERE i < {HISTORY}) SELECT i FROM n)")
+    series = _series(postgres)
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO outbound_mail (kind, mail_from, rcpt_to, message_id, raw, status, "
@@ -58,9 +63,7 @@ def fill_cases(engine: Engine) -> None:
     postgres = engine.dialect.name == "postgresql"
     changed = ("timestamp '2026-01-01' + i * interval '1 second'" if postgres else
                "datetime('2026-01-01', '+' || i || ' seconds')")
-    series = (f"generate_series(1, {HISTORY}) AS i" if postgres else
-              f"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-              f"WHERE i < {HISTORY}) SELECT i FROM n)")
+    series = _series(postgres)
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO cases (id, number, subject, description, status, is_closed, "
