@@ -66,12 +66,14 @@ def _client(port: int, path: str, headers: dict[str, str], start_at: float,
 
 
 def run(port: int, path: str, *, seconds: float, concurrency: int,
-        key: str | None = None) -> LoadResult:
+        key: str | None = None, cookie: str | None = None) -> LoadResult:
     """``concurrency`` client processes asking for ``path`` for ``seconds``, each on one
-    kept-alive connection, with ``key`` as a Bearer token when given. The result has the
-    SMTP clients' shape (bench.load): ``sent`` counts answers with 200, ``refused`` any
-    other answer or a broken connection."""
+    kept-alive connection, with ``key`` as a Bearer token and ``cookie`` as the Cookie
+    header when given. The result has the SMTP clients' shape (bench.load): ``sent``
+    counts answers with 200, ``refused`` any other answer or a broken connection."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if cookie:
+        headers["Cookie"] = cookie
     start_at = time.monotonic() + 0.2 + 0.1 * concurrency  # every process connected, waiting
     context = multiprocessing.get_context("fork")
     with context.Pool(concurrency) as pool:
@@ -107,6 +109,21 @@ def check(port: int, path: str, key: str) -> Shown:
                            f"{len(case['comments'])} comments, "
                            f"{len(case['collaborators'])} collaborators, {files} files")
     return Shown(len(case["comments"]), len(body))
+
+
+def check_page(port: int, path: str, cookie: str) -> int:
+    """Ask for console page ``path`` once, signed in (not timed): it must be a page,
+    not the sign-in form it would be without the session. Its size."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", path, headers={"Cookie": cookie})
+        answer = connection.getresponse()
+        body = answer.read()
+    finally:
+        connection.close()
+    if answer.status != 200 or (b"<table" not in body and b"Conversation" not in body):
+        raise RuntimeError(f"GET {path} answered {answer.status}: {body[:300]!r}")
+    return len(body)
 
 
 def prepare(config: Path, others: int) -> int:

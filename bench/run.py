@@ -34,7 +34,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
-from bench import api, load, search, seed
+from bench import api, console, load, search, seed
 from bench.corpus import generate, write_mbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,6 +208,8 @@ level = "WARNING"
                     self.search(engine)
                 if "api" not in args.skip:
                     self.api_read(engine, bare_port)
+                if args.console_cases and "console" not in args.skip:
+                    self.console_pages(engine, bare_port)
             if "bigmail" not in args.skip:
                 self.big_mail(bare_port)
 
@@ -492,6 +494,43 @@ level = "WARNING"
             self.rows.append(Row("API requests not answered 200 (bare and mailcase)", engine,
                                  refused, "req", "", None, "0", False))
 
+    def console_pages(self, engine: str, relay_port: int) -> None:
+        """The console's pages (bench/console.py) on ``--console-cases`` cases, each
+        fetched by one client alone for ``--console-seconds``, beside FastAPI's bare
+        hello-world fetched the same way in the same run."""
+        args = self.args
+        url = self.database(engine, f"console_{engine}")
+        console_port = free_port()
+        config, port = self.config(f"console_{engine}", url, relay_port, extra=f"""
+[console]
+enabled = true
+host = "127.0.0.1"
+port = {console_port}
+""")
+        number = api.prepare(config, args.console_cases)
+        cookie, opened = console.open_work(config)
+        with self.bare("bench.bare_api") as bare_port:
+            bare = api.run(bare_port, "/hello", seconds=args.console_seconds, concurrency=1)
+
+        def ms(result: load.LoadResult, share: float) -> float:
+            return result.percentile(share) * 1000
+
+        self.rows.append(Row("Console, bare FastAPI hello-world, one client", engine,
+                             ms(bare, 0.99), "ms p99", f"p50 {ms(bare, 0.5):.1f} ms", None,
+                             "(baseline)"))
+        pages = (*console.PAGES, ("a case with a dozen comments", f"/cases/{number}"))
+        with self.daemon(config, port):
+            wait_port(console_port)
+            for name, path in pages:
+                api.check_page(console_port, path, cookie)
+                served = api.run(console_port, path, seconds=args.console_seconds,
+                                 concurrency=1, cookie=cookie)
+                self.rows.append(Row(
+                    f"Console page: {name}, {args.console_cases:,} cases ({opened:,} open)",
+                    engine, ms(served, 0.99), "ms p99", f"p50 {ms(served, 0.5):.1f} ms",
+                    ms(served, 0.5) / ms(bare, 0.5), "p99 < 100 ms",
+                    ms(served, 0.99) < 100 and not served.refused))
+
     def api_config(self, engine: str, relay_port: int) -> tuple[Path, int, int]:
         """A fresh database and a config for ``serve`` with the API on a free port: the
         config, the SMTP port and the API's port."""
@@ -668,11 +707,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--api-cases", type=int, default=10_000,
                         help="cases seeded beside the one the API measure reads")
+    parser.add_argument("--console-cases", type=int, default=1_000_000,
+                        help="cases in the store of the console measure (0 skips it)")
+    parser.add_argument("--console-seconds", type=float, default=4.0,
+                        help="seconds each console page is fetched")
     parser.add_argument("--api-seconds", type=float, default=15.0,
                         help="how long the HTTP clients read, for mailcase and the bare app")
     parser.add_argument("--skip", type=lambda s: s.split(","), default=[],
                         help="leave out measures: accept (with end to end and scale), import, "
-                             "fanout, wake, search, bigmail (comma-separated)")
+                             "fanout, wake, search, console, bigmail (comma-separated)")
     parser.add_argument("--output", type=Path, help="also write the table (Markdown) here")
     return parser.parse_args(argv)
 

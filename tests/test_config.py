@@ -410,6 +410,46 @@ def test_web_to_case_mistakes_are_refused_with_their_key(tmp_path: Path, text: s
     assert found[0].startswith(problem), found
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[console]\nport = 70000\n', "console.port: "),
+    ('[console]\nsession_idle = "0s"\n', "console.session_idle: must be longer than 0s"),
+    ('[console]\nsession_max = "a week"\n',
+     "console.session_max: 'a week' is not a duration like"),
+    ('[console]\nsession_idle = "8d"\n',
+     "console.session_idle: must not be longer than session_max"),
+    ('[console]\nlogin_attempts = 0\n', "console.login_attempts: "),
+    ('[console]\nlogin_window = "0m"\n', "console.login_window: must be longer than 0s"),
+    ('[console]\npasswords = false\n',
+     "console.passwords: with passwords = false, set trusted_header"),
+    ('[console]\ntrusted_header = "X Remote User"\ntrusted_proxies = ["127.0.0.1"]\n',
+     "console.trusted_header: 'X Remote User' is not a header name"),
+    ('[console]\ntrusted_header = "X-Remote-User"\n',
+     "console.trusted_proxies: name the proxy that sets trusted_header"),
+    ('[console]\ntrusted_proxies = ["sso.example.com"]\n',
+     "console.trusted_proxies: 'sso.example.com' is not an IP address or network"),
+    ('[console]\nsecure_cookie = true\n', "console.secure_cookie: unknown key"),
+])
+def test_console_mistakes_are_refused_with_their_key(tmp_path: Path, text: str,
+                                                     problem: str) -> None:
+    """A console setting that cannot work stops the start with its key and why."""
+    found = refusal(tmp_path, text + MAILBOX)
+    assert found[0].startswith(problem), found
+
+
+def test_console_defaults(tmp_path: Path) -> None:
+    """The console is off by default on loopback, with passwords, 8-hour idle and 7-day
+    sessions, 5 failures per 15 minutes, plain-HTTP cookies and no trusted header."""
+    path = tmp_path / "mailcase.toml"
+    path.write_text(MAILBOX)
+    console = config.load(path).console
+    assert (console.enabled, console.host, console.port) == (False, "127.0.0.1", 8028)
+    assert (console.session_idle.wall_seconds, console.session_max.wall_seconds) == (
+        8 * 3600, 7 * 86400)
+    assert (console.login_attempts, console.login_window.wall_seconds) == (5, 900)
+    assert (console.passwords, console.secure_cookies) == (True, False)
+    assert (console.trusted_header, console.trusted_proxies) == (None, ())
+
+
 def test_web_to_case_defaults_and_the_mailbox_it_files_into(tmp_path: Path) -> None:
     """Web-to-Case is off by default with the documented limits, and files into the first
     mailbox unless one is named."""

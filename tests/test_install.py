@@ -96,3 +96,16 @@ def test_the_wheel_holds_the_templates_and_serves_from_a_config_elsewhere(
     assert "[Case #" in str(ack["Subject"])
     kinds = {part.get_content_type() for part in ack.message.walk()}
     assert {"text/plain", "text/html"} <= kinds, kinds
+
+
+def test_the_wheel_holds_the_consoles_pages_and_stylesheet(installed: Path) -> None:
+    """The console's templates (templates/console/) and its stylesheet are installed, so
+    an installed console renders its pages and serves its CSS."""
+    python = installed / "bin" / "python"
+    shown = _run(python, "-c", (
+        "from importlib.resources import files; from mailcase.web.console.render import "
+        "Pages; print(len(files('mailcase.web.console').joinpath('static/console.css')"
+        ".read_text())); print(Pages().env.get_template('login.html.j2').filename)"))
+    size, login = shown.split()
+    assert int(size) > 0
+    assert login.startswith(str(installed)) and login.endswith("console/login.html.j2")

@@ -22,7 +22,7 @@ from mailcase.cases import links, replies, routing
 from mailcase.cases.book import CaseBook, parse_number, priority_of
 from mailcase.cases.errors import BadValue, CaseError
 from mailcase.cases.files import NewFile, StoredFile, case_file, prepared, raw_mail, store
-from mailcase.cases.finder import CaseFilter, find
+from mailcase.cases.finder import CaseFilter, Sort, find
 from mailcase.cases.search import SearchPage
 from mailcase.cases.search import search as search_cases
 from mailcase.cases.staff import Staff
@@ -130,11 +130,14 @@ class Desk:
             raise BadValue(f"{email!r} is not an email address")
         return Author(email.lower(), "", via)
 
-    def list(self, wanted: CaseFilter, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` cases ``wanted`` describes, newest first (``due``: soonest due
-        first); each row says when its next running target is due."""
+    def list(self, wanted: CaseFilter, limit: int, *, sort: Sort | None = None,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """Up to ``limit`` cases ``wanted`` describes after the first ``offset``, newest
+        first (``due``: soonest due first) unless ``sort`` says otherwise; each row says
+        when its next running target is due."""
         with self.readers() as session:
-            return find(session, wanted, limit, self.settings.cases.statuses)
+            return find(session, wanted, limit, self.settings.cases.statuses, sort=sort,
+                        offset=offset)
 
     def search(self, query: str, *, limit: int = 20, cursor: str | None = None,
                open_only: bool = False, internal: bool = True) -> SearchPage:

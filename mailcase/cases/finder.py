@@ -2,7 +2,9 @@
 ``GET /cases``, as one query builder, so both doors list the same cases the same way.
 
 Pages run from the newest case back. The cursor is the last case number a page gave:
-new cases get higher numbers, so a page boundary never moves while cases arrive.
+new cases get higher numbers, so a page boundary never moves while cases arrive. The
+console sorts by other columns too (``Sort``); those pages are an offset, a page number
+to a person, where a case arriving may shift a row onto the next page.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session, aliased
 
 from mailcase.cases.errors import BadValue
 from mailcase.cases.targets import clock_filtered, next_due_query
@@ -20,6 +22,9 @@ from mailcase.cases.views import SUMMARY_LOADS, case_summary
 from mailcase.store.models import Agent, Case, Contact, Queue
 
 CLOCK_FILTERS = ("due", "escalated", "breached")
+# The columns a list may be sorted by, as the console names them.
+SORT_KEYS = ("number", "subject", "contact", "status", "priority", "owner", "due", "updated")
+NULLABLE = ("contact", "owner", "due")  # sorted with the cases lacking one last
 
 
 @dataclass(frozen=True)
@@ -42,12 +47,31 @@ class CaseFilter:
     before: int | None = None
 
 
-def find(session: Session, wanted: CaseFilter, limit: int,
-         statuses: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Up to ``limit`` cases as ``case_summary`` rows, newest first; a status not among
-    ``statuses`` is refused, as an update to it is."""
+@dataclass(frozen=True)
+class Sort:
+    """An order for a list: one of SORT_KEYS, then the newest first among equals.
+    Priority runs from High down when descending; cases with nothing due come last
+    either way."""
+
+    key: str = "number"
+    descending: bool = True
+
+
+def find(session: Session, wanted: CaseFilter, limit: int, statuses: tuple[str, ...],
+         *, sort: Sort | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Up to ``limit`` cases as ``case_summary`` rows after the first ``offset``,
+    newest first (``due``: soonest due first) unless ``sort`` says otherwise; a status
+    not among ``statuses`` is refused, as an update to it is."""
     if wanted.status is not None and wanted.status not in statuses:
         raise BadValue(f"unknown status {wanted.status!r}; known: {', '.join(statuses)}")
+    query = list_query(wanted, limit, sort=sort, offset=offset)
+    return [case_summary(case, due) for case, due in session.execute(query)]
+
+
+def list_query(wanted: CaseFilter, limit: int, *, sort: Sort | None = None,
+               offset: int = 0) -> Select[Any]:
+    """The query ``find`` runs: cases with their next due time, filtered, ordered and
+    cut to a page (BadValue for a clock filter or sort key that is not one)."""
     if wanted.clock is not None and wanted.clock not in CLOCK_FILTERS:
         raise BadValue(f"unknown clock filter {wanted.clock!r}; known: "
                        f"{', '.join(CLOCK_FILTERS)}")
@@ -57,9 +81,15 @@ def find(session: Session, wanted: CaseFilter, limit: int,
         .order_by(Case.number.desc()).limit(limit).options(*SUMMARY_LOADS)
     )
     query = clock_filtered(query, wanted.clock, next_due)
+    if sort is not None:
+        if sort.key not in SORT_KEYS:
+            raise BadValue(f"cannot sort by {sort.key!r}; known: {', '.join(SORT_KEYS)}")
+        query = _sorted(query, sort, next_due.c.due_at)
+    if offset:
+        query = query.offset(offset)
     for condition in _conditions(wanted):
         query = query.where(condition)
-    return [case_summary(case, due) for case, due in session.execute(query)]
+    return query
 
 
 def _conditions(wanted: CaseFilter) -> list[Any]:
@@ -88,3 +118,30 @@ def _conditions(wanted: CaseFilter) -> list[Any]:
         if before is not None:
             found.append(column < before)
     return found
+
+
+def _sorted(query: Any, sort: Sort, due_at: Any) -> Any:
+    """``query`` ordered by ``sort``, the case number breaking ties the same way."""
+    number = Case.number.desc() if sort.descending else Case.number
+    if sort.key == "number":
+        return query.order_by(None).order_by(number)
+    if sort.key == "contact":
+        contact = aliased(Contact)
+        query = query.outerjoin(contact, contact.id == Case.contact_id)
+        key: Any = contact.email
+    elif sort.key == "owner":
+        agent, queue = aliased(Agent), aliased(Queue)
+        query = (query.outerjoin(agent, agent.id == Case.owner_agent_id)
+                 .outerjoin(queue, queue.id == Case.owner_queue_id))
+        key = func.coalesce(agent.email, "queue:" + queue.name)
+    elif sort.key == "priority":
+        key = case({"High": 3, "Medium": 2, "Low": 1}, value=Case.priority, else_=0)
+    else:
+        key = {"subject": Case.subject, "status": Case.status, "due": due_at,
+               "updated": Case.updated_at}[sort.key]
+    ordered = key.desc() if sort.descending else key.asc()
+    if sort.key in NULLABLE:
+        # Only where there are nulls: PostgreSQL reads an index backwards as DESC NULLS
+        # FIRST, so NULLS LAST on a column without nulls would sort the whole table.
+        ordered = ordered.nulls_last()
+    return query.order_by(None).order_by(ordered, number)

@@ -42,6 +42,7 @@ def case_summary(case: Case, due_at: datetime | None = None) -> dict[str, Any]:
         "is_escalated": case.is_escalated,
         "created_at": _when(case.created_at),
         "closed_at": _when(case.closed_at),
+        "updated_at": _when(case.updated_at),
         "due_at": _when(due_at),
     }
 
@@ -224,7 +225,6 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
         "mailbox": case.mailbox,
         "is_closed_on_create": case.is_closed_on_create,
         "has_unread_comments_for_owner": case.has_unread_comments_for_owner,
-        "updated_at": _when(case.updated_at),
         "attachments": [_attachment(a) for a in first_files],
         "collaborators": [{"email": c.email, "name": c.name} for c in case.collaborators],
         "sender_auth": opening,

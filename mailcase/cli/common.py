@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,3 +109,14 @@ def read_text_arg(text: str | None, file: str | None) -> str:
     if text is None:
         raise UsageError("give the text with --body TEXT or --body-file PATH")
     return text
+
+
+def new_password(who: str, *, from_stdin: bool) -> str:
+    """A new password for ``who``: one line of stdin (for scripts), else asked for twice
+    on the terminal without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass(f"password for {who}: ")
+    if getpass.getpass("again: ") != password:
+        raise UserError("the two passwords differ")
+    return password

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ from mailcase.cli.common import (
     EXIT_UNAVAILABLE,
     UsageError,
     UserError,
+    new_password,
     schema_revision,
     settings_of,
 )
@@ -124,7 +124,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         boxes = ", ".join(m.address for m in settings.mailbox)
         listening = (f"{settings.smtp.protocol.upper()} on {settings.smtp.host}:"
                      f"{settings.smtp.port}" if settings.smtp.enabled else "no listener")
-        for name, door in (("API", settings.api), ("Web-to-Case", settings.web_to_case)):
+        for name, door in (("API", settings.api), ("Web-to-Case", settings.web_to_case),
+                           ("console", settings.console)):
             if door.enabled:
                 listening += f"; {name} on {door.host}:{door.port}"
         print(f"config OK: mailboxes {boxes}; {listening}; database "
@@ -151,12 +152,7 @@ def _template_sources(settings: Settings) -> str:
 def cmd_hash_password(args: argparse.Namespace) -> int:
     if ":" in args.user or not args.user.strip():
         raise UsageError("a user name must not be empty or hold ':'")
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {args.user}: ")
-        if getpass.getpass("again: ") != password:
-            raise UserError("the two passwords differ")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = new_password(args.user, from_stdin=not sys.stdin.isatty())
     if len(password) < MIN_PASSWORD:
         raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
     print(f"{args.user}:{hash_password(password)}")

@@ -1,15 +1,17 @@
-"""Who answers cases: ``mailcase agents add|list|deactivate`` and ``mailcase queues
-add|list|members`` (the rules are in cases.staff)."""
+"""Who answers cases: ``mailcase agents add|list|deactivate|set-password`` and ``mailcase
+queues add|list|members`` (the rules are in cases.staff and cases.passwords)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from mailcase.cases.errors import CaseError
+from mailcase.cases.passwords import Passwords, check_strength
 from mailcase.cases.staff import Staff
-from mailcase.cli.common import UsageError, changing, opened
+from mailcase.cli.common import UsageError, changing, new_password, opened
 from mailcase.cli.output import emit_json, table
 from mailcase.store.models import Agent, Queue
 from mailcase.store.models.people import QUEUE_MODES, ROUND_ROBIN
@@ -30,6 +32,16 @@ def register(commands: Any) -> None:
     off = actions.add_parser("deactivate", help="no new cases or alerts; the history stays")
     off.add_argument("email")
     off.set_defaults(handler=cmd_agents_deactivate)
+    password = actions.add_parser(
+        "set-password", help="the agent's password for the web console (asked for twice, "
+                             "or --password-stdin); --clear takes it away")
+    password.add_argument("email")
+    given = password.add_mutually_exclusive_group()
+    given.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin (for scripts)")
+    given.add_argument("--clear", action="store_true",
+                       help="remove the password: no password sign-in for this agent")
+    password.set_defaults(handler=cmd_agents_set_password)
 
     queues = commands.add_parser("queues", help="groups of agents that take cases in turn")
     actions = queues.add_subparsers(dest="queues_command", metavar="ACTION", required=True)
@@ -57,7 +69,7 @@ def _emails(text: str) -> list[str]:
 
 def _agent_view(agent: Agent) -> dict[str, Any]:
     return {"email": agent.email, "name": agent.name, "active": agent.active,
-            "follow_all": agent.follow_all}
+            "follow_all": agent.follow_all, "has_password": agent.password_hash is not None}
 
 
 def _queue_view(queue: Queue) -> dict[str, Any]:
@@ -91,8 +103,8 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
     return _listing(
         args, lambda staff: [_agent_view(a) for a in staff.agents()],
         lambda r: (r["email"], r["name"], "yes" if r["active"] else "no",
-                   "yes" if r["follow_all"] else ""),
-        ["EMAIL", "NAME", "ACTIVE", "FOLLOWS ALL"])
+                   "yes" if r["follow_all"] else "", "yes" if r["has_password"] else ""),
+        ["EMAIL", "NAME", "ACTIVE", "FOLLOWS ALL", "PASSWORD"])
 
 
 def cmd_agents_deactivate(args: argparse.Namespace) -> int:
@@ -105,6 +117,23 @@ def cmd_agents_deactivate(args: argparse.Namespace) -> int:
                             f"({named[0].split(':')[0]}); change it, reload, then "
                             "deactivate")
     print(f"agent {email} gets no new cases or alerts; their cases keep them as owner")
+    return 0
+
+
+def cmd_agents_set_password(args: argparse.Namespace) -> int:
+    if args.clear:
+        with changing(args) as (_, session):
+            email = Passwords(session).clear(args.email).email
+        print(f"agent {email} has no password: no password sign-in to the console")
+        return 0
+    if not args.password_stdin and not sys.stdin.isatty():
+        raise UsageError("stdin is not a terminal: give --password-stdin to read the "
+                         "password from it")
+    password = new_password(args.email, from_stdin=args.password_stdin)
+    check_strength(password)  # before opening the store: a short one is refused at once
+    with changing(args) as (_, session):
+        email = Passwords(session).set(args.email, password).email
+    print(f"agent {email} can sign in to the console with this password")
     return 0
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from mailcase.config.base import QUEUE_PREFIX as QUEUE_PREFIX
 from mailcase.config.base import Port, Priority, Section, check_address, check_owner
 from mailcase.config.clock import ALWAYS_OPEN, BusinessHoursSettings, SlaSettings
+from mailcase.config.console import ConsoleSettings
 from mailcase.config.durations import Duration as Duration
 from mailcase.config.durations import DurationText
 from mailcase.config.webform import WebToCaseSettings
@@ -522,6 +523,7 @@ class Settings(Section):
     http: HttpSettings = HttpSettings()
     api: ApiSettings = ApiSettings()
     web_to_case: WebToCaseSettings = WebToCaseSettings()
+    console: ConsoleSettings = ConsoleSettings()
     satisfaction: SatisfactionSettings = SatisfactionSettings()
     logging: LoggingSettings = LoggingSettings()
     assignment_rule: tuple[AssignmentRule, ...] = ()

@@ -3,6 +3,7 @@ and owners as operators write them."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,3 +36,14 @@ def check_owner(value: str) -> str:
             raise ValueError(f"{value!r} names no queue (queue:NAME)")
         return QUEUE_PREFIX + name
     return check_address(value)
+
+
+def check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``) of trusted proxies, each as ``ipaddress``
+    reads it."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or network") from None
+    return values

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 _PART = re.compile(r"(\d+)\s*([dhms])", re.IGNORECASE)
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[dhms]\s*)+$", re.IGNORECASE)
@@ -70,3 +70,13 @@ def _from_text(value: Any) -> Any:
 
 # A config key whose value is a duration string ("4h"), read into a Duration.
 DurationText = Annotated[Duration, BeforeValidator(_from_text)]
+
+
+def _some_time(value: Duration) -> Duration:
+    if value.zero:
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+# A duration key that cannot be 0 (a window, a session's length).
+SomeTimeText = Annotated[Duration, BeforeValidator(_from_text), AfterValidator(_some_time)]

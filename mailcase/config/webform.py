@@ -4,14 +4,13 @@ where it may send a browser back to)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from mailcase.config.base import Port, Section, check_address
-from mailcase.config.durations import Duration, DurationText
+from mailcase.config.base import Port, Section, check_address, check_networks
+from mailcase.config.durations import Duration, SomeTimeText
 
 # A host as a browser names it in Origin and Referer: labels, an optional "*." in front
 # for every subdomain, an optional port.
@@ -57,7 +56,7 @@ class WebToCaseSettings(Section):
     # address within rate_window; beyond them 429 with Retry-After.
     per_address: Annotated[int, Field(ge=1)] = 5
     per_client: Annotated[int, Field(ge=1)] = 20
-    rate_window: DurationText = Duration(0, 3600)
+    rate_window: SomeTimeText = Duration(0, 3600)
     # A field people never see: a form that fills it in is a robot's ("": no honeypot).
     honeypot: str = "website"
     # Reverse proxies in front (addresses or networks) whose X-Forwarded-For names the
@@ -81,19 +80,7 @@ class WebToCaseSettings(Section):
             raise ValueError(f"{value!r} is one of the form's own fields")
         return value
 
-    @field_validator("rate_window")
-    @classmethod
-    def _some_time(cls, value: Duration) -> Duration:
-        if value.zero:
-            raise ValueError("must be longer than 0s")
-        return value
-
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        for value in values:
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                raise ValueError(f"{value!r} is not an IP address or network") from None
-        return values
+        return check_networks(values)

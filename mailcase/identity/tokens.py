@@ -99,6 +99,17 @@ class TokenSigner:
             return None
         return int(match["case"]), int(match["expires"])
 
+    def seal(self, payload: str) -> str:
+        """``payload`` with its MAC, ``payload.mac``, for ``unseal`` to check when it comes
+        back (the console's sign-in form token). The caller names its purpose in the
+        payload, so a seal made for one use is nothing to another."""
+        return f"{payload}.{self._mac(self._secrets[0], payload)}"
+
+    def unseal(self, sealed: str) -> str | None:
+        """The payload of a genuine ``seal``, else None."""
+        payload, _, mac = sealed.rpartition(".")
+        return payload if payload and self._genuine(payload, mac) else None
+
     def _genuine(self, payload: str, mac: str) -> bool:
         """Whether ``mac`` signs ``payload`` under any configured secret, in constant time.
 

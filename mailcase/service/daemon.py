@@ -43,6 +43,7 @@ from mailcase.service.systemd import ServiceManager
 from mailcase.service.worker import WAKE_ALL, WorkerProcess
 from mailcase.store.doorbell import Listening
 from mailcase.web.api import make_api
+from mailcase.web.console.app import make_console
 from mailcase.web.server import HttpServer
 from mailcase.web.webtocase import make_web_to_case
 
@@ -152,6 +153,7 @@ class Daemon:
         self.monitor: Monitor | None = None
         self.api: HttpServer | None = None
         self.web_to_case: HttpServer | None = None
+        self.console: HttpServer | None = None
         self.watchers: list[threading.Thread] = []
         self.doorbell: Listening | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,6 +188,8 @@ class Daemon:
             self._start_api()
         if self.listen and settings.web_to_case.enabled:
             self._start_web_to_case()
+        if self.listen and settings.console.enabled:
+            self._start_console()
         self.scheduler.start()
         if self.listen and settings.smtp.enabled:
             self.group_commit = GroupCommit(self.app.intake, source=settings.smtp.protocol)
@@ -240,6 +244,18 @@ class Daemon:
         _serving(server.start, "Web-to-Case", web.host, web.port)
         self.web_to_case = server
         log.info("Web-to-Case listening on %s:%s", web.host, server.port)
+
+    def _start_console(self) -> None:
+        """The agents' web console on an address of its own. Its server believes no
+        X-Forwarded-For: the console itself asks whether the peer is one of its
+        trusted_proxies, for the trusted header and the client its limits count, so the
+        peer it sees must be the one that connected."""
+        console = self.app.settings.console
+        server = HttpServer(make_console(lambda: self.app), console.host, console.port,
+                            name="console")
+        _serving(server.start, "the console", console.host, console.port)
+        self.console = server
+        log.info("console listening on %s:%s", console.host, server.port)
 
     def _start_workers(self) -> None:
         for worker in (self.processor, self.sender, self.webhooks):
@@ -345,7 +361,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.stop)
-        for door in (self.api, self.web_to_case):
+        for door in (self.api, self.web_to_case, self.console):
             if door is not None:
                 await door.stop()
         for worker in (self.processor, self.sender, self.webhooks):

@@ -121,6 +121,8 @@ def _ports(settings: Settings) -> list[str]:
         wanted.append(("api", settings.api.host, settings.api.port))
     if settings.web_to_case.enabled:
         wanted.append(("web_to_case", settings.web_to_case.host, settings.web_to_case.port))
+    if settings.console.enabled:
+        wanted.append(("console", settings.console.host, settings.console.port))
     return [problem for key, host, port in wanted if (problem := _port_free(key, host, port))]
 
 

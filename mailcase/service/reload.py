@@ -21,7 +21,7 @@ RESTART_KEYS = (
     "smtp.enabled", "smtp.host", "smtp.port", "smtp.protocol", "smtp.proxy_protocol",
     "http.enabled", "http.host", "http.port", "api.enabled", "api.host", "api.port",
     "web_to_case.enabled", "web_to_case.host", "web_to_case.port",
-    "web_to_case.trusted_proxies",
+    "web_to_case.trusted_proxies", "console.enabled", "console.host", "console.port",
     "processing.worker_process",
 )
 """Keys (or whole sections) a running daemon keeps until it is restarted."""

@@ -1,5 +1,6 @@
 """The doors over HTTP: the API for other programs (JSON under /api/v1, with API keys),
-and Web-to-Case, the public form whose submissions become cases.
+Web-to-Case, the public form whose submissions become cases, and the agents' web
+console (``console``, behind its own sign-in).
 
 Every change the API makes goes through the same case rules as the command line
 (cases.desk): a route reads its request, calls the Desk and answers; none writes to the

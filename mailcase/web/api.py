@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -24,11 +22,12 @@ from mailcase.app import App
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Author, Desk, NewCase
 from mailcase.cases.errors import BadValue, CaseError, NotFound
-from mailcase.cases.files import NewFile, StoredFile
+from mailcase.cases.files import NewFile
 from mailcase.cases.finder import CaseFilter
 from mailcase.cases.staff import Staff
 from mailcase.store.models import ApiKey
 from mailcase.web.auth import caller
+from mailcase.web.downloads import file_response
 
 PREFIX = "/api/v1"
 
@@ -249,12 +248,12 @@ def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -
                 response_class=StreamingResponse)
     def attachment(number: str, attachment_id: int,
                    key: ApiKey = reader) -> StreamingResponse:
-        return _download(current().desk().attachment(parse_number(number), attachment_id))
+        return file_response(current().desk().attachment(parse_number(number), attachment_id))
 
     @router.get("/inbound/{inbound_id}/raw", summary="an accepted mail's raw .eml",
                 response_class=StreamingResponse)
     def raw(inbound_id: int, key: ApiKey = reader) -> StreamingResponse:
-        return _download(current().desk().raw_mail(inbound_id))
+        return file_response(current().desk().raw_mail(inbound_id))
 
 
 def _link_routes(router: APIRouter, current: Callable[[], App], writer: Any,
@@ -300,24 +299,6 @@ def _decoded(file: FileIn) -> bytes:
         return base64.b64decode(file.content_base64, validate=True)
     except binascii.Error:
         raise BadValue(f"{file.filename}: content_base64 is not base64") from None
-
-
-def _download(opening: AbstractContextManager[StoredFile]) -> StreamingResponse:
-    """A stored file streamed a slice at a time, as a download: never shown inline (a
-    customer's HTML must not run on the API's origin), its name in RFC 6266 form."""
-    stack = ExitStack()
-    stored = stack.enter_context(opening)  # NotFound and the like before any byte
-
-    def body() -> Iterator[bytes]:
-        with stack:
-            yield from stored.chunks
-
-    ascii_name = stored.filename.encode("ascii", "replace").decode().replace('"', "_")
-    disposition = (f'attachment; filename="{ascii_name}"; '
-                   f"filename*=UTF-8''{quote(stored.filename)}")
-    return StreamingResponse(body(), media_type=stored.content_type, headers={
-        "Content-Length": str(stored.size), "Content-Disposition": disposition,
-        "X-Content-Type-Options": "nosniff"})
 
 
 def _cursor(number: int) -> str:

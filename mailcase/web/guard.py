@@ -92,8 +92,9 @@ def return_url(value: str, allowed: Sequence[str]) -> str | None:
 
 
 class Limiter:
-    """How many forms each key (an address, a client) had stored within a sliding window,
-    in this process's memory: a restart forgets, and several instances count apart."""
+    """How many times each key (an address, a client) was counted within a sliding window
+    — forms stored, sign-ins failed — in this process's memory: a restart forgets, and
+    several instances count apart."""
 
     PRUNE_AT = 10_000  # keys held before old ones are let go
 
@@ -106,19 +107,43 @@ class Limiter:
         """Count one form for every key of ``wanted`` (key, limit) if each is under its
         limit: 0.0. Else count nothing and say how many seconds until all would be."""
         with self._lock:
-            now = self.clock()
-            wait = 0.0
-            for key, limit in wanted:
-                stamps = self._recent(key, now, window)
-                if len(stamps) >= limit:
-                    wait = max(wait, stamps[len(stamps) - limit] + window - now)
-            if wait > 0:
-                return wait
-            for key, _limit in wanted:
-                self._seen.setdefault(key, deque()).append(now)
-            if len(self._seen) > self.PRUNE_AT:
-                self._prune(now, window)
-            return 0.0
+            wait = self._wait(wanted, window)
+            if wait == 0:
+                self._count([key for key, _limit in wanted], window)
+            return wait
+
+    def wait(self, wanted: Sequence[tuple[str, int]], window: float) -> float:
+        """How many seconds until every key of ``wanted`` (key, limit) is under its limit
+        (0.0: now), counting nothing."""
+        with self._lock:
+            return self._wait(wanted, window)
+
+    def count(self, keys: Sequence[str], window: float) -> None:
+        """Count one more for each of ``keys`` (a failed sign-in, say)."""
+        with self._lock:
+            self._count(keys, window)
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Let go of everything counted for ``keys`` (an agent who got in)."""
+        with self._lock:
+            for key in keys:
+                self._seen.pop(key, None)
+
+    def _wait(self, wanted: Sequence[tuple[str, int]], window: float) -> float:
+        now = self.clock()
+        wait = 0.0
+        for key, limit in wanted:
+            stamps = self._recent(key, now, window)
+            if len(stamps) >= limit:
+                wait = max(wait, stamps[len(stamps) - limit] + window - now)
+        return wait
+
+    def _count(self, keys: Sequence[str], window: float) -> None:
+        now = self.clock()
+        for key in keys:
+            self._seen.setdefault(key, deque()).append(now)
+        if len(self._seen) > self.PRUNE_AT:
+            self._prune(now, window)
 
     def give_back(self, keys: Sequence[str]) -> None:
         """Uncount the last form of each key (it could not be stored after all)."""

@@ -5,7 +5,6 @@ reopen_days, and a customer's thanks that leaves a closed case closed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ from sqlalchemy import select
 from mailcase.app import App
 from mailcase.cli import main
 from mailcase.store.models import Case, Event
+from tests.support.clock import Clock
 from tests.support.delivery import deliver_now, token_of
 from tests.support.mailsink import Sink
 from tests.support.servers import mail
 
 SUPPORT, ANN, OWNER = "support@example.com", "ann@customer.org", "bob@example.com"
 QUOTE = "\n\nOn Mon, 2 Mar 2026 at 09:00, Support <support@example.com> wrote:\n> Closed.\n"
-
-
-class Clock:
-    """The time the app sees; a test moves it on instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def deliver(app: App, sender: str, to: str, body: str, message_id: str, **headers: str) -> str:

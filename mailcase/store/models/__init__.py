@@ -23,7 +23,15 @@ from mailcase.store.models.mail import (
     OutboundMail,
     RecipientStatus,
 )
-from mailcase.store.models.people import Account, Agent, ApiKey, Contact, Queue, QueueMember
+from mailcase.store.models.people import (
+    Account,
+    Agent,
+    ApiKey,
+    ConsoleSession,
+    Contact,
+    Queue,
+    QueueMember,
+)
 
 __all__ = [
     "DESCRIPTION_MAX_BYTES",
@@ -40,6 +48,7 @@ __all__ = [
     "CaseTarget",
     "Collaborator",
     "Comment",
+    "ConsoleSession",
     "Contact",
     "Counter",
     "Event",

@@ -40,6 +40,9 @@ class Case(Base):
         Index("ix_cases_owner_open", "owner_agent_id", "is_closed"),
         # The hold sweep: cases waiting on the customer, oldest first.
         Index("ix_cases_waiting", "waiting_since"),
+        # The console's lists: open cases newest first, and by their last change.
+        Index("ix_cases_open_number", "is_closed", "number"),
+        Index("ix_cases_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -52,6 +52,26 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Gets every new-case alert, whoever owns the case.
     follow_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The console password's argon2id hash (mailcase agents set-password); None: this
+    # agent signs in to the console only through a trusted proxy, if at all.
+    password_hash: Mapped[str | None] = mapped_column(Clipped(255))
+
+
+class ConsoleSession(Base):
+    """An agent signed in to the web console: the cookie holds a secret, this row only
+    its SHA-256, so a copy of the store signs no one in."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(Clipped(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id"), index=True)
+    csrf: Mapped[str] = mapped_column(Clipped(64))  # what every form of the session carries
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # however much it is used
+
+    agent: Mapped[Agent] = relationship()
 
 
 class Queue(Base):

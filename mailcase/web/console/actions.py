@@ -1,0 +1,144 @@
+"""What an agent does to a case from the console: reply (with files), add an internal
+note, change status, priority or owner, close, reopen, merge, add and remove
+collaborators.
+
+Each form posts here with its CSRF token (``csrf_checked``), and each action is one call
+on the Desk — the case rules the command line, mail commands and the API use — acting
+as the signed-in agent. Done, the browser is sent back to the case (303, so a reload
+does not post twice) with the name of what was done; refused by the case rules, the
+case page comes back with the reason and what the agent typed still in the form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from mailcase.app import App
+from mailcase.cases.book import parse_number
+from mailcase.cases.desk import Author, Desk
+from mailcase.cases.errors import BadValue, CaseError, NotFound
+from mailcase.cases.files import NewFile
+from mailcase.web.console.casepage import case_page
+from mailcase.web.console.render import Pages
+from mailcase.web.console.signin import Visitor, csrf_checked
+
+# One action: the Desk, the case's number, the agent, the form and its files.
+Action = Callable[[Desk, int, Author, FormData, list[NewFile]], None]
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _choice(form: FormData, name: str) -> str | None:
+    """A form field left empty or unchanged (""): nothing to change."""
+    return _text(form, name).strip() or None
+
+
+async def _read_files(form: FormData) -> list[NewFile]:
+    """The files chosen in the form (a file input left empty sends one without a name)."""
+    return [NewFile(item.filename, item.content_type, await item.read())
+            for item in form.getlist("files")
+            if isinstance(item, UploadFile) and item.filename]
+
+
+def _reply(desk: Desk, number: int, author: Author, form: FormData,
+           files: list[NewFile]) -> None:
+    desk.reply(number, _text(form, "body"), author, files=files,
+               hold=True if form.get("hold") else None)
+
+
+def _note(desk: Desk, number: int, author: Author, form: FormData,
+          files: list[NewFile]) -> None:
+    desk.note(number, _text(form, "body"), author, files=files)
+
+
+def _update(desk: Desk, number: int, author: Author, form: FormData,
+            files: list[NewFile]) -> None:
+    desk.update(number, status=_choice(form, "status"), priority=_choice(form, "priority"),
+                owner=_choice(form, "owner"), author=author)
+
+
+def _close(desk: Desk, number: int, author: Author, form: FormData,
+           files: list[NewFile]) -> None:
+    resolution = _text(form, "resolution").strip()
+    if not resolution:
+        raise BadValue("say how it was resolved: the resolution goes to the customer")
+    desk.close(number, resolution, author)
+
+
+def _reopen(desk: Desk, number: int, author: Author, form: FormData,
+            files: list[NewFile]) -> None:
+    desk.reopen(number, author)
+
+
+def _merge(desk: Desk, number: int, author: Author, form: FormData,
+           files: list[NewFile]) -> None:
+    into = _text(form, "into").strip()
+    if not into:
+        raise BadValue("give the number of the case to merge this one into")
+    desk.merge(number, parse_number(into), author)
+
+
+def _add_collaborator(desk: Desk, number: int, author: Author, form: FormData,
+                      files: list[NewFile]) -> None:
+    desk.add_collaborator(number, _text(form, "email"), _text(form, "name").strip(), author)
+
+
+def _remove_collaborator(desk: Desk, number: int, author: Author, form: FormData,
+                         files: list[NewFile]) -> None:
+    desk.remove_collaborator(number, _text(form, "email"), author)
+
+
+ACTIONS: dict[str, Action] = {
+    "reply": _reply, "note": _note, "update": _update, "close": _close, "reopen": _reopen,
+    "merge": _merge, "collaborator-added": _add_collaborator,
+    "collaborator-removed": _remove_collaborator,
+}
+PATHS = {"reply": "reply", "note": "note", "update": "update", "close": "close",
+         "reopen": "reopen", "merge": "merge", "collaborator-added": "collaborators/add",
+         "collaborator-removed": "collaborators/remove"}
+
+
+def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
+    """``POST /cases/{number}/<action>`` for each of ACTIONS."""
+    router = APIRouter()
+    for name, action in ACTIONS.items():
+        router.add_api_route(f"/cases/{{number}}/{PATHS[name]}",
+                             _endpoint(current, pages, name, action), methods=["POST"])
+    return router
+
+
+def _endpoint(current: Callable[[], App], pages: Pages, name: str,
+              action: Action) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(number: str, request: Request,
+                       visitor: Annotated[Visitor, Depends(csrf_checked)]) -> Response:
+        wanted = parse_number(number)
+        form = await request.form()
+        desk = current().desk()
+        try:
+            files = await _read_files(form)
+            # The Desk commits to the database: off the event loop, which serves mail.
+            await run_in_threadpool(action, desk, wanted,
+                                    Author(visitor.email.lower(), visitor.name), form, files)
+        except NotFound:
+            raise
+        except (BadValue, CaseError) as exc:
+            draft = {key: value for key, value in form.items() if isinstance(value, str)}
+            return await run_in_threadpool(
+                case_page, current, pages, request, visitor, wanted, error=str(exc),
+                status=422 if isinstance(exc, BadValue) else 409, draft=draft)
+        finally:
+            await form.close()
+        target = form.get("into") if name == "merge" else None
+        shown = parse_number(str(target)) if target else wanted
+        return RedirectResponse(f"/cases/{shown}?done={name}#top", status_code=303)
+    endpoint.__name__ = f"console_{name.replace('-', '_')}"
+    return endpoint
