@@ -33,9 +33,10 @@ PAGES = (
 )
 
 
-def open_work(config: Path) -> tuple[str, int]:
-    """Open a share of the seeded cases (see the module's docstring) and sign the agent
-    in; the Cookie header that carries the session, and how many cases are open."""
+def open_work(config: Path, cases: int) -> tuple[str, int]:
+    """Open a share of the ``cases`` seeded (see the module's docstring; one in ten of a
+    small store, so its lists are not empty) and sign the agent in; the Cookie header
+    that carries the session, and how many cases are open."""
     from mailcase import config as mailcase_config  # noqa: PLC0415 - only this measure
     from mailcase.app import App  # noqa: PLC0415
     from mailcase.cases.signins import Signins  # noqa: PLC0415
@@ -54,16 +55,23 @@ def open_work(config: Path) -> tuple[str, int]:
             assert agent is not None, "bench.api.prepare adds the agent"
             queue = staff.add_queue(QUEUE, [AGENT])
             session.flush()
-            chosen = f"number % {SHARE} IN (1, 2, 3, 4) AND number > {SHARE}"
+            share = SHARE if cases >= 100 * SHARE else 10
+            chosen = f"number % {share} IN (1, 2, 3, 4) AND number <= {cases}"
             session.execute(text(
                 f"UPDATE cases SET is_closed = {false}, closed_at = NULL, status = CASE "
-                f"number % {SHARE} WHEN 2 THEN 'New' ELSE 'Working' END, "
-                f"owner_agent_id = CASE number % {SHARE} WHEN 1 THEN :agent WHEN 4 THEN "
-                f":agent ELSE NULL END, owner_queue_id = CASE number % {SHARE} WHEN 3 THEN "
-                f":queue ELSE NULL END, is_escalated = (number % {SHARE} = 4), "
+                f"number % {share} WHEN 2 THEN 'New' ELSE 'Working' END, "
+                f"owner_agent_id = CASE number % {share} WHEN 1 THEN :agent WHEN 4 THEN "
+                f":agent ELSE NULL END, owner_queue_id = CASE number % {share} WHEN 3 THEN "
+                f":queue ELSE NULL END, is_escalated = (number % {share} = 4), "
                 f"priority = CASE number % 3 WHEN 0 THEN 'High' WHEN 1 THEN 'Medium' "
                 f"ELSE 'Low' END, updated_at = :now WHERE {chosen}").bindparams(when[0]),
                 {"agent": agent.id, "queue": queue.id, "now": now})
+            # Changed at different times, as a real store's cases were (the seed gives
+            # them all one moment, which no index of changes is made for).
+            spread = ("timestamp '2025-01-01' + number * interval '1 second'" if postgres
+                      else "datetime('2025-01-01', '+' || number || ' seconds')")
+            session.execute(text(f"UPDATE cases SET updated_at = {spread} "
+                                 f"WHERE number <= {cases} AND NOT ({chosen})"))
             session.execute(text(
                 "INSERT INTO case_targets (case_id, name, sla, calendar, target_days, "
                 "target_seconds, started_at, due_at) SELECT id, 'resolution', 'standard', "

@@ -27,6 +27,7 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "--concurrency", "2", "--engines", "sqlite",
                      "--big-mail-bytes", "300000", "--timeout", "120",
                      "--api-cases", "200", "--api-seconds", "1",
+                     "--console-cases", "300", "--console-seconds", "0.5",
                      "--output", str(output)])
     measures = [row.measure for row in rows]
     for expected in ("SMTP accept, bare aiosmtpd, new connection each",
@@ -38,6 +39,8 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
                      "API GET, bare FastAPI hello-world", "API GET /cases/{n}, 2 clients: 12",
                      "API GET /cases/{n} latency p50 / p99, 2 clients",
                      "API GET /cases/{n} latency, one client",
+                     "Console, bare FastAPI hello-world", "Console page: my open cases, 300",
+                     "Console page: a case with a dozen comments",
                      "peak RSS growth of the listener", "peak RSS growth of the processing",
                      "listener process RSS", "processing process RSS"):
         assert any(m.startswith(expected) for m in measures), f"no row for {expected}"
