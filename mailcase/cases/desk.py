@@ -149,6 +149,11 @@ class Desk:
             return search_cases(session, query, limit=limit, cursor=cursor,
                                 open_only=open_only, internal=internal)
 
+    def exists(self, number: int) -> bool:
+        """Whether there is a case ``number``."""
+        with self.readers() as session:
+            return session.scalar(select(Case.id).where(Case.number == number)) is not None
+
     def show(self, number: int, viewer: str | None = None) -> dict[str, Any]:
         """One case; when ``viewer`` is its owner, the case is marked read for them."""
         with self.readers() as session:

@@ -128,7 +128,7 @@ def _sorted(query: Any, sort: Sort, due_at: Any) -> Any:
     if sort.key == "contact":
         contact = aliased(Contact)
         query = query.outerjoin(contact, contact.id == Case.contact_id)
-        key: Any = contact.email
+        key: Any = func.coalesce(contact.email, Case.supplied_email)  # as the list shows
     elif sort.key == "owner":
         agent, queue = aliased(Agent), aliased(Queue)
         query = (query.outerjoin(agent, agent.id == Case.owner_agent_id)

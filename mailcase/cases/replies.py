@@ -31,9 +31,15 @@ def holds_on_reply(settings: Settings, case: Case) -> bool:
     """Whether an agent's public answer puts ``case`` on hold without being asked: its
     mailbox says so (``hold_on_reply``), there is a hold status, and the case is open (an
     answer on a closed case is recorded on it as it is)."""
-    box = _mailbox(settings, case)
+    return holds_by_default(settings, case.mailbox, is_closed=case.is_closed)
+
+
+def holds_by_default(settings: Settings, mailbox: str | None, *, is_closed: bool) -> bool:
+    """``holds_on_reply`` for a case of ``mailbox`` (its address), open or closed: what
+    a reply form offers before the agent chooses."""
+    box = settings.mailbox_for(mailbox) if mailbox else None
     return (box is not None and box.hold_on_reply and settings.cases.hold_status is not None
-            and not case.is_closed)
+            and not is_closed)
 
 
 def after_close(settings: Settings, case: Case, now: datetime) -> Literal["reopen", "follow_up"]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,7 @@ from mailcase.cases.finder import CaseFilter
 from mailcase.cases.staff import Staff
 from mailcase.store.models import ApiKey
 from mailcase.web.auth import caller
-from mailcase.web.downloads import file_response
+from mailcase.web.downloads import MAX_ID, file_response
 
 PREFIX = "/api/v1"
 
@@ -246,13 +246,14 @@ def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -
     @router.get("/cases/{number}/attachments/{attachment_id}",
                 summary="one of a case's files, as it came",
                 response_class=StreamingResponse)
-    def attachment(number: str, attachment_id: int,
+    def attachment(number: str, attachment_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                    key: ApiKey = reader) -> StreamingResponse:
         return file_response(current().desk().attachment(parse_number(number), attachment_id))
 
     @router.get("/inbound/{inbound_id}/raw", summary="an accepted mail's raw .eml",
                 response_class=StreamingResponse)
-    def raw(inbound_id: int, key: ApiKey = reader) -> StreamingResponse:
+    def raw(inbound_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+            key: ApiKey = reader) -> StreamingResponse:
         return file_response(current().desk().raw_mail(inbound_id))
 
 

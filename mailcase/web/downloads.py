@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from mailcase.cases.files import StoredFile
 
 POLICY = "default-src 'none'; sandbox"
+MAX_ID = 2**31 - 1  # the largest id a path may name: the tables' ids are 32-bit integers
 
 
 def file_response(opening: AbstractContextManager[StoredFile], *,
@@ -32,4 +33,5 @@ def file_response(opening: AbstractContextManager[StoredFile], *,
                    f"filename*=UTF-8''{quote(stored.filename)}")
     return StreamingResponse(body(), media_type=stored.content_type, headers={
         "Content-Length": str(stored.size), "Content-Disposition": disposition,
-        "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff"})
+        "Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store"})

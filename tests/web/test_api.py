@@ -221,6 +221,8 @@ def test_files_go_in_with_a_reply_and_come_out_as_they_were(api: Api, sink: Sink
         assert client.get(f"/cases/{other}/attachments/{listed['id']}").status_code == 404
         assert client.get("/inbound/1/raw").content == raw
         assert client.get("/inbound/999/raw").status_code == 404
+        for past_any_id in (f"/cases/{other}/attachments/{2**31}", f"/inbound/{10**23}/raw"):
+            assert client.get(past_any_id).status_code == 422, past_any_id
         bad = client.post("/cases/00001000/comments", json={
             "body": "x", "files": [{"filename": "a", "content_base64": "%%%"}]})
         assert bad.status_code == 422

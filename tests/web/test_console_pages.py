@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -76,6 +77,61 @@ def console(make_app: Callable[..., App]) -> Iterator[Console]:
             yield Console(app, url, client, signed.csrf)
 
 
+class FormReader(HTMLParser):
+    """The fields one form of a page would send as the browser sends them: its inputs'
+    values, each select's selected option, each textarea's text."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+        self.inside = False
+        self.fields: dict[str, str] = {}
+        self.select: str | None = None
+        self.textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":  # (the page writes case numbers with their zeros)
+            self.inside = re.sub(r"/0+(?=\d)", "/", found.get("action", "")) == self.action
+        elif not self.inside:
+            return
+        elif tag == "input" and found.get("type") not in ("checkbox", "file"):
+            self.fields[found["name"]] = found.get("value", "")
+        elif tag == "input" and found.get("type") == "checkbox" and "checked" in found:
+            self.fields[found["name"]] = found.get("value", "on")
+        elif tag == "select":
+            self.select = found["name"]
+        elif tag == "option" and self.select and "selected" in found:
+            if "value" in found:
+                self.fields[self.select] = found["value"]
+            else:  # its text is its value
+                self.textarea = self.select
+                self.fields[self.select] = ""
+        elif tag == "textarea":
+            self.textarea = found["name"]
+            self.fields[self.textarea] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.textarea:
+            self.fields[self.textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+        elif tag in ("textarea", "option"):
+            self.textarea = None
+
+
+def form_of(page: httpx.Response, action: str) -> dict[str, str]:
+    """What the form posting to ``action`` sends as the page shows it."""
+    reader = FormReader(action)
+    reader.feed(page.text)
+    assert reader.fields, f"no form posting to {action}"
+    return reader.fields
+
+
 def numbers_in(page: httpx.Response) -> list[int]:
     """The case numbers a list shows, in order."""
     assert page.status_code == 200, page.text
@@ -121,6 +177,24 @@ def test_columns_sort_both_ways_and_pages_follow(console: Console,
     assert [made[n] for n in seen] == ["Low", "Low", "Medium", "High", "High"]
     assert console.client.get("/?sort=owner").status_code == 200
     assert console.client.get("/?sort=nonsense").status_code == 200  # the view's order
+    # The headings: a first click on Priority sorts highest first, a second lowest.
+    heading = re.compile(r'<th scope="col"[^>]*>\s*<a href="([^"]+)">Priority')
+    clicked = console.client.get(heading.findall(first.text)[0].replace("&amp;", "&"))
+    assert [made[n] for n in numbers_in(clicked)] == ["High", "High"]
+    again = console.client.get(heading.findall(clicked.text)[0].replace("&amp;", "&"))
+    assert [made[n] for n in numbers_in(again)] == ["Low", "Low"]
+
+
+def test_lists_of_every_case_sort_only_by_what_is_indexed(console: Console) -> None:
+    """"All cases" offers Number and Updated as sort links, not Subject; an unknown view
+    is a page saying so."""
+    console.case("Printer", owner=BOB)
+    everything = console.client.get("/?view=all&sort=subject")
+    assert 'aria-sort="descending"' in everything.text  # still by number, newest first
+    assert re.search(r'<a href="[^"]+">Updated', everything.text)
+    assert not re.search(r'<a href="[^"]+">Subject', everything.text)
+    unknown = console.client.get("/?view=nonsense")
+    assert unknown.status_code == 422 and "no view" in unknown.text
 
 
 def test_search_finds_a_case_and_a_number_opens_it(console: Console) -> None:
@@ -195,6 +269,61 @@ def test_reply_note_and_changes_go_through_the_case_rules(console: Console,
     assert all("old model" not in m.text for m in sink.messages if CARL in m.rcpt_tos)
 
 
+def test_saving_the_change_form_changes_only_what_was_changed(console: Console,
+                                                              sink: Sink) -> None:
+    """The change form sent as the page renders it, with only the priority changed:
+    the queue keeps the case, nobody is alerted of an assignment again, and the history
+    has the one change. On a closed case the priority can still be changed."""
+    number = console.case("Invoice", owner="queue:Billing")
+    before = console.shown(number)
+    wait_for(lambda: any(EVE in m.rcpt_tos for m in sink.messages), timeout=20,
+             what="the queue member's alert")
+    alerts = len([m for m in sink.messages if EVE in m.rcpt_tos])
+    form = form_of(console.client.get(f"/cases/{number}"), f"/cases/{number}/update")
+    assert (form["status"], form["priority"], form["owner"]) == ("New", "Medium", EVE)
+    assert console.post(f"/cases/{number}/update", **{**form, "priority": "High"}
+                        ).status_code == 200
+    after = console.shown(number)
+    assert (after["priority"], after["owner"], after["queue"]) == ("High", EVE, "Billing")
+    assert len(after["events"]) == len(before["events"]) + 1
+    unchanged = console.post(f"/cases/{number}/update", **form_of(
+        console.client.get(f"/cases/{number}"), f"/cases/{number}/update"))
+    assert unchanged.status_code == 422 and "nothing was changed" in unchanged.text
+    console.app.desk().close(number, "Paid.", console.app.desk().author(BOB))
+    closed = form_of(console.client.get(f"/cases/{number}"), f"/cases/{number}/update")
+    assert closed["status"] == "Closed"
+    assert console.post(f"/cases/{number}/update", **{**closed, "priority": "Low"}
+                        ).status_code == 200
+    assert console.shown(number)["priority"] == "Low"
+    wait_for(lambda: any("Paid." in m.text for m in sink.messages if CARL in m.rcpt_tos),
+             timeout=20, what="the resolution")
+    assert len([m for m in sink.messages if EVE in m.rcpt_tos]) == alerts  # no new alert
+
+
+def test_the_reply_form_offers_the_mailbox_s_hold(make_app: Callable[..., App]) -> None:
+    """With hold_on_reply the box comes ticked, and unticked it is a reply that does not
+    hold the case; without it the box comes clear."""
+    app = make_app(console={"enabled": True, "port": 0},
+                   mailbox={"address": "support@example.com", "hold_on_reply": True})
+    with app.sessions.begin() as session:
+        bob = Staff(session).add_agent(BOB)
+        session.flush()
+        secret, _ = Signins(session, app.clock(), app.settings.console).open(bob)
+    desk = app.desk()
+    number = desk.new(NewCase(email=CARL, subject="Printer"), desk.author(BOB)).number
+    with running_daemon(app) as daemon:
+        assert daemon.console is not None
+        url = f"http://127.0.0.1:{daemon.console.port}"
+        with httpx.Client(base_url=url, cookies={"mailcase_session": secret},
+                          follow_redirects=True, timeout=10) as client:
+            form = form_of(client.get(f"/cases/{number}"), f"/cases/{number}/reply")
+            assert form.get("hold") == "1"
+            del form["hold"]  # the agent unticks it
+            sent = client.post(f"/cases/{number}/reply", data={**form, "body": "Done."})
+            assert sent.status_code == 200
+    assert desk.show(number)["status"] != "On Hold"
+
+
 def test_a_refused_action_keeps_what_was_typed(console: Console) -> None:
     """Closing without a resolution, merging into a case that does not exist, an
     unknown status: the case page again, with the reason and the typed text, and
@@ -204,13 +333,19 @@ def test_a_refused_action_keeps_what_was_typed(console: Console) -> None:
     assert empty.status_code == 422
     assert "say how it was resolved" in empty.text
     merge = console.post(f"/cases/{number}/merge", into="99999")
-    assert merge.status_code in (404, 409, 422)
-    reply = console.post(f"/cases/{number}/reply", body="   ", form="reply")
-    assert reply.status_code == 422
+    assert merge.status_code == 422
+    assert "there is no case 00099999 to merge into" in merge.text
+    assert form_of(merge, f"/cases/{number}/merge")["into"] == "99999"
+    collaborator = console.post(f"/cases/{number}/collaborators/add",
+                                email="mallory@elsewhere.net", name="Mallory")
+    assert collaborator.status_code == 409
+    kept = form_of(collaborator, f"/cases/{number}/collaborators/add")
+    assert (kept["email"], kept["name"]) == ("mallory@elsewhere.net", "Mallory")
     status = console.post(f"/cases/{number}/update", status="Exploded")
     assert status.status_code == 422
-    assert "Exploded" in status.text
+    assert "unknown status &#39;Exploded&#39;" in status.text
     assert console.shown(number)["status"] == "New"
+    assert console.shown(number)["collaborators"] == []
 
 
 def test_close_reopen_merge_and_collaborators(console: Console, sink: Sink) -> None:
@@ -252,11 +387,28 @@ def test_forms_need_the_session_and_its_token(console: Console) -> None:
                             follow_redirects=False).status_code == 303
 
 
-def test_an_unknown_case_is_a_page_not_a_traceback(console: Console) -> None:
+def test_odd_requests_get_console_pages_not_tracebacks(console: Console) -> None:
+    """An unknown case, bad parameters, an id past any table's, a search of digits that
+    are no case: each a console page (its headers included) with the right status."""
+    number = console.case("Printer")
     missing = console.client.get("/cases/4242")
     assert missing.status_code == 404
-    assert "4242" in missing.text and "Traceback" not in missing.text
-    assert console.client.get("/cases/not-a-number").status_code in (404, 422)
+    assert "there is no case 00004242" in missing.text
+    for path, status in (("/cases/not-a-number", 422), ("/?page=0", 422),
+                         ("/?page=abc", 422), ("/search?q=x&open=maybe", 422),
+                         (f"/cases/{number}/files/abc", 422),
+                         (f"/cases/{number}/files/99999999999999999999999", 422),
+                         ("/nope", 404)):
+        answer = console.client.get(path)
+        assert answer.status_code == status, (path, answer.text)
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], path
+    for query in ("²", "2024"):
+        found = console.client.get("/search", params={"q": query})
+        assert found.status_code == 200, query
+        assert "<h1>Search</h1>" in found.text
+    overlong = console.client.get("/search", params={"q": "9" * 4400})
+    assert overlong.status_code == 422 and "Cannot do that" in overlong.text
 
 
 def test_pages_are_readable_without_script_and_labelled(console: Console) -> None:
@@ -268,8 +420,12 @@ def test_pages_are_readable_without_script_and_labelled(console: Console) -> Non
         ids = set(re.findall(r'<label for="([^"]+)"', page.text))
         controls = re.findall(r'<(?:input|select|textarea)\b([^>]*)>', page.text)
         for control in controls:
-            if 'type="hidden"' in control or 'type="checkbox"' in control:
-                continue  # hidden fields need none; checkboxes sit inside their label
+            if 'type="hidden"' in control:
+                continue  # hidden fields need none
+            if 'type="checkbox"' in control:  # inside its label
+                assert re.search(r'<label[^>]*><input[^>]*type="checkbox"' +
+                                 re.escape(control.split('type="checkbox"')[1]), page.text)
+                continue
             found = re.search(r'id="([^"]+)"', control)
             assert (found and found.group(1) in ids) or "aria-label" in control, (path, control)
 

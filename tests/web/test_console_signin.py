@@ -291,6 +291,8 @@ def test_the_sign_in_form_needs_its_own_token(start: Callable[..., Console]) -> 
         foreign = console.sign_in(browser, Origin="https://evil.example")
         assert foreign.status_code == 403
         assert "mailcase_session" not in browser.cookies
+        stuffed = browser.post("/login", data={f"f{n}": "x" for n in range(11)})
+        assert stuffed.status_code == 400 and "not the sign-in form" in stuffed.text
 
 
 @pytest.mark.parametrize(("asked", "goes_to"), [
@@ -322,6 +324,16 @@ def test_a_trusted_header_counts_only_from_the_trusted_proxy(
         assert browser.get("/").status_code == 200  # the cookie alone from now on
         out = browser.post("/logout", data={"csrf": field(home.text, "csrf")})
         assert out.status_code == 303
+        with console.app.sessions.begin() as session:
+            Staff(session).add_agent("carl@example.com")
+        switched = browser.get("/", headers={"X-Remote-User": BOB})
+        bob_cookie = browser.cookies["mailcase_session"]
+        assert browser.get("/", headers={"X-Remote-User": "carl@example.com"}
+                           ).status_code == 200
+        assert switched.status_code == 200 and browser.cookies["mailcase_session"] != bob_cookie
+    with console.browser() as browser:  # Bob's session ended when Carl's began
+        browser.cookies.set("mailcase_session", bob_cookie)
+        assert browser.get("/", follow_redirects=False).status_code == 303
     with console.browser() as browser:
         stranger = browser.get("/", headers={"X-Remote-User": "eve@example.com"})
         assert stranger.status_code == 403
@@ -366,7 +378,7 @@ def test_the_readme_console_block_works_as_pasted(start: Callable[..., Console],
     nginx = section.partition("```\n# nginx")[2].partition("```")[0]
     assert f"proxy_pass http://{settings.host}:{settings.port};" in nginx
     assert f"proxy_set_header {settings.trusted_header} " in nginx
-    assert "proxy_set_header Host $host;" in nginx
+    assert "proxy_set_header Host $http_host;" in nginx  # with its port, as Origin has it
     console = start(trusted_header=settings.trusted_header,
                     trusted_proxies=list(settings.trusted_proxies))
     with console.browser() as browser:

@@ -37,9 +37,11 @@ def _text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _choice(form: FormData, name: str) -> str | None:
-    """A form field left empty or unchanged (""): nothing to change."""
-    return _text(form, name).strip() or None
+def _changed(form: FormData, name: str) -> str | None:
+    """A field the agent changed: its new value; None when it is empty or still what
+    the page showed (``NAME_was``), so saving one field leaves the others alone."""
+    value = _text(form, name).strip()
+    return value if value and value != _text(form, f"{name}_was").strip() else None
 
 
 async def _read_files(form: FormData) -> list[NewFile]:
@@ -51,8 +53,7 @@ async def _read_files(form: FormData) -> list[NewFile]:
 
 def _reply(desk: Desk, number: int, author: Author, form: FormData,
            files: list[NewFile]) -> None:
-    desk.reply(number, _text(form, "body"), author, files=files,
-               hold=True if form.get("hold") else None)
+    desk.reply(number, _text(form, "body"), author, files=files, hold=bool(form.get("hold")))
 
 
 def _note(desk: Desk, number: int, author: Author, form: FormData,
@@ -62,8 +63,10 @@ def _note(desk: Desk, number: int, author: Author, form: FormData,
 
 def _update(desk: Desk, number: int, author: Author, form: FormData,
             files: list[NewFile]) -> None:
-    desk.update(number, status=_choice(form, "status"), priority=_choice(form, "priority"),
-                owner=_choice(form, "owner"), author=author)
+    changes = {name: _changed(form, name) for name in ("status", "priority", "owner")}
+    if not any(changes.values()):
+        raise BadValue("nothing was changed")
+    desk.update(number, **changes, author=author)
 
 
 def _close(desk: Desk, number: int, author: Author, form: FormData,
@@ -84,7 +87,13 @@ def _merge(desk: Desk, number: int, author: Author, form: FormData,
     into = _text(form, "into").strip()
     if not into:
         raise BadValue("give the number of the case to merge this one into")
-    desk.merge(number, parse_number(into), author)
+    target = parse_number(into)
+    try:
+        desk.merge(number, target, author)
+    except NotFound:
+        if not desk.exists(target):  # (this case itself missing is a 404 page)
+            raise BadValue(f"there is no case {target:08d} to merge into") from None
+        raise
 
 
 def _add_collaborator(desk: Desk, number: int, author: Author, form: FormData,

@@ -8,7 +8,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from mailcase.app import App
@@ -36,6 +38,8 @@ def make_console(app: Callable[[], App]) -> FastAPI:
     web.add_exception_handler(Refused, _refusal(console))
     for error, status in ((NotFound, 404), (BadValue, 422), (CaseError, 409)):
         web.add_exception_handler(error, _case_error(console, status))
+    web.add_exception_handler(RequestValidationError, _bad_request(console))
+    web.add_exception_handler(HTTPException, _http_error(console))
     web.mount("/static", StaticFiles(packages=[("mailcase.web.console", "static")]),
               name="static")
     web.include_router(signin_routes(console))
@@ -76,4 +80,31 @@ def _case_error(console: Console, status: int) -> Callable[[Request, Exception],
             "message.html.j2", request, status=status,
             title={404: "Not found", 422: "Cannot do that"}.get(status, "Refused"),
             text=str(exc), link="/", link_text="Back to the cases")
+    return handler
+
+
+def _bad_request(console: Console) -> Callable[[Request, Exception], Any]:
+    """A request whose parameters are not what a page takes (a page number of 0, a
+    letter for a file's id): the console's own page, not the framework's JSON."""
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        where = ", ".join(str(error["loc"][-1]) for error in exc.errors())
+        return console.pages.render(
+            "message.html.j2", request, status=422, title="Cannot show that",
+            text=f"This address asks for something the console does not have ({where}).",
+            link="/", link_text="Back to the cases")
+    return handler
+
+
+def _http_error(console: Console) -> Callable[[Request, Exception], Any]:
+    """The framework's own refusals (no such page, a method a page does not take), as
+    console pages with the console's headers."""
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = {404: "Not found", 405: "Not allowed"}.get(exc.status_code, "Refused")
+        return console.pages.render(
+            "message.html.j2", request, status=exc.status_code, title=title,
+            text=f"There is no page here ({exc.status_code})." if exc.status_code == 404
+            else str(exc.detail), link="/", link_text="Back to the cases",
+            headers=dict(exc.headers or {}))
     return handler

@@ -14,15 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mailcase.app import App
 from mailcase.cases.book import PRIORITIES, parse_number
+from mailcase.cases.replies import holds_by_default
 from mailcase.cases.staff import Staff
 from mailcase.web.console.render import Pages
 from mailcase.web.console.signin import Visitor, signed_in
-from mailcase.web.downloads import file_response
+from mailcase.web.downloads import MAX_ID, file_response
 
 # Shown inline in the page; anything else (SVG included: it can hold script) is a download.
 INLINE_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -41,9 +42,14 @@ def case_page(current: Callable[[], App], pages: Pages, request: Request, visito
         owners = [a.email for a in staff.agents() if a.active]
         owners += [f"queue:{q.name}" for q in staff.queues()]
     conversation = _conversation(case)
+    closing = app.settings.cases.closed_statuses
+    # Closing takes a resolution (its own form); a closed case keeps its status here.
+    statuses = [case["status"]] if case["is_closed"] else [
+        s for s in app.settings.cases.statuses if s not in closing]
     return pages.render(
         "case.html.j2", request, visitor=visitor, case=case,
-        conversation=conversation, statuses=app.settings.cases.statuses,
+        conversation=conversation, statuses=statuses,
+        hold=holds_by_default(app.settings, case["mailbox"], is_closed=case["is_closed"]),
         priorities=PRIORITIES, owners=owners, error=error, draft=draft or {},
         notice=_notice(request.query_params.get("done")), status=status)
 
@@ -95,7 +101,7 @@ def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
         return case_page(current, pages, request, visitor, parse_number(number))
 
     @router.get("/cases/{number}/files/{file_id}")
-    def download(number: str, file_id: int,
+    def download(number: str, file_id: Annotated[int, Path(ge=1, le=MAX_ID)],
                  visitor: Annotated[Visitor, Depends(signed_in)]) -> Response:
         return file_response(current().desk().attachment(parse_number(number), file_id),
                              inline=INLINE_IMAGES)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from mailcase.app import App
+from mailcase.cases.book import parse_number
 from mailcase.cases.errors import BadValue
 from mailcase.cases.finder import SORT_KEYS, CaseFilter, Sort
 from mailcase.cases.searchtext import MARK
@@ -33,11 +34,15 @@ SEARCH_PAGE_SIZE = 25
 
 @dataclass(frozen=True)
 class View:
-    """One of the lists an agent picks from: its title and what it holds."""
+    """One of the lists an agent picks from: its title, its order, and the columns it
+    may be sorted by. Open cases are few beside closed ones and sort by anything; the
+    lists of every case sort only by what an index keeps in order (a million cases
+    sorted by subject for one page would be read whole)."""
 
     name: str
     title: str
     sort: Sort
+    sortable: tuple[str, ...] = SORT_KEYS
 
 
 VIEWS = {view.name: view for view in (
@@ -46,9 +51,12 @@ VIEWS = {view.name: view for view in (
     View("queue", "Queue", Sort()),
     View("due", "Due soon", Sort("due", descending=False)),
     View("escalated", "Escalated", Sort()),
-    View("recent", "Recently updated", Sort("updated")),
-    View("all", "All cases", Sort()),
+    View("recent", "Recently updated", Sort("updated"), ("number", "updated")),
+    View("all", "All cases", Sort(), ("number", "updated")),
 )}
+# The way a column sorts at its first click: names A to Z, due soonest, the rest newest
+# or highest first.
+ASCENDING_FIRST = ("subject", "contact", "status", "owner", "due")
 COLUMNS = (("number", "Number"), ("subject", "Subject"), ("contact", "Contact"),
            ("status", "Status"), ("priority", "Priority"), ("owner", "Owner"),
            ("due", "Due"), ("updated", "Updated"))
@@ -102,6 +110,14 @@ def case_filter(view: str, visitor: Visitor, queue: str | None) -> CaseFilter:
     raise BadValue(f"there is no view {view!r}")
 
 
+def _case_number(text: str) -> int | None:
+    """``text`` as a case number (``1000``, ``00001000``, ``#00001000``), if it is one."""
+    try:
+        return parse_number(text)
+    except BadValue:
+        return None
+
+
 def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
     """``GET /`` (the lists) and ``GET /search``."""
     router = APIRouter()
@@ -110,12 +126,13 @@ def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
     def cases(request: Request, visitor: Annotated[Visitor, Depends(signed_in)],
               asked: Annotated[ListQuery, Query()]) -> Response:
         app = current()
-        chosen = VIEWS.get(asked.view, VIEWS["mine"])
         queue, sort, order, page = asked.queue, asked.sort, asked.order, asked.page
-        wanted = case_filter(chosen.name, visitor, queue)
+        wanted = case_filter(asked.view, visitor, queue)
+        chosen = VIEWS[asked.view]
         ordering = chosen.sort
-        if sort in SORT_KEYS:
-            ordering = Sort(sort, descending=(order != "asc") if order else sort != "due")
+        if sort in chosen.sortable:
+            first = "asc" if sort in ASCENDING_FIRST else "desc"
+            ordering = Sort(sort, descending=(order or first) != "asc")
         rows = app.desk().list(wanted, PAGE_SIZE + 1, sort=ordering,
                                offset=(page - 1) * PAGE_SIZE)
         with app.readers() as session:
@@ -127,13 +144,19 @@ def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
             asked.update(changes)
             return "/?" + urlencode({k: v for k, v in asked.items() if v not in (None, "")})
 
-        headers = [{
-            "key": key, "label": label,
-            "sorted": ("descending" if ordering.descending else "ascending")
-            if ordering.key == key else None,
-            "href": link(sort=key, page=1, order="asc" if ordering.key == key
-                         and ordering.descending else "desc"),
-        } for key, label in COLUMNS]
+        def heading(key: str, label: str) -> dict[str, Any]:
+            current = ordering.key == key
+            if current:  # a second click: the other way
+                flipped = "asc" if ordering.descending else "desc"
+            else:
+                flipped = "asc" if key in ASCENDING_FIRST else "desc"
+            return {"key": key, "label": label,
+                    "sorted": ("descending" if ordering.descending else "ascending")
+                    if current else None,
+                    "href": link(sort=key, page=1, order=flipped)
+                    if key in chosen.sortable else None}
+
+        headers = [heading(key, label) for key, label in COLUMNS]
         return pages.render(
             "cases.html.j2", request, visitor=visitor, views=VIEWS.values(),
             view=chosen, queue=queue, queues=queues, rows=rows[:PAGE_SIZE],
@@ -145,8 +168,9 @@ def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
     def search(request: Request, visitor: Annotated[Visitor, Depends(signed_in)],
                q: str = "", cursor: str | None = None, open: bool = False) -> Response:
         text = q.strip()
-        if text.isdigit():  # a case number: straight to the case
-            return RedirectResponse(f"/cases/{int(text)}", status_code=303)
+        number = _case_number(text)
+        if number is not None and current().desk().exists(number):  # straight to it
+            return RedirectResponse(f"/cases/{number}", status_code=303)
         results = current().desk().search(text, limit=SEARCH_PAGE_SIZE, cursor=cursor,
                                           open_only=open) if text else None
         more = None

@@ -100,6 +100,8 @@ def signed_in(request: Request) -> Visitor:
                             proxied, settings.trusted_header, peer(request))
                 raise Refused(403, f"{proxied} is not an active agent of this console; an "
                                    "administrator can add you (mailcase agents add).")
+            if found is not None:  # the header names someone else now: theirs ends
+                signins.close(secret)
             secret, found = signins.open(agent)
             setattr(request.state, NEW_SESSION, secret)
             log.info("console: %s signed in through %s from %s", proxied,
@@ -199,8 +201,11 @@ async def _login(console: Console, request: Request) -> Response:
     same_origin(request)
     if not settings.passwords:
         raise Refused(403, "Sign-in with a password is turned off here.")
-    form = parse_qs((await _small_body(request)).decode("utf-8", "replace"),
-                    max_num_fields=10)
+    try:
+        form = parse_qs((await _small_body(request)).decode("utf-8", "replace"),
+                        max_num_fields=10)
+    except ValueError:  # more fields than the sign-in form has
+        raise Refused(400, "This is not the sign-in form.") from None
     email = form.get("email", [""])[0].strip().lower()
     password, next_path = form.get("password", [""])[0], safe_next(form.get("next", ["/"])[0])
 
