@@ -32,13 +32,13 @@ results that rank almost alike.)
 
 **Bounded work.** Ranking every text that holds a common word took seconds at a million
 cases, so no term reads more than a bounded set (cases.searchindex): first each term's
-texts are counted, up to ``CANDIDATES``. A term in fewer texts is read whole, and when a
-query has such a term, every other term is looked for only in that term's cases, in all
-their texts, old or new: the result is exact, as it always was. A query whose every term
-is in more texts than that reads each term's *window* — its newest ``CANDIDATES`` case
-texts and newest ``CANDIDATES`` comments, among the newest ``REACH`` cases and comments
-— and the page says it is ``limited``: an older case holding only such words is not
-found. A rarer word, an address or an order number beside them finds it.
+texts are counted, up to ``WHOLE`` (5,000). A term in fewer texts is read whole, and
+when a query has such a term, every other term is looked for only in that term's cases,
+in all their texts, old or new: the result is exact, as it always was. A query whose
+every term is in more texts reads each term's *window* — its newest ``CANDIDATES``
+(2,000) case texts and as many comments, among the newest ``REACH`` (100,000) cases and
+comments — and the page says it is ``limited``: an older case holding only such words is
+not found. A rarer word, an address or an order number beside them finds it.
 """
 
 from __future__ import annotations
@@ -134,12 +134,12 @@ def search(session: Session, text: str, *, limit: int = 20, cursor: str | None =
 
 @dataclass(frozen=True)
 class _Plan:
-    """What a search reads: every term's arms, and the terms in fewer texts than the
-    cap, fewest first; the first of them is the *anchor* (every result is one of its
+    """What a search reads: every term's arms, and the terms in fewer than ``WHOLE``
+    texts, fewest first; the first of them is the *anchor* (every result is one of its
     cases). None of them: the search is limited to each term's windows."""
 
     arms: list[Arm]
-    complete: list[int]  # terms whose windows hold every document, fewest first
+    complete: list[int]  # terms read whole, fewest texts first
 
     @property
     def limited(self) -> bool:
@@ -148,15 +148,15 @@ class _Plan:
 
 def _plan(session: Session, index: Index, terms: tuple[Term, ...],
           newest: tuple[int, int]) -> _Plan:
-    """Count each arm's documents, up to the cap, to see which terms the windows hold
-    whole. (Unranked, and the count stops at the cap: cheap on both engines.)"""
+    """Count each arm's documents, up to ``WHOLE``, to see which terms are read whole.
+    (Unranked, and the count stops there: cheap on both engines.)"""
     arms = [arm for number, term in enumerate(terms) for arm in index.arms(number, term)]
     counts = session.execute(select(*(index.count(arm, newest) for arm in arms))).one()
     held = dict.fromkeys(range(len(terms)), 0)
     for arm, count in zip(arms, counts, strict=True):
         held[arm.term] += count
     return _Plan(arms, sorted((term for term, count in held.items()
-                               if count < searchindex.CANDIDATES), key=held.__getitem__))
+                               if count < searchindex.WHOLE), key=held.__getitem__))
 
 
 def _hits(index: Index, plan: _Plan, newest: tuple[int, int]) -> Any:

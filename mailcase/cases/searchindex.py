@@ -30,6 +30,7 @@ from sqlalchemy import column as sql_column
 
 from mailcase.cases.searchtext import Term
 
+WHOLE = 5000  # a term in fewer texts is read whole; a term in more, only in windows
 CANDIDATES = 2000  # the newest case texts, and as many comments, a window holds at most
 REACH = 100_000  # ids of cases, and of comments, a window looks back over at most
 CONFIG = "mailcase_search"  # PostgreSQL's text search configuration (migration 0008)
@@ -98,9 +99,9 @@ class Index:
 
     def count(self, arm: Arm, newest: tuple[int, int]) -> Any:
         """How many of the arm's documents at the ``newest`` bounds there are, counted
-        up to ``CANDIDATES``: fewer, and ``every`` reads them all. Unordered, so
-        PostgreSQL stops at the first it finds, in whatever order it reads them."""
-        found = self.docs(arm, newest).limit(CANDIDATES).subquery()
+        up to ``WHOLE``. Unordered, so PostgreSQL stops at the first it finds, in
+        whatever order it reads them."""
+        found = self.docs(arm, newest).limit(WHOLE).subquery()
         return select(func.count()).select_from(found).scalar_subquery()
 
     def docs(self, arm: Arm, newest: tuple[int, int]) -> Select[Any]:
@@ -108,8 +109,8 @@ class Index:
         return select(self.doc.label("doc")).where(self._match(arm), *self._bounds(newest))
 
     def every(self, arm: Arm, newest: tuple[int, int]) -> Select[Any]:
-        """All the arm's documents at the ``newest`` bounds, ranked: for an arm that has
-        fewer than ``CANDIDATES``. Unordered, so PostgreSQL reads them from the GIN index
+        """All the arm's documents at the ``newest`` bounds, ranked: for an arm in fewer
+        than ``WHOLE`` texts. Unordered, so PostgreSQL reads them from the GIN index
         instead of walking the newest documents for matches that are not there."""
         return self._ranked(arm).where(*self._bounds(newest))
 

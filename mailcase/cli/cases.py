@@ -184,10 +184,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if page.next_cursor is not None:
         tell_more(args.limit, "matches", order="best")
     if page.limited:
-        print(f"mailcase: only the newest {searchindex.CANDIDATES:,} texts of cases and of "
-              "comments holding each word were searched (every word is in more); add a "
-              "rarer word, an address or an order number to reach older cases",
-              file=sys.stderr)
+        window = searchindex.CANDIDATES
+        print(f"mailcase: every word is in {searchindex.WHOLE:,} texts or more, so only the "
+              f"newest {window:,} case texts and {window:,} comments holding each were "
+              "searched; add a rarer word, an address or an order number to reach older "
+              "cases", file=sys.stderr)
     if args.json:
         emit_json(page.rows)
         return 0

@@ -305,9 +305,12 @@ def test_a_mistake_in_a_search_exits_2_with_one_line(
 
 def test_a_word_in_more_texts_than_its_window_finds_the_newest_cases_and_says_so(
         app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With windows of 5 texts, a word in a comment of each of 30 cases finds the 5
-    newest of those cases and says the search was limited; so do two such words, and a
-    case holding both only in an old comment is not found."""
+    """A word in a comment of each of 30 cases, more than the 10 texts read whole, is
+    searched in its window of 5: it finds the 5 newest of those cases and says the
+    search was limited; so do two such words, and a
+    case holding both only in an old comment is not found. A window reaches back over
+    ``REACH`` ids at most."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
     monkeypatch.setattr(searchindex, "CANDIDATES", 5)
     seed(app, 30, comments=2, words={**{(n, 0): "gasket" for n in range(1, 31)},
                                      **{(n, 1): "valve" for n in range(1, 31)}})
@@ -319,15 +322,21 @@ def test_a_word_in_more_texts_than_its_window_finds_the_newest_cases_and_says_so
     assert both.limited
     assert "00000003" not in [row["number"] for row in both.rows]
     assert sorted(row["number"] for row in both.rows) == [f"{n:08d}" for n in range(26, 31)]
+    # A window looks back over so many ids at most: the 6 newest comments, cases 28-30's.
+    monkeypatch.setattr(searchindex, "REACH", 6)
+    assert sorted(numbers(desk, "gasket")) == [f"{n:08d}" for n in range(28, 31)]
 
 
 def test_a_rarer_word_reaches_an_old_case_behind_the_window_exactly(
         app: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Beside a word over its window, a word under it makes the search exact: an old
-    case holding both is found, wherever its texts hold the common word, and the page
-    is not limited; so is a rare word alone, and an address."""
+    """Beside a word in more texts than are read whole, a word in fewer makes the
+    search exact: an old case holding both is found, wherever its texts hold the common
+    word, and the page is not limited; so is a rare word alone (one in more texts than a
+    window holds too), and an address."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
     monkeypatch.setattr(searchindex, "CANDIDATES", 5)
     seed(app, 30, comments=2, words={**{(n, 0): "gasket" for n in range(1, 31)},
+                                     **{(n, 1): "valve" for n in range(5, 14)},
                                      (3, 1): "zeppelin", (4, 0): "gasket zeppelin"})
     desk = app.desk()
     page = desk.search("gasket zeppelin", limit=200)
@@ -336,6 +345,9 @@ def test_a_rarer_word_reaches_an_old_case_behind_the_window_exactly(
     assert page.rows[0]["matched"] == ["comment"]
     assert sorted(numbers(desk, "zeppelin")) == ["00000003", "00000004"]
     assert not desk.search("zeppelin").limited
+    # In 9 texts, more than a window holds and fewer than are read whole: all found.
+    valve = desk.search("valve")
+    assert (len(valve.rows), valve.limited) == (9, False)
     # c3@customer.org wrote cases 3, 503…: one case here, under its window.
     found = desk.search("c3@customer.org gasket")
     assert ([row["number"] for row in found.rows], found.limited) == (["00000003"], False)
@@ -346,6 +358,7 @@ def test_pages_under_the_window_neither_repeat_nor_skip(
     """Paged three at a time, a search limited to windows of 7 texts gives the same
     cases as one page of all of them, once each, though cases and comments holding the
     word are written between the pages."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
     monkeypatch.setattr(searchindex, "CANDIDATES", 7)
     seed(app, 40, comments=1, words={(n, 0): "gasket" for n in range(1, 41)})
     with app.sessions.begin() as session:
@@ -381,12 +394,13 @@ def test_a_limited_search_says_so_on_the_command_line_and_in_the_api_json(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``cases search`` says in one line on stderr that only the newest texts were
     searched, and what reaches older cases; stdout stays the rows (JSON too)."""
+    monkeypatch.setattr(searchindex, "WHOLE", 3)
     monkeypatch.setattr(searchindex, "CANDIDATES", 2)
     for subject in ("Printer jams", "Printer smokes", "Printer is slow"):
         opened(capsys, tmp_path, subject)
     code, out, err = cli(capsys, tmp_path, "cases", "search", "printer", "--json")
     assert code == 0 and len(json.loads(out)) == 2
     [line] = err.splitlines()
-    assert "newest 2 texts" in line and "a rarer word" in line
+    assert "newest 2 case texts and 2 comments" in line and "a rarer word" in line
     code, out, err = cli(capsys, tmp_path, "cases", "search", "smokes")
     assert (code, err) == (0, "")
