@@ -99,8 +99,8 @@ class Index:
 
     def count(self, arm: Arm, newest: tuple[int, int]) -> Any:
         """How many of the arm's documents at the ``newest`` bounds there are, counted
-        up to ``WHOLE``. Unordered, so PostgreSQL stops at the first it finds, in
-        whatever order it reads them."""
+        up to ``WHOLE``. Unordered, so PostgreSQL stops at the ``WHOLE``-th it finds,
+        in whatever order it reads them."""
         found = self.docs(arm, newest).limit(WHOLE).subquery()
         return select(func.count()).select_from(found).scalar_subquery()
 
