@@ -144,7 +144,9 @@ class Desk:
         """The cases holding every word of ``query`` (words, "phrases", prefix*, an
         address or domain: cases.searchtext), best first, then newest; ``limit`` rows
         (1-200) from ``cursor``, the previous page's ``next_cursor``. ``internal=False``
-        searches no internal notes. BadValue for an empty query, a bad limit or cursor."""
+        searches no internal notes. ``limited`` on the page: every word is in more texts
+        than a search reads, and only the newest were searched (cases.search). BadValue
+        for an empty query, a bad limit or cursor."""
         with self.readers() as session:
             return search_cases(session, query, limit=limit, cursor=cursor,
                                 open_only=open_only, internal=internal)

@@ -29,6 +29,16 @@ newest case and comment at the first page: later pages leave out what was writte
 since, so a new case never pushes a result onto the next page twice. (SQLite's bm25
 weighs words by how rare they are in the whole index, so new text can still reorder
 results that rank almost alike.)
+
+**Bounded work.** Ranking every text that holds a common word took seconds at a million
+cases, so no term reads more than a bounded set (cases.searchindex): first each term's
+texts are counted, up to ``WHOLE`` (5,000). A term in fewer texts is read whole, and
+when a query has such a term, every other term is looked for only in that term's cases,
+in all their texts, old or new: the result is exact, as it always was. A query whose
+every term is in more texts reads each term's *window* — its newest ``CANDIDATES``
+(2,000) case texts and as many comments, among the newest ``REACH`` (100,000) cases and
+comments — and the page says it is ``limited``: an older case holding only such words is
+not found. A rarer word, an address or an order number beside them finds it.
 """
 
 from __future__ import annotations
@@ -43,32 +53,29 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     and_,
     case,
-    column,
     func,
-    literal,
-    literal_column,
     or_,
     select,
-    table,
     union_all,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from mailcase.cases import searchindex
 from mailcase.cases.errors import BadValue
+from mailcase.cases.searchindex import HALVES, Arm, Index
 from mailcase.cases.searchtext import Term, matches, parse, snippet
 from mailcase.cases.targets import next_due_query
 from mailcase.cases.views import SUMMARY_LOADS, case_summary
 from mailcase.store.models import Case, Comment
 
 MAX_LIMIT = 200  # results on one page
-CONFIG = "mailcase_search"  # PostgreSQL's text search configuration (migration 0008)
-SUBJECT_WEIGHT = 2.0  # bm25 weight of the subject against the text and the sender
 
-_index = table("search_index", column("rowid"), column("doc"), column("vector"))
 _comments = Comment.__table__
 
 
@@ -77,10 +84,12 @@ class SearchPage:
     """One page of results, best first: rows shaped like ``cases list``'s with a
     ``snippet`` and ``matched`` (where the words were found: ``subject``,
     ``description``, ``comment``, ``internal note``, ``sender``), and the cursor of the
-    next page (None on the last)."""
+    next page (None on the last). ``limited``: every term is in more texts than a
+    search reads, so only the newest were searched (see above)."""
 
     rows: list[dict[str, Any]]
     next_cursor: str | None
+    limited: bool = False
 
 
 def search(session: Session, text: str, *, limit: int = 20, cursor: str | None = None,
@@ -98,7 +107,14 @@ def search(session: Session, text: str, *, limit: int = 20, cursor: str | None =
     fingerprint = _fingerprint(terms, open_only, internal)
     offset, newest = (_read(cursor, fingerprint) if cursor is not None
                       else (0, _newest(session)))
-    ranked = _ranked(session.get_bind().dialect.name, terms, internal, newest)
+    index = Index(session.get_bind().dialect.name)
+    if not index.sqlite:
+        # The best plan depends on how common the words are (walk the newest documents,
+        # or read the GIN index): never a generic plan made for other words, which
+        # psycopg's prepared statements would get after a few searches.
+        session.execute(sql_text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    plan = _plan(session, index, terms, newest)
+    ranked = _ranked(index, plan, len(terms), internal, newest)
     query = (select(Case, ranked.c.score, ranked.c.best, ranked.c.in_case,
                     ranked.c.in_comment, ranked.c.in_note, ranked.c.by_sender)
              .join(ranked, ranked.c.case_id == Case.id).options(*SUMMARY_LOADS)
@@ -109,19 +125,75 @@ def search(session: Session, text: str, *, limit: int = 20, cursor: str | None =
     found = session.execute(query).all()
     more = len(found) > limit
     rows = _rows(session, found[:limit], terms)
-    return SearchPage(rows, _write(offset + limit, newest, fingerprint) if more else None)
+    return SearchPage(rows, _write(offset + limit, newest, fingerprint) if more else None,
+                      plan.limited)
 
 
 # -- the query ---------------------------------------------------------------------
 
 
-def _ranked(dialect: str, terms: tuple[Term, ...], internal: bool,
+@dataclass(frozen=True)
+class _Plan:
+    """What a search reads: every term's arms, and the terms in fewer than ``WHOLE``
+    texts, fewest first; the first of them is the *anchor* (every result is one of its
+    cases). None of them: the search is limited to each term's windows."""
+
+    arms: list[Arm]
+    complete: list[int]  # terms read whole, fewest texts first
+
+    @property
+    def limited(self) -> bool:
+        return not self.complete
+
+
+def _plan(session: Session, index: Index, terms: tuple[Term, ...],
+          newest: tuple[int, int]) -> _Plan:
+    """Count each arm's documents, up to ``WHOLE``, to see which terms are read whole.
+    (Unranked, and the count stops there: cheap on both engines.)"""
+    arms = [arm for number, term in enumerate(terms) for arm in index.arms(number, term)]
+    counts = session.execute(select(*(index.count(arm, newest) for arm in arms))).one()
+    held = dict.fromkeys(range(len(terms)), 0)
+    for arm, count in zip(arms, counts, strict=True):
+        held[arm.term] += count
+    return _Plan(arms, sorted((term for term, count in held.items()
+                               if count < searchindex.WHOLE), key=held.__getitem__))
+
+
+def _hits(index: Index, plan: _Plan, newest: tuple[int, int]) -> Any:
+    """Every term's ranked documents: term, field, doc, score. With a term held whole
+    (the anchor), the other terms are looked for in the anchor's cases only, so the
+    result is exact; without one, each term's windows are all there is."""
+    docs = None if plan.limited else _docs_of_cases(union_all(*(
+        index.docs(arm, newest) for arm in plan.arms if arm.term == plan.complete[0])))
+    selects: list[Select[Any]] = []
+    for arm in plan.arms:
+        if arm.term in plan.complete:
+            selects.append(index.every(arm, newest))
+        elif docs is None:
+            selects += [index.window(arm, half, newest) for half in HALVES]
+        else:
+            selects.append(index.among(arm, docs))
+    return union_all(*selects)
+
+
+def _docs_of_cases(hits: Any) -> CompoundSelect[Any]:
+    """Every document of the cases that ``hits`` (documents) belong to: their own texts
+    and all their comments."""
+    found = hits.cte("anchor_hits")
+    cases = (select(case((found.c.doc < 0, -found.c.doc), else_=_comments.c.case_id)
+                    .label("case_id"))
+             .select_from(found.outerjoin(_comments, _comments.c.id == found.c.doc))
+             .cte("anchor_cases"))
+    return union_all(select((-cases.c.case_id).label("doc")),
+                     select(_comments.c.id).where(_comments.c.case_id.in_(
+                         select(cases.c.case_id))))
+
+
+def _ranked(index: Index, plan: _Plan, terms: int, internal: bool,
             newest: tuple[int, int]) -> Any:
     """Per matching case: its score, its best document and where the terms matched."""
-    arms = [arm for number, term in enumerate(terms)
-            for arm in (_sqlite_arms if dialect == "sqlite" else _postgresql_arms)(number, term)]
-    hits = union_all(*arms).cte("hits")
-    if dialect == "sqlite":
+    hits = _hits(index, plan, newest).cte("hits")
+    if index.sqlite:
         # Computed as written: folded into the aggregates, bm25() would run outside the
         # FTS5 query that gives it a row ("unable to use function bm25").
         hits = hits.prefix_with("MATERIALIZED")
@@ -146,7 +218,7 @@ def _ranked(dialect: str, terms: tuple[Term, ...], internal: bool,
     }
     per_term = (
         select(rows.c.case_id, func.max(rows.c.score).label("score"),
-               _best(dialect, rows.c.doc, rows.c.score).label("best"),
+               _best(index.dialect, rows.c.doc, rows.c.score).label("best"),
                *(func.sum(case((where, 1), else_=0)).label(name)
                  for name, where in places.items()))
         .where(rows.c.case_id <= newest[0])
@@ -155,10 +227,10 @@ def _ranked(dialect: str, terms: tuple[Term, ...], internal: bool,
     return (
         select(per_term.c.case_id, func.sum(per_term.c.score).label("score"),
                func.max(per_term.c.score).label("top"),  # the one max() _best needs
-               _best(dialect, per_term.c.best, per_term.c.score).label("best"),
+               _best(index.dialect, per_term.c.best, per_term.c.score).label("best"),
                *(func.sum(per_term.c[name]).label(name) for name in places))
         .group_by(per_term.c.case_id)
-        .having(func.count() == len(terms)).subquery("ranked")
+        .having(func.count() == terms).subquery("ranked")
     )
 
 
@@ -170,36 +242,6 @@ def _best(dialect: str, doc: Any, score: Any) -> ColumnElement[Any]:
     if dialect == "sqlite":
         return doc  # type: ignore[no-any-return]
     return func.array_agg(aggregate_order_by(doc, score.desc(), doc))[1]
-
-
-def _sqlite_arms(number: int, term: Term) -> list[Select[Any]]:
-    """FTS5 queries of the term: its words as a quoted phrase; its sender word in the
-    sender column. Only letters and digits are ever inside the quotes."""
-    phrase = '"' + " ".join(term.words).replace('"', '""') + '"' + (" *" if term.prefix else "")
-    queries = [("text", phrase)]
-    if term.sender is not None:
-        queries.append(("sender", f'sender : "{term.sender}"'))
-    fts: ColumnElement[Any] = literal_column("search_index")
-    bm25 = func.bm25(fts, SUBJECT_WEIGHT, 1.0, 1.0)
-    return [select(literal(number).label("term"), literal(field).label("field"),
-                   _index.c.rowid.label("doc"), (-bm25).label("score"))
-            .where(fts.op("MATCH")(query)) for field, query in queries]
-
-
-def _postgresql_arms(number: int, term: Term) -> list[Select[Any]]:
-    """tsquery of the term: ``phraseto_tsquery`` of its words (``to_tsquery`` of
-    letters and digits joined by ``<->`` for a prefix); its sender word as weight D."""
-    config: ColumnElement[Any] = literal_column(f"'{CONFIG}'::regconfig")
-    if term.prefix:
-        text = func.to_tsquery(config, " <-> ".join(term.words) + ":*")
-    else:
-        text = func.phraseto_tsquery(config, " ".join(term.words))
-    queries = [("text", text)]
-    if term.sender is not None:
-        queries.append(("sender", func.to_tsquery(config, f"{term.sender}:D")))
-    return [select(literal(number).label("term"), literal(field).label("field"),
-                   _index.c.doc, func.ts_rank(_index.c.vector, query, 1).label("score"))
-            .where(_index.c.vector.op("@@")(query)) for field, query in queries]
 
 
 # -- the page ----------------------------------------------------------------------

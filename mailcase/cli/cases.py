@@ -4,10 +4,12 @@ attachment``."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from mailcase.cases import searchindex
 from mailcase.cases.book import parse_number
 from mailcase.cases.desk import Desk, NewCase
 from mailcase.cases.files import NewFile
@@ -181,6 +183,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         page = desk.search(args.query, limit=args.limit, open_only=args.open)
     if page.next_cursor is not None:
         tell_more(args.limit, "matches", order="best")
+    if page.limited:
+        window = searchindex.CANDIDATES
+        print(f"mailcase: every word is in {searchindex.WHOLE:,} texts or more, so only the "
+              f"newest {window:,} case texts and {window:,} comments holding each were "
+              "searched; add a rarer word, an address or an order number to reach older "
+              "cases", file=sys.stderr)
     if args.json:
         emit_json(page.rows)
         return 0

@@ -241,7 +241,7 @@ def _lookup_routes(router: APIRouter, current: Callable[[], App], reader: Any) -
                cursor: str | None = None, open: bool = False,
                key: ApiKey = reader) -> dict[str, Any]:
         page = current().desk().search(q, limit=limit, cursor=cursor, open_only=open)
-        return {"cases": page.rows, "next_cursor": page.next_cursor}
+        return {"cases": page.rows, "next_cursor": page.next_cursor, "limited": page.limited}
 
     @router.get("/cases/{number}/attachments/{attachment_id}",
                 summary="one of a case's files, as it came",

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
 from mailcase.app import App
+from mailcase.cases import searchindex
 from mailcase.cases.desk import Desk
 from mailcase.cases.errors import BadValue
 from mailcase.cli import main
@@ -300,3 +301,106 @@ def test_a_mistake_in_a_search_exits_2_with_one_line(
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1 and says in err, err
     assert err.startswith("mailcase cases search: ")
+
+
+def test_a_word_in_more_texts_than_its_window_finds_the_newest_cases_and_says_so(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word in a comment of each of 30 cases, more than the 10 texts read whole, is
+    searched in its window of 5: it finds the 5 newest of those cases and says the
+    search was limited; so do two such words, and a
+    case holding both only in an old comment is not found. A window reaches back over
+    ``REACH`` ids at most."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
+    monkeypatch.setattr(searchindex, "CANDIDATES", 5)
+    seed(app, 30, comments=2, words={**{(n, 0): "gasket" for n in range(1, 31)},
+                                     **{(n, 1): "valve" for n in range(1, 31)}})
+    desk = app.desk()
+    page = desk.search("gasket", limit=200)
+    assert sorted(row["number"] for row in page.rows) == [f"{n:08d}" for n in range(26, 31)]
+    assert page.limited and page.next_cursor is None
+    both = desk.search("gasket valve", limit=200)
+    assert both.limited
+    assert "00000003" not in [row["number"] for row in both.rows]
+    assert sorted(row["number"] for row in both.rows) == [f"{n:08d}" for n in range(26, 31)]
+    # A window looks back over so many ids at most: the 6 newest comments, cases 28-30's.
+    monkeypatch.setattr(searchindex, "REACH", 6)
+    assert sorted(numbers(desk, "gasket")) == [f"{n:08d}" for n in range(28, 31)]
+
+
+def test_a_rarer_word_reaches_an_old_case_behind_the_window_exactly(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside a word in more texts than are read whole, a word in fewer makes the
+    search exact: an old case holding both is found, wherever its texts hold the common
+    word, and the page is not limited; so is a rare word alone (one in more texts than a
+    window holds too), and an address."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
+    monkeypatch.setattr(searchindex, "CANDIDATES", 5)
+    seed(app, 30, comments=2, words={**{(n, 0): "gasket" for n in range(1, 31)},
+                                     **{(n, 1): "valve" for n in range(5, 14)},
+                                     (3, 1): "zeppelin", (4, 0): "gasket zeppelin"})
+    desk = app.desk()
+    page = desk.search("gasket zeppelin", limit=200)
+    assert sorted(row["number"] for row in page.rows) == ["00000003", "00000004"]
+    assert not page.limited
+    assert page.rows[0]["matched"] == ["comment"]
+    assert sorted(numbers(desk, "zeppelin")) == ["00000003", "00000004"]
+    assert not desk.search("zeppelin").limited
+    # In 9 texts, more than a window holds and fewer than are read whole: all found.
+    valve = desk.search("valve")
+    assert (len(valve.rows), valve.limited) == (9, False)
+    # c3@customer.org wrote cases 3, 503…: one case here, under its window.
+    found = desk.search("c3@customer.org gasket")
+    assert ([row["number"] for row in found.rows], found.limited) == (["00000003"], False)
+
+
+def test_pages_under_the_window_neither_repeat_nor_skip(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paged three at a time, a search limited to windows of 7 texts gives the same
+    cases as one page of all of them, once each, though cases and comments holding the
+    word are written between the pages."""
+    monkeypatch.setattr(searchindex, "WHOLE", 10)
+    monkeypatch.setattr(searchindex, "CANDIDATES", 7)
+    seed(app, 40, comments=1, words={(n, 0): "gasket" for n in range(1, 41)})
+    with app.sessions.begin() as session:
+        session.execute(update(Case).where(Case.number.in_([5, 38])).values(
+            subject="Gasket leaks"))
+    desk = app.desk()
+    whole = numbers(desk, "gasket", limit=200)
+    # The 7 newest comments (cases 34-40), and both cases' own texts: all 2 of them.
+    assert sorted(whole) == ["00000005", *(f"{n:08d}" for n in range(34, 41))]
+    seen: list[str] = []
+    page = desk.search("gasket", limit=3)
+    while True:
+        assert page.limited
+        seen += [row["number"] for row in page.rows]
+        if page.next_cursor is None:
+            break
+        with app.sessions.begin() as session:
+            number = 100 + len(seen)
+            session.execute(insert(Case.__table__).values(
+                number=number, subject="Gasket again", description="", status="New",
+                mailbox="support@example.com", created_at=START + timedelta(days=9),
+                updated_at=START))
+            session.execute(insert(Comment.__table__).values(
+                case_id=session.scalar(select(Case.id).where(Case.number == 1)),
+                body="One more gasket.", author_kind="agent", public=True,
+                created_at=START + timedelta(days=9)))
+        page = desk.search("gasket", limit=3, cursor=page.next_cursor)
+    assert sorted(seen) == sorted(whole) and len(set(seen)) == len(seen)
+
+
+def test_a_limited_search_says_so_on_the_command_line_and_in_the_api_json(
+        app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cases search`` says in one line on stderr that only the newest texts were
+    searched, and what reaches older cases; stdout stays the rows (JSON too)."""
+    monkeypatch.setattr(searchindex, "WHOLE", 3)
+    monkeypatch.setattr(searchindex, "CANDIDATES", 2)
+    for subject in ("Printer jams", "Printer smokes", "Printer is slow"):
+        opened(capsys, tmp_path, subject)
+    code, out, err = cli(capsys, tmp_path, "cases", "search", "printer", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    [line] = err.splitlines()
+    assert "newest 2 case texts and 2 comments" in line and "a rarer word" in line
+    code, out, err = cli(capsys, tmp_path, "cases", "search", "smokes")
+    assert (code, err) == (0, "")

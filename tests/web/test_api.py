@@ -242,6 +242,7 @@ def test_search_finds_a_word_of_a_comment(api: Api) -> None:
         found = client.get("/search", params={"q": "capacitor"}).json()
         assert [c["number"] for c in found["cases"]] == [number]
         assert "comment" in found["cases"][0]["matched"]
+        assert (found["next_cursor"], found["limited"]) == (None, False)
         assert client.get("/search", params={"q": "  "}).status_code == 422
 
 
