@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from mailcase.app import App
+from mailcase.cases import searchindex
 from mailcase.cases.desk import NewCase
 from mailcase.cases.files import NewFile
 from mailcase.cases.signins import Signins
@@ -208,6 +209,19 @@ def test_search_finds_a_case_and_a_number_opens_it(console: Console) -> None:
     assert direct.status_code == 303
     assert direct.headers["Location"] == f"/cases/{number}"
     assert "No case holds" in console.client.get("/search", params={"q": "zebra"}).text
+    assert "only the newest" not in found.text
+
+
+def test_a_limited_search_says_so(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word in more texts than search reads whole: the page says only the newest were
+    searched, and how to reach older cases."""
+    monkeypatch.setattr(searchindex, "WHOLE", 2)
+    monkeypatch.setattr(searchindex, "CANDIDATES", 2)
+    for n in range(4):
+        console.case(f"Printer {n}", body="The printer jams.")
+    found = console.client.get("/search", params={"q": "printer"})
+    assert found.status_code == 200
+    assert "only the newest" in found.text and "add a rarer word" in found.text
 
 
 def test_customer_markup_is_text_and_files_are_served_safely(console: Console) -> None:

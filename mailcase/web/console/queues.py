@@ -180,6 +180,7 @@ def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
         rows = [{**row, "parts": marked(row["snippet"])}
                 for row in (results.rows if results else [])]
         return pages.render("search.html.j2", request, visitor=visitor, q=text,
-                            open=open, rows=rows, searched=bool(text), next=more)
+                            open=open, rows=rows, searched=bool(text), next=more,
+                            limited=bool(results and results.limited))
 
     return router
