@@ -712,7 +712,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="cases seeded beside the one the API measure reads")
     parser.add_argument("--console-cases", type=int, default=1_000_000,
                         help="cases in the store of the console measure (0 skips it)")
-    parser.add_argument("--console-seconds", type=float, default=4.0,
+    parser.add_argument("--console-seconds", type=float, default=8.0,
                         help="seconds each console page is fetched")
     parser.add_argument("--api-seconds", type=float, default=15.0,
                         help="how long the HTTP clients read, for mailcase and the bare app")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, null, select
 from sqlalchemy.orm import Session, aliased
 
 from mailcase.cases.errors import BadValue
@@ -65,21 +65,37 @@ def find(session: Session, wanted: CaseFilter, limit: int, statuses: tuple[str, 
     if wanted.status is not None and wanted.status not in statuses:
         raise BadValue(f"unknown status {wanted.status!r}; known: {', '.join(statuses)}")
     query = list_query(wanted, limit, sort=sort, offset=offset)
-    return [case_summary(case, due) for case, due in session.execute(query)]
+    found = session.execute(query).all()
+    if _by_due(wanted, sort):
+        return [case_summary(case, due) for case, due in found]
+    # Otherwise the page's due times are looked up for its cases alone: joined to the
+    # list, the per-case aggregate would be computed for every case and the page sorted
+    # after it (PostgreSQL: 0.2 s for the list of recent changes at a million cases).
+    ids = [case.id for case, _ in found]
+    due: dict[int, Any] = dict(session.execute(select(next_due_query(cases=ids))).all())
+    return [case_summary(case, due.get(case.id)) for case, _ in found]
+
+
+def _by_due(wanted: CaseFilter, sort: Sort | None) -> bool:
+    """Whether the list is chosen or ordered by when its cases are due."""
+    return wanted.clock == "due" or (sort is not None and sort.key == "due")
 
 
 def list_query(wanted: CaseFilter, limit: int, *, sort: Sort | None = None,
                offset: int = 0) -> Select[Any]:
-    """The query ``find`` runs: cases with their next due time, filtered, ordered and
-    cut to a page (BadValue for a clock filter or sort key that is not one)."""
+    """The query ``find`` runs: cases, filtered, ordered and cut to a page, beside their
+    next due time when the list is chosen or ordered by it (else NULL); BadValue for a
+    clock filter or sort key that is not one."""
     if wanted.clock is not None and wanted.clock not in CLOCK_FILTERS:
         raise BadValue(f"unknown clock filter {wanted.clock!r}; known: "
                        f"{', '.join(CLOCK_FILTERS)}")
     next_due = next_due_query()
-    query = (
-        select(Case, next_due.c.due_at).outerjoin(next_due, next_due.c.case_id == Case.id)
-        .order_by(Case.number.desc()).limit(limit).options(*SUMMARY_LOADS)
-    )
+    if _by_due(wanted, sort):
+        query = select(Case, next_due.c.due_at).outerjoin(
+            next_due, next_due.c.case_id == Case.id)
+    else:  # (find looks the page's due times up afterwards)
+        query = select(Case, null().label("due_at"))
+    query = (query.order_by(Case.number.desc()).limit(limit).options(*SUMMARY_LOADS))
     query = clock_filtered(query, wanted.clock, next_due)
     if sort is not None:
         if sort.key not in SORT_KEYS:

@@ -82,8 +82,11 @@ def test_the_console_lists_use_the_case_indexes(database_url: str) -> None:
         fill_cases(engine)
         unassigned = list_query(CaseFilter(unassigned=True, open_only=True), 51)
         assert "ix_cases_open_number" in plan_of(engine, unassigned)
-        recent = list_query(CaseFilter(), 51, sort=Sort("updated"))
-        assert "ix_cases_updated_at" in plan_of(engine, recent)
+        recent = plan_of(engine, list_query(CaseFilter(), 51, sort=Sort("updated")))
+        assert "ix_cases_updated_at" in recent
+        # The due times are looked up for the page afterwards, not joined to the list
+        # (that made PostgreSQL sort all the cases for one page).
+        assert "case_targets" not in recent
     finally:
         engine.dispose()
 
