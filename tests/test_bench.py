@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import corpus, run
+from bench import corpus, profile, run
 
 
 def test_corpus_is_reproducible_and_mixed() -> None:
@@ -48,3 +48,21 @@ def test_benchmark_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert not any(m.startswith(("mail refused", "mail not processed", "API requests not"))
                    for m in measures)
     assert "| measure | engine |" in output.read_text()
+
+
+def test_the_profile_summary_counts_each_frame_once_per_sample(tmp_path: Path) -> None:
+    """Inclusive shares of the samples inside Processor.drain: a frame is counted once
+    per sample even when it recurs in it; samples outside drain are left out."""
+    raw = tmp_path / "raw.txt"
+    drain = "Processor.drain (/x/mailcase/pipeline/processor.py:10)"
+    record = "record (/x/mailcase/pipeline/stages.py:5)"
+    flush = "Session.flush (/v/lib/python3.11/site-packages/sqlalchemy/orm/session.py:9)"
+    raw.write_text(f"main;{drain};{record};{flush};{record} 3\n"
+                   f"main;{drain};{flush} 1\n"
+                   f"main;accept (/x/mailcase/intake/accept.py:1) 6\n", encoding="utf-8")
+    text = profile.summary(raw)
+    assert "Samples inside Processor.drain: 4." in text
+    assert "100.0%  Processor.drain (mailcase/pipeline/processor.py)" in text
+    assert " 75.0%  record (mailcase/pipeline/stages.py)" in text
+    assert "100.0%  Session.flush (sqlalchemy/orm/session.py)" in text
+    assert "accept" not in text
