@@ -61,6 +61,11 @@ class Row:
                 ratio, self.target, met]
 
 
+def ms(result: load.LoadResult, share: float) -> float:
+    """The ``share`` percentile of ``result``'s latencies, in milliseconds."""
+    return result.percentile(share) * 1000
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -453,7 +458,7 @@ level = "WARNING"
         hello-world measured just before by the same clients: all of them at once for
         the rate, then one alone for the latency of a request that waits for no other."""
         args = self.args
-        config, port, api_port = self.api_config(engine, relay_port)
+        config, port, api_port = self.door_config(engine, relay_port, "api")
         number = api.prepare(config, args.api_cases)
         key = subprocess.run([sys.executable, "-m", "mailcase", "-c", str(config), "api-keys",
                               "create", "bench", "--scope", "read"], check=True, cwd=ROOT,
@@ -470,9 +475,6 @@ level = "WARNING"
             served = api.run(api_port, path, seconds=args.api_seconds,
                              concurrency=args.concurrency, key=key)
             one = api.run(api_port, path, seconds=alone, concurrency=1, key=key)
-
-        def ms(result: load.LoadResult, share: float) -> float:
-            return result.percentile(share) * 1000
 
         clients = f"{args.concurrency} clients"
         self.rows += [
@@ -499,21 +501,11 @@ level = "WARNING"
         fetched by one client alone for ``--console-seconds``, beside FastAPI's bare
         hello-world fetched the same way in the same run."""
         args = self.args
-        url = self.database(engine, f"console_{engine}")
-        console_port = free_port()
-        config, port = self.config(f"console_{engine}", url, relay_port, extra=f"""
-[console]
-enabled = true
-host = "127.0.0.1"
-port = {console_port}
-""")
+        config, port, console_port = self.door_config(engine, relay_port, "console")
         number = api.prepare(config, args.console_cases)
         cookie, opened = console.open_work(config, args.console_cases)
         with self.bare("bench.bare_api") as bare_port:
             bare = api.run(bare_port, "/hello", seconds=args.console_seconds, concurrency=1)
-
-        def ms(result: load.LoadResult, share: float) -> float:
-            return result.percentile(share) * 1000
 
         self.rows.append(Row("Console, bare FastAPI hello-world, one client", engine,
                              ms(bare, 0.99), "ms p99", f"p50 {ms(bare, 0.5):.1f} ms", None,
@@ -534,18 +526,20 @@ port = {console_port}
                     ms(served, 0.5) / ms(bare, 0.5) if answered else None, "p99 < 100 ms",
                     answered and ms(served, 0.99) < 100 and not served.refused))
 
-    def api_config(self, engine: str, relay_port: int) -> tuple[Path, int, int]:
-        """A fresh database and a config for ``serve`` with the API on a free port: the
-        config, the SMTP port and the API's port."""
-        url = self.database(engine, f"api_{engine}")
-        api_port = free_port()
-        config, port = self.config(f"api_{engine}", url, relay_port, extra=f"""
-[api]
+    def door_config(self, engine: str, relay_port: int,
+                    door: str) -> tuple[Path, int, int]:
+        """A fresh database and a config for ``serve`` with the HTTP ``door`` (the
+        section: ``api``, ``console``) on a free port: the config, the SMTP port and the
+        door's port."""
+        url = self.database(engine, f"{door}_{engine}")
+        door_port = free_port()
+        config, port = self.config(f"{door}_{engine}", url, relay_port, extra=f"""
+[{door}]
 enabled = true
 host = "127.0.0.1"
-port = {api_port}
+port = {door_port}
 """)
-        return config, port, api_port
+        return config, port, door_port
 
     def big_mail(self, bare_port: int) -> None:
         """Peak memory of the daemon while it accepts and processes one large mail."""

@@ -106,21 +106,20 @@ def _remove_collaborator(desk: Desk, number: int, author: Author, form: FormData
     desk.remove_collaborator(number, _text(form, "email"), author)
 
 
-ACTIONS: dict[str, Action] = {
-    "reply": _reply, "note": _note, "update": _update, "close": _close, "reopen": _reopen,
-    "merge": _merge, "collaborator-added": _add_collaborator,
-    "collaborator-removed": _remove_collaborator,
+# Each action by the name its notice goes by: its path under the case, and what it does.
+ACTIONS: dict[str, tuple[str, Action]] = {
+    "reply": ("reply", _reply), "note": ("note", _note), "update": ("update", _update),
+    "close": ("close", _close), "reopen": ("reopen", _reopen), "merge": ("merge", _merge),
+    "collaborator-added": ("collaborators/add", _add_collaborator),
+    "collaborator-removed": ("collaborators/remove", _remove_collaborator),
 }
-PATHS = {"reply": "reply", "note": "note", "update": "update", "close": "close",
-         "reopen": "reopen", "merge": "merge", "collaborator-added": "collaborators/add",
-         "collaborator-removed": "collaborators/remove"}
 
 
 def routes(current: Callable[[], App], pages: Pages) -> APIRouter:
     """``POST /cases/{number}/<action>`` for each of ACTIONS."""
     router = APIRouter()
-    for name, action in ACTIONS.items():
-        router.add_api_route(f"/cases/{{number}}/{PATHS[name]}",
+    for name, (path, action) in ACTIONS.items():
+        router.add_api_route(f"/cases/{{number}}/{path}",
                              _endpoint(current, pages, name, action), methods=["POST"])
     return router
 
